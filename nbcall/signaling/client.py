@@ -1,0 +1,148 @@
+"""An asyncio client for the signaling protocol (tests, tools, and the kernel relay)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .protocol import MAX_HARD_FRAME_BYTES
+
+
+class SignalingError(RuntimeError):
+    """The server answered a request with an ``error`` message."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(f"{reply.get('code')}: {reply.get('message')}")
+        self.code: str = str(reply.get("code"))
+        self.reply = reply
+
+
+class SignalingClient:
+    """One connection to a signaling server, registered under one name.
+
+    Incoming messages are queued in arrival order; :meth:`recv` takes the next one and
+    :meth:`expect` the next one of a given type (skipping others, e.g. presence).
+
+    >>> async with SignalingClient(url, "alice") as alice:
+    ...     await alice.send({"type": "invite", "to": "bob"})
+    ...     ringing = await alice.expect("ringing")
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        *,
+        credential: str | None = None,
+        presence: bool = True,
+        client: str | None = "nbcall-py",
+        seed: bool = False,
+    ) -> None:
+        self.url = url
+        self.username = username
+        self.credential = credential
+        self.presence = presence
+        self.client = None if seed else client
+        self.seed = seed
+        self.registration: dict[str, Any] | None = None
+        self._ws: ClientConnection | None = None
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    async def __aenter__(self) -> SignalingClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def ws(self) -> ClientConnection:
+        if self._ws is None:
+            raise RuntimeError("not connected: call connect() first")
+        return self._ws
+
+    async def connect(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """Open the websocket and, if a username was given, register (returns the reply)."""
+        self._ws = await asyncio.wait_for(
+            connect(self.url, compression=None, max_size=MAX_HARD_FRAME_BYTES, open_timeout=timeout), timeout
+        )
+        self._reader = asyncio.create_task(self._read())
+        if self.username is None:
+            return None
+        return await self.register(self.username, timeout=timeout)
+
+    async def register(self, username: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "register", "username": username}
+        if self.seed:
+            message["id"] = username
+        else:
+            message["presence"] = self.presence
+            if self.client:
+                message["client"] = self.client
+            if self.credential:
+                message["credential"] = self.credential
+        await self.send(message)
+        if self.seed:
+            return {}
+        reply = await self.expect("registered", timeout=timeout)
+        self.username = reply["username"]
+        self.credential = reply["credential"]
+        self.registration = reply
+        return reply
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                self._queue.put_nowait(orjson.loads(frame))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(orjson.dumps(message).decode())
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.ws.send(frame)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message, whatever its type."""
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def expect(self, *types: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of one of ``types``; an ``error`` raises :class:`SignalingError`.
+
+        Messages of other types that arrive first are dropped.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no {'/'.join(types)} message within {timeout} s")
+            message = await self.recv(timeout=remaining)
+            kind = message.get("type")
+            if kind in types:
+                return message
+            if kind == "error" and "error" not in types:
+                raise SignalingError(message)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Messages received and not yet taken, without waiting."""
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)

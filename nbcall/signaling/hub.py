@@ -1,0 +1,381 @@
+"""Who is online and who is calling whom: the server's state machine, free of sockets.
+
+The hub sees :class:`Peer` objects (anything with ``send_bytes`` and ``close_now``) and
+validated messages from :func:`protocol.parse_request`.  Keeping the transport out makes
+the rules testable and is the seam where a Redis-backed registry can replace the
+in-memory one for several server nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from . import protocol as p
+from .names import name_key
+
+log = logging.getLogger("nbcall.server")
+
+
+class Peer(Protocol):
+    """The transport side of one connection, as the hub needs it."""
+
+    def send_bytes(self, data: bytes) -> bool:
+        """Queue one text frame; False when the connection is gone or too slow."""
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Close at once with a websocket close code."""
+
+
+@dataclass(eq=False)
+class Session:
+    """One websocket connection and, once registered, the user it speaks for."""
+
+    peer: Peer
+    name: str | None = None
+    key: str | None = None
+    credential: str | None = None
+    nbcall: bool = False  # registered with a ``client`` field: understands the extensions
+    presence: bool = False  # asked for presence updates
+    # token bucket for the per-connection message rate
+    tokens: float = 0.0
+    stamp: float = 0.0
+    rate_warned_at: float = 0.0
+    replaced: bool = False
+
+    def send(self, message: dict[str, Any]) -> bool:
+        return self.peer.send_bytes(orjson.dumps(message))
+
+
+@dataclass(eq=False)
+class Call:
+    call_id: str
+    caller: str  # user keys
+    callee: str
+    state: str  # "ringing" | "active"
+    implicit: bool = False  # started by a plain seed offer, not an invite
+    timer: asyncio.TimerHandle | None = None
+
+    def other(self, key: str) -> str:
+        return self.callee if key == self.caller else self.caller
+
+
+@dataclass
+class Limits:
+    """Bounds the hub enforces; see ``docs/protocol.md``."""
+
+    rate: float = 50.0  # messages per second, sustained, per connection
+    burst: float = 200.0  # messages allowed at once (a trickle-ICE burst is ~20)
+    ring_timeout: float = 30.0  # seconds an invite rings before it ends with "timeout"
+    presence_interval: float = 0.25  # presence changes are batched this long
+
+
+@dataclass
+class _PresenceBatch:
+    joined: dict[str, str] = field(default_factory=dict)  # key -> display name
+    left: dict[str, str] = field(default_factory=dict)
+
+
+class Hub:
+    """The in-memory registry of users and calls, and the rules of the protocol."""
+
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits or Limits()
+        self.users: dict[str, Session] = {}  # key -> session holding that name
+        self.calls: dict[str, Call] = {}  # user key -> the call that user is in
+        self.subscribers: set[Session] = set()
+        self._clock = clock
+        self._batch = _PresenceBatch()
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    # -- connection lifecycle --------------------------------------------------------
+
+    def connect(self, peer: Peer) -> Session:
+        return Session(peer=peer, tokens=self.limits.burst, stamp=self._clock())
+
+    def disconnect(self, session: Session) -> None:
+        self.subscribers.discard(session)
+        key = session.key
+        if key is None or session.replaced or self.users.get(key) is not session:
+            return
+        del self.users[key]
+        self._end_call(key, "disconnected", session.name)
+        self._presence_changed(key, session.name or key, joined=False)
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def receive(self, session: Session, frame: p.Frame) -> None:
+        """Handle one frame from ``session``; replies and forwards happen inside."""
+        if not self._take_token(session):
+            return
+        try:
+            message = p.parse_request(frame)
+            kind = message["type"]
+            if kind == "register":
+                self._register(session, message)
+            elif kind == "ping":
+                session.send({"type": "pong"})
+            elif kind == "list":
+                session.send(self._users_reply("users"))
+            elif session.key is None:
+                raise p.ProtocolError(p.ErrorCode.NOT_REGISTERED, "send 'register' with a username first", kind)
+            elif kind in p.SEED_RELAYED:
+                self._relay(session, message)
+            else:
+                self._call_control(session, message)
+        except p.ProtocolError as exc:
+            session.send(exc.reply())
+
+    def _take_token(self, session: Session) -> bool:
+        now = self._clock()
+        limits = self.limits
+        session.tokens = min(limits.burst, session.tokens + (now - session.stamp) * limits.rate)
+        session.stamp = now
+        if session.tokens >= 1.0:
+            session.tokens -= 1.0
+            return True
+        # One warning a second at most: a flood must not turn into a reply flood.
+        if now - session.rate_warned_at >= 1.0:
+            session.rate_warned_at = now
+            session.send(
+                p.error(
+                    p.ErrorCode.RATE_LIMITED,
+                    f"more than {limits.rate:g} messages a second; messages are being dropped",
+                )
+            )
+        return False
+
+    # -- register ---------------------------------------------------------------------
+
+    def _register(self, session: Session, message: dict[str, Any]) -> None:
+        name: str = message["username"]
+        key = name_key(name)
+        credential = message.get("credential")
+        holder = self.users.get(key)
+        if holder is not None and holder is not session:
+            if credential is None or not secrets.compare_digest(credential, holder.credential or ""):
+                raise p.ProtocolError(
+                    p.ErrorCode.NAME_TAKEN,
+                    f"'{holder.name}' is in use by another connection; choose another name "
+                    "or reconnect with that name's credential",
+                    "register",
+                )
+            # A reconnect with the credential: the old socket hands over, calls survive.
+            holder.replaced = True
+            self.subscribers.discard(holder)
+            holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
+            holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
+            joined = False
+        else:
+            joined = holder is None
+        if session.key is not None and session.key != key:
+            self.disconnect(session)  # a rename releases the old name
+            session.replaced = False
+        session.name, session.key = name, key
+        session.credential = credential or secrets.token_urlsafe(18)
+        session.nbcall = message.get("client") is not None
+        session.presence = bool(message.get("presence", False))
+        self.users[key] = session
+        if session.presence:
+            self.subscribers.add(session)
+        reply = self._users_reply("registered")
+        reply.update(username=name, credential=session.credential, protocol=p.PROTOCOL_VERSION)
+        reply["ring_timeout"] = self.limits.ring_timeout
+        call = self.calls.get(key)
+        if call is not None:
+            reply["call"] = {"call_id": call.call_id, "peer": self._display(call.other(key)), "state": call.state}
+        session.send(reply)
+        if joined:
+            self._presence_changed(key, name, joined=True)
+
+    def _users_reply(self, kind: str) -> dict[str, Any]:
+        names = [s.name for s in self.users.values()][: p.MAX_LISTED_USERS]
+        return {"type": kind, "users": names, "online": len(self.users)}
+
+    def _display(self, key: str) -> str:
+        session = self.users.get(key)
+        return session.name if session is not None and session.name else key
+
+    # -- presence ---------------------------------------------------------------------
+
+    def _presence_changed(self, key: str, name: str, *, joined: bool) -> None:
+        batch = self._batch
+        if joined:
+            if batch.left.pop(key, None) is None:
+                batch.joined[key] = name
+        elif batch.joined.pop(key, None) is None:
+            batch.left[key] = name
+        if self._flush_handle is None and self.subscribers:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self.limits.presence_interval, self.flush_presence)
+
+    def flush_presence(self) -> None:
+        """Send the batched joins and leaves: one message per subscriber per interval."""
+        self._flush_handle = None
+        batch, self._batch = self._batch, _PresenceBatch()
+        if not (batch.joined or batch.left):
+            return
+        update: dict[str, Any] = {"type": "presence", "online": len(self.users)}
+        if len(batch.joined) + len(batch.left) > p.MAX_LISTED_USERS:
+            update["truncated"] = True  # too many changes to list: ask with 'list'
+        else:
+            update["joined"] = list(batch.joined.values())
+            update["left"] = list(batch.left.values())
+        data = orjson.dumps(update)
+        for subscriber in list(self.subscribers):
+            subscriber.peer.send_bytes(data)
+
+    # -- relaying the seed's messages -------------------------------------------------
+
+    def _relay(self, session: Session, message: dict[str, Any]) -> None:
+        kind: str = message["type"]
+        sender = session.key
+        assert sender is not None
+        target_key = name_key(message["to"])
+        target = self.users.get(target_key)
+        if target is None:
+            raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", kind)
+        call = self.calls.get(sender)
+        # An offer outside a call is a seed-style call: refuse it if the target is busy,
+        # otherwise track it so a disconnect still tells the other side.  Answers and
+        # candidates outside a call are relayed as the seed does.
+        if kind == "offer" and (call is None or call.other(sender) != target_key):
+            busy = self.calls.get(target_key)
+            if busy is not None and not busy.implicit and busy.other(target_key) != sender:
+                session.send({"type": "busy", "from": target.name})
+                return
+            self._start_implicit_call(sender, target_key)
+        field_name = p.PAYLOAD_FIELD[kind]
+        out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
+        call_id = message.get("call_id")
+        if call_id is not None:
+            out["call_id"] = call_id
+        target.send(out)
+
+    def _start_implicit_call(self, caller: str, callee: str) -> None:
+        for key in (caller, callee):
+            old = self.calls.get(key)
+            if old is not None and old.implicit:
+                self._drop_call(old)
+        if caller in self.calls or callee in self.calls:
+            return  # one side is in an explicit call (its own re-offer); nothing to track
+        call = Call(secrets.token_hex(6), caller, callee, "active", implicit=True)
+        self.calls[caller] = self.calls[callee] = call
+
+    # -- call control -----------------------------------------------------------------
+
+    def _call_control(self, session: Session, message: dict[str, Any]) -> None:
+        kind: str = message["type"]
+        me = session.key
+        assert me is not None
+        other_key = name_key(message["to"])
+        if kind == "invite":
+            self._invite(session, other_key, message)
+            return
+        call = self.calls.get(me)
+        if call is None or call.other(me) != other_key:
+            raise p.ProtocolError(p.ErrorCode.NO_CALL, f"you have no call with '{message['to']}'", kind)
+        if kind == "accept":
+            if call.state != "ringing" or call.callee != me:
+                raise p.ProtocolError(p.ErrorCode.NO_CALL, "there is no ringing call to accept", kind)
+            call.state = "active"
+            if call.timer is not None:
+                call.timer.cancel()
+                call.timer = None
+            self._tell(other_key, {"type": "accept", "from": session.name, "call_id": call.call_id})
+            return
+        if kind == "reject" and (call.state != "ringing" or call.callee != me):
+            raise p.ProtocolError(p.ErrorCode.NO_CALL, "there is no ringing call to reject", kind)
+        if kind == "cancel" and (call.state != "ringing" or call.caller != me):
+            raise p.ProtocolError(p.ErrorCode.NO_CALL, "there is no outgoing ringing call to cancel", kind)
+        default_reason = {"reject": "rejected", "cancel": "cancelled", "hangup": "hangup"}[kind]
+        self._drop_call(call)
+        self._tell(
+            other_key,
+            {
+                "type": kind,
+                "from": session.name,
+                "call_id": call.call_id,
+                "reason": message.get("reason") or default_reason,
+            },
+        )
+
+    def _invite(self, session: Session, callee_key: str, message: dict[str, Any]) -> None:
+        me = session.key
+        assert me is not None
+        callee = self.users.get(callee_key)
+        if callee is None:
+            raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", "invite")
+        if callee_key == me:
+            raise p.ProtocolError(p.ErrorCode.SELF_CALL, "you cannot call yourself", "invite")
+        mine = self.calls.get(me)
+        if mine is not None:
+            if not mine.implicit:
+                raise p.ProtocolError(
+                    p.ErrorCode.BUSY,
+                    f"you are already in a call with '{self._display(mine.other(me))}'; hang up first",
+                    "invite",
+                )
+            self._drop_call(mine)
+        call_id = message.get("call_id") or secrets.token_hex(6)
+        theirs = self.calls.get(callee_key)
+        if theirs is not None:
+            if not theirs.implicit:
+                session.send({"type": "busy", "from": callee.name, "call_id": call_id})
+                return
+            self._drop_call(theirs)
+        if not callee.nbcall:
+            # A seed client cannot ring: it answers any offer.  Accept on its behalf so
+            # the caller goes straight to sending its offer, the seed's way.
+            call = Call(call_id, me, callee_key, "active")
+            self.calls[me] = self.calls[callee_key] = call
+            session.send({"type": "accept", "from": callee.name, "call_id": call_id, "seed": True})
+            return
+        call = Call(call_id, me, callee_key, "ringing")
+        self.calls[me] = self.calls[callee_key] = call
+        loop = asyncio.get_running_loop()
+        call.timer = loop.call_later(self.limits.ring_timeout, self._ring_timeout, call)
+        callee.send({"type": "invite", "from": session.name, "call_id": call_id})
+        session.send({"type": "ringing", "from": callee.name, "call_id": call_id})
+
+    def _ring_timeout(self, call: Call) -> None:
+        call.timer = None
+        if self.calls.get(call.caller) is not call:
+            return
+        self._drop_call(call)
+        self._tell(
+            call.caller,
+            {"type": "hangup", "from": self._display(call.callee), "call_id": call.call_id, "reason": "timeout"},
+        )
+        self._tell(
+            call.callee,
+            {"type": "cancel", "from": self._display(call.caller), "call_id": call.call_id, "reason": "timeout"},
+        )
+
+    def _end_call(self, key: str, reason: str, name: str | None) -> None:
+        call = self.calls.get(key)
+        if call is None:
+            return
+        self._drop_call(call)
+        other = call.other(key)
+        self._tell(other, {"type": "hangup", "from": name or key, "call_id": call.call_id, "reason": reason})
+
+    def _drop_call(self, call: Call) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        for key in (call.caller, call.callee):
+            if self.calls.get(key) is call:
+                del self.calls[key]
+
+    def _tell(self, key: str, message: dict[str, Any]) -> None:
+        session = self.users.get(key)
+        if session is not None:
+            session.send(message)

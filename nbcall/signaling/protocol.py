@@ -1,0 +1,220 @@
+"""The nbcall signaling protocol: message types, validation, limits and error codes.
+
+Pure functions and constants only (no I/O), shared by the server, the Python client and
+the tests.  ``docs/protocol.md`` is the prose version of this module.
+
+The seed's four messages (``register``, ``offer``, ``answer``, ``candidate``) are the
+base: a client that sends exactly those and understands only those keeps working.
+Everything else is an extension a seed client can ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from .names import InvalidName, normalize_name
+
+PROTOCOL_VERSION: Final = 1
+
+# One websocket text frame, decoded or not.
+Frame = str | bytes | bytearray | memoryview
+
+# -- limits -------------------------------------------------------------------------
+MAX_FRAME_BYTES: Final = 64 * 1024  # a rich SDP is ~10 KB; 64 KiB leaves ample room
+# Frames between the two limits get a ``too_large`` reply; beyond this one the websocket
+# layer closes the connection (1009) without buffering the rest.
+MAX_HARD_FRAME_BYTES: Final = 1024 * 1024
+MAX_SDP_CHARS: Final = 48 * 1024
+MAX_CANDIDATE_CHARS: Final = 2048
+MAX_TOKEN_CHARS: Final = 256  # credential, id, call_id, reason, client
+MAX_LISTED_USERS: Final = 1000  # users sent in one reply; the rest are counted
+
+# -- message types ------------------------------------------------------------------
+SEED_RELAYED: Final = frozenset({"offer", "answer", "candidate"})
+CALL_CONTROL: Final = frozenset({"invite", "accept", "reject", "cancel", "hangup"})
+CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_RELAYED | CALL_CONTROL)
+
+# What each relayed type carries besides type/from, in the seed's key order.
+PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
+
+SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
+
+# -- hang-up / end reasons ----------------------------------------------------------
+REASONS: Final = frozenset(
+    {
+        "hangup",  # the other side hung up
+        "rejected",  # the callee declined
+        "busy",  # the callee is in another call
+        "cancelled",  # the caller gave up before an answer
+        "timeout",  # nobody answered within the ring timeout
+        "disconnected",  # the other side's connection to the server closed
+        "replaced",  # the other side's name was taken over by a reconnect
+        "failed",  # media could not be established
+    }
+)
+
+
+class ErrorCode:
+    """Stable codes carried by ``{"type": "error", "code": ...}`` replies."""
+
+    BAD_MESSAGE: Final = "bad_message"
+    TOO_LARGE: Final = "too_large"
+    NOT_REGISTERED: Final = "not_registered"
+    UNKNOWN_PEER: Final = "unknown_peer"
+    NAME_TAKEN: Final = "name_taken"
+    INVALID_NAME: Final = "invalid_name"
+    RATE_LIMITED: Final = "rate_limited"
+    UNAUTHORIZED: Final = "unauthorized"
+    SERVER_FULL: Final = "server_full"
+    BUSY: Final = "busy"
+    NO_CALL: Final = "no_call"
+    SELF_CALL: Final = "self_call"
+
+    ALL: Final = frozenset(
+        {
+            BAD_MESSAGE,
+            TOO_LARGE,
+            NOT_REGISTERED,
+            UNKNOWN_PEER,
+            NAME_TAKEN,
+            INVALID_NAME,
+            RATE_LIMITED,
+            UNAUTHORIZED,
+            SERVER_FULL,
+            BUSY,
+            NO_CALL,
+            SELF_CALL,
+        }
+    )
+
+
+# WebSocket close codes the server uses (4000-4999 is the application range).
+CLOSE_REPLACED: Final = 4001  # the name was taken over by a reconnect with its credential
+CLOSE_UNAUTHORIZED: Final = 4003
+CLOSE_TOO_SLOW: Final = 4008  # the client did not read its messages; its queue overflowed
+CLOSE_SERVER_FULL: Final = 4013
+
+
+@dataclass(frozen=True)
+class ProtocolError(Exception):
+    """A request the server cannot serve; becomes an ``error`` reply."""
+
+    code: str
+    message: str
+    request: str | None = None  # the offending request's type, when known
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def reply(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.request is not None:
+            out["request"] = self.request
+        return out
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Serialise a message as compact JSON text, the same bytes ``JSON.stringify`` gives."""
+    return orjson.dumps(message).decode()
+
+
+def error(code: str, message: str, request: str | None = None) -> dict[str, Any]:
+    return ProtocolError(code, message, request).reply()
+
+
+def _short_str(data: dict[str, Any], key: str, kind: str, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' is required", kind)
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"'{key}' must be a string of at most {MAX_TOKEN_CHARS} characters", kind
+        )
+    return value
+
+
+def _check_sdp(sdp: Any, kind: str) -> None:
+    if isinstance(sdp, str):
+        text = sdp
+    elif isinstance(sdp, dict) and isinstance(sdp.get("sdp", ""), str) and sdp.get("type") in SDP_TYPES:
+        text = sdp.get("sdp", "")
+    else:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, "'sdp' must be a session description {type, sdp} or an SDP string", kind
+        )
+    if len(text) > MAX_SDP_CHARS:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"the SDP is longer than {MAX_SDP_CHARS} characters", kind)
+
+
+def _check_candidate(candidate: Any, kind: str) -> None:
+    if candidate is None:  # end-of-candidates
+        return
+    if isinstance(candidate, dict):
+        text = candidate.get("candidate", "")
+        if isinstance(text, str):
+            if len(text) > MAX_CANDIDATE_CHARS:
+                raise ProtocolError(ErrorCode.TOO_LARGE, "the ICE candidate is too long", kind)
+            mline = candidate.get("sdpMLineIndex")
+            mid = candidate.get("sdpMid")
+            if (mline is None or (isinstance(mline, int) and 0 <= mline < 1024)) and (
+                mid is None or (isinstance(mid, str) and len(mid) <= MAX_TOKEN_CHARS)
+            ):
+                return
+    raise ProtocolError(
+        ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidate {candidate, sdpMid, sdpMLineIndex}", kind
+    )
+
+
+def parse_request(frame: Frame) -> dict[str, Any]:
+    """Decode and validate one client frame.
+
+    Returns the message as a dict whose ``type`` is in :data:`CLIENT_TYPES` and whose
+    fields have been checked for that type (``to``/``username`` normalised).  Raises
+    :class:`ProtocolError` for anything else.
+    """
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"messages are limited to {MAX_FRAME_BYTES} bytes")
+    try:
+        data = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message must be a JSON object")
+    kind = data.get("type")
+    if kind not in CLIENT_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type '{shown}'")
+
+    if kind == "register":
+        try:
+            data["username"] = normalize_name(data.get("username"))
+        except InvalidName as exc:
+            raise ProtocolError(ErrorCode.INVALID_NAME, str(exc), kind) from None
+        _short_str(data, "credential", kind)
+        _short_str(data, "client", kind)
+        if not isinstance(data.get("presence", False), bool):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'presence' must be true or false", kind)
+        return data
+
+    if kind in ("list", "ping"):
+        return data
+
+    try:
+        data["to"] = normalize_name(data.get("to"))
+    except InvalidName as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
+    _short_str(data, "call_id", kind)
+    if kind in ("offer", "answer"):
+        _check_sdp(data.get("sdp"), kind)
+    elif kind == "candidate":
+        _check_candidate(data.get("candidate"), kind)
+    else:
+        reason = _short_str(data, "reason", kind)
+        if reason is not None and reason not in REASONS:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown reason '{reason[:32]}'", kind)
+    return data

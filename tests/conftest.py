@@ -1,0 +1,86 @@
+"""Shared fixtures: real servers on 127.0.0.1 with free ports, stopped by pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from nbcall.signaling import Limits, ServerConfig, SignalingServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+async def server_factory() -> AsyncIterator[type]:
+    """Start in-process nbcall servers (on this test's loop) with custom limits."""
+    started: list[SignalingServer] = []
+
+    async def start(**kwargs: object) -> SignalingServer:
+        limits = kwargs.pop("limits", None) or Limits(presence_interval=0.05)
+        config = ServerConfig(host="127.0.0.1", port=0, limits=limits, **kwargs)  # type: ignore[arg-type]
+        server = SignalingServer(config)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start  # type: ignore[misc]
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def server(server_factory) -> SignalingServer:  # type: ignore[no-untyped-def]
+    return await server_factory()
+
+
+@pytest.fixture(scope="session")
+def seed_server_url() -> Iterator[str]:
+    """The seed's own node server (../shared/seed/server.js with the `ws` package)."""
+    node = shutil.which("node")
+    ws_module = ROOT / "node_modules" / "ws"
+    if node is None or not ws_module.exists() or not SEED_SERVER.exists():
+        pytest.fail("the seed server needs node, npm's `ws` (run ./dev setup) and ../shared/seed/server.js")
+    port = free_port()
+    env = dict(os.environ, NODE_PATH=str(ROOT / "node_modules"))
+    proc = subprocess.Popen([node, str(SEED_SERVER), str(port), "127.0.0.1"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
