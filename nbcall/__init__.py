@@ -2,5 +2,6 @@
 
 from ._version import __version__
 from .signaling import ServerHandle, serve
+from .widget import CallError, CallWidget
 
-__all__ = ["ServerHandle", "__version__", "serve"]
+__all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve"]

@@ -1,0 +1,228 @@
+// One RTCPeerConnection for one call: perfect negotiation (the callee is polite),
+// trickle ICE both ways, candidates queued until the remote description is set,
+// signaling applied strictly in order, ICE restart when the connection fails.
+
+const RESTART_AFTER_DISCONNECT_MS = 3000; // a blip shorter than this heals by itself
+const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by then won't
+
+/** The seed sends RTCSessionDescription JSON; the protocol also allows a bare SDP string. */
+function toDescription(type, sdp) {
+  if (typeof sdp === "string") return { type, sdp };
+  if (sdp && typeof sdp === "object" && typeof sdp.sdp === "string") return { type: sdp.type || type, sdp: sdp.sdp };
+  throw new Error(`bad ${type}: no sdp`);
+}
+
+export class PeerCall {
+  /**
+   * @param {object} opts
+   * @param {boolean} opts.polite          the callee is polite: it yields on offer collisions
+   * @param {RTCIceServer[]} opts.iceServers
+   * @param {(msg: object) => void} opts.send     sends offer/answer/candidate to the peer
+   * @param {(stream: MediaStream) => void} opts.onRemoteStream
+   * @param {(state: string) => void} opts.onConnectionState
+   * @param {(reason: string) => void} opts.onFailed  the connection cannot recover
+   * @param {(err: Error) => void} opts.onError
+   */
+  constructor({ polite, iceServers, send, onRemoteStream, onConnectionState, onFailed, onError }) {
+    this.polite = polite;
+    this.send = send;
+    this.onRemoteStream = onRemoteStream;
+    this.onConnectionState = onConnectionState;
+    this.onFailed = onFailed;
+    this.onError = onError;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.negotiate = false; // the answerer only negotiates once the first offer is in
+    this.localStream = null;
+    this.tracksAdded = false;
+    this.pendingCandidates = [];
+    this.chain = Promise.resolve();
+    this.closed = false;
+    this.remoteStream = null;
+    this.timers = new Set();
+    this.connectedAt = 0;
+
+    const pc = this.pc;
+    pc.onnegotiationneeded = () => this._negotiate();
+    pc.onicecandidate = ({ candidate }) => {
+      // Only real candidates: the seed's page would choke on a null end-of-candidates.
+      if (candidate && !this.closed) this.send({ type: "candidate", candidate: candidate.toJSON() });
+    };
+    pc.ontrack = (event) => {
+      const stream = event.streams && event.streams[0];
+      if (stream) {
+        this.remoteStream = stream;
+      } else {
+        if (!this.remoteStream) this.remoteStream = new MediaStream();
+        this.remoteStream.addTrack(event.track);
+      }
+      this.onRemoteStream(this.remoteStream);
+    };
+    pc.onconnectionstatechange = () => this._connectionStateChanged();
+  }
+
+  /** The caller: add what we send (or receive-only transceivers) and let negotiation offer. */
+  startAsOfferer(stream) {
+    this.localStream = stream;
+    this.negotiate = true;
+    this._addLocal(true);
+  }
+
+  /** The callee: keep the stream until the offer arrives, then answer with it. */
+  startAsAnswerer(stream) {
+    this.localStream = stream;
+  }
+
+  _addLocal(offerer) {
+    if (this.tracksAdded) return;
+    this.tracksAdded = true;
+    const stream = this.localStream;
+    const kinds = new Set();
+    if (stream) {
+      for (const track of stream.getTracks()) {
+        // addTrack reuses a transceiver the remote offer created, so no renegotiation.
+        this.pc.addTrack(track, stream);
+        kinds.add(track.kind);
+      }
+    }
+    if (offerer) {
+      // Without a camera we still want the other side's media: offer receive-only.
+      for (const kind of ["audio", "video"]) {
+        if (!kinds.has(kind)) this.pc.addTransceiver(kind, { direction: "recvonly" });
+      }
+    }
+  }
+
+  async _negotiate() {
+    if (!this.negotiate || this.closed) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      this.send({ type: "offer", sdp: this.pc.localDescription.toJSON() });
+    } catch (err) {
+      if (!this.closed) this.onError(err);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /** Apply an offer/answer/candidate from the peer, strictly after the previous one. */
+  handle(msg) {
+    this.chain = this.chain
+      .then(() => this._apply(msg))
+      .catch((err) => {
+        if (!this.closed) this.onError(err);
+      });
+    return this.chain;
+  }
+
+  async _apply(msg) {
+    if (this.closed) return;
+    const pc = this.pc;
+    if (msg.type === "offer" || msg.type === "answer") {
+      const description = toDescription(msg.type, msg.sdp);
+      const collision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+      this.ignoreOffer = !this.polite && collision;
+      if (this.ignoreOffer) return;
+      // An answer only makes sense while our offer is out; a stray one would throw.
+      if (description.type === "answer" && pc.signalingState !== "have-local-offer") return;
+      await pc.setRemoteDescription(description); // a polite collision rolls back implicitly
+      if (description.type === "offer") {
+        this._addLocal(false);
+        this.negotiate = true;
+        await pc.setLocalDescription();
+        this.send({ type: "answer", sdp: pc.localDescription.toJSON() });
+      }
+      const queued = this.pendingCandidates.splice(0);
+      for (const candidate of queued) await this._addCandidate(candidate);
+    } else if (msg.type === "candidate") {
+      if (!msg.candidate) return;
+      if (!pc.remoteDescription) {
+        this.pendingCandidates.push(msg.candidate);
+        return;
+      }
+      await this._addCandidate(msg.candidate);
+    }
+  }
+
+  async _addCandidate(candidate) {
+    try {
+      await this.pc.addIceCandidate(candidate);
+    } catch (err) {
+      // Candidates of an offer we ignored in a collision are expected to fail.
+      if (!this.ignoreOffer) throw err;
+    }
+  }
+
+  _later(fn, ms) {
+    const id = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, ms);
+    this.timers.add(id);
+    return id;
+  }
+
+  _clearTimers() {
+    for (const id of this.timers) clearTimeout(id);
+    this.timers.clear();
+  }
+
+  _connectionStateChanged() {
+    if (this.closed) return;
+    const state = this.pc.connectionState;
+    this.onConnectionState(state);
+    if (state === "connected") {
+      this.connectedAt = performance.now();
+      this._clearTimers();
+    } else if (state === "disconnected") {
+      this._later(() => {
+        if (this.pc.connectionState === "disconnected") this.restartIce();
+      }, RESTART_AFTER_DISCONNECT_MS);
+    } else if (state === "failed") {
+      this.restartIce();
+      this._later(() => {
+        if (this.pc.connectionState !== "connected") this.onFailed("failed");
+      }, GIVE_UP_AFTER_FAILURE_MS);
+    }
+  }
+
+  /** Restart ICE: this side offers anew; perfect negotiation settles a collision with the peer's restart. */
+  restartIce() {
+    if (this.closed) return;
+    this.pc.restartIce();
+  }
+
+  /** A few numbers for Python and the tests: frames decoded, fps, size, round-trip time. */
+  async stats() {
+    const out = { frames_decoded: 0, fps: 0, width: 0, height: 0, rtt_ms: null, bytes_received: 0 };
+    if (this.closed) return out;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.frames_decoded += s.framesDecoded || 0;
+        out.fps = s.framesPerSecond || out.fps;
+        out.width = s.frameWidth || out.width;
+        out.height = s.frameHeight || out.height;
+      }
+      if (s.type === "inbound-rtp") out.bytes_received += s.bytesReceived || 0;
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) {
+        out.rtt_ms = Math.round(s.currentRoundTripTime * 1000);
+      }
+    });
+    return out;
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this._clearTimers();
+    const pc = this.pc;
+    pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+    for (const sender of pc.getSenders()) {
+      if (sender.track) sender.track.stop();
+    }
+    pc.close();
+  }
+}

@@ -1,0 +1,182 @@
+"""CallWidget without a browser: traits, validation, and the messages it sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import traitlets
+
+import nbcall
+from nbcall import CallError, CallWidget
+
+URL = "ws://127.0.0.1:1"  # never dialled: these tests have no browser
+
+
+class Sent:
+    """Collects what the widget sends to the frontend (instead of a comm)."""
+
+    def __init__(self, widget: CallWidget) -> None:
+        self.messages: list[dict[str, Any]] = []
+        widget.send = self.messages.append
+
+
+def frontend(widget: CallWidget, **traits: Any) -> Sent:
+    """Play the browser's part: report a rendered view, then set traits as the page would."""
+    widget._handle_custom_msg({"kind": "ready"}, [])
+    widget._handle_custom_msg({"kind": "view"}, [])
+    widget.set_trait("state", "idle")
+    for name, value in traits.items():
+        widget.set_trait(name, value)
+    return Sent(widget)
+
+
+def test_exported() -> None:
+    assert nbcall.CallWidget is CallWidget
+    assert "CallWidget" in nbcall.__all__
+
+
+def test_traits_are_synced_and_documented() -> None:
+    w = CallWidget("alice", server=URL)
+    names = ["user", "server", "state", "peer", "incoming", "peers", "error", "end_reason", "audio", "video"]
+    names += ["ice_servers", "transport", "stats"]
+    for name in names:
+        trait = w.traits()[name]
+        assert trait.metadata.get("sync") is True, name
+        assert trait.help, name
+    assert w.state == "registering"
+    assert (w.audio, w.video, w.ice_servers, w.transport) == (True, True, [], "direct")
+    assert w.server == URL
+    assert w._credential and len(w._credential) >= 16
+
+
+def test_user_is_validated_and_normalised() -> None:
+    assert CallWidget("ｗｚｈ", server=URL).user == "wzh"
+    assert CallWidget(" 小文111 ", server=URL).user == "小文111"
+    for bad in ["", "   ", "a\u200bb", "x" * 65, "pаypal"]:
+        with pytest.raises(ValueError, match="invalid user name"):
+            CallWidget(bad, server=URL)
+
+
+def test_server_must_be_a_websocket_url() -> None:
+    with pytest.raises(ValueError, match="ws://"):
+        CallWidget("alice", server="http://127.0.0.1:9900")
+
+
+def test_default_server_is_the_embedded_one() -> None:
+    handle = nbcall.serve(host="127.0.0.1", port=0)
+    try:
+        assert CallWidget("alice").server == handle.url
+    finally:
+        handle.stop()
+
+
+def test_enums_refuse_unknown_values() -> None:
+    w = CallWidget("alice", server=URL)
+    with pytest.raises(traitlets.TraitError):
+        w.state = "dancing"
+    with pytest.raises(traitlets.TraitError):
+        w.transport = "pigeon"
+
+
+@pytest.mark.parametrize("action", ["accept", "reject", "hangup"])
+def test_actions_need_a_displayed_widget(action: str) -> None:
+    w = CallWidget("alice", server=URL)
+    with pytest.raises(CallError, match="not been displayed"):
+        getattr(w, action)()
+    with pytest.raises(CallError, match="not been displayed"):
+        w.call("bob")
+
+
+def test_ready_without_a_view_is_not_displayed() -> None:
+    w = CallWidget("alice", server=URL)
+    w._handle_custom_msg({"kind": "ready"}, [])
+    assert not w.displayed
+    w._handle_custom_msg({"kind": "view"}, [])
+    assert w.displayed
+
+
+def test_call_sends_a_command() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w, peers=["Bob", "carol"])
+    w.call("bob")  # names are matched like the server does: case-insensitively
+    assert sent.messages == [{"kind": "call", "to": "Bob"}]
+
+
+def test_call_refuses_what_cannot_work() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w, peers=["bob"])
+    with pytest.raises(CallError, match="yourself"):
+        w.call("ALICE")
+    with pytest.raises(CallError, match="not online"):
+        w.call("zed")
+    with pytest.raises(CallError, match="cannot call"):
+        w.call("bad\u200bname")
+    w.set_trait("state", "connected")
+    w.set_trait("peer", "bob")
+    with pytest.raises(CallError, match="while connected with bob"):
+        w.call("bob")
+    w.set_trait("state", "registering")
+    with pytest.raises(CallError, match="while registering"):
+        w.call("bob")
+    assert sent.messages == []
+
+
+def test_call_again_after_a_call_ended() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w, peers=["bob"], state="ended")
+    w.call("bob")
+    assert sent.messages == [{"kind": "call", "to": "bob"}]
+
+
+def test_accept_reject_only_while_ringing() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w)
+    with pytest.raises(CallError, match="nothing to accept"):
+        w.accept()
+    with pytest.raises(CallError, match="nothing to reject"):
+        w.reject()
+    w.set_trait("state", "ringing")
+    w.accept()
+    w.reject()
+    assert sent.messages == [{"kind": "accept"}, {"kind": "reject"}]
+
+
+def test_hangup_only_in_a_call() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w)
+    for state in ["idle", "ended", "ringing", "registering", "error"]:
+        w.set_trait("state", state)
+        with pytest.raises(CallError, match="no call to hang up"):
+            w.hangup()
+    for state in ["calling", "connecting", "connected"]:
+        w.set_trait("state", state)
+        w.hangup()
+    assert sent.messages == [{"kind": "hangup"}] * 3
+
+
+def test_callbacks() -> None:
+    w = CallWidget("alice", server=URL)
+    rings: list[str] = []
+    states: list[str] = []
+    w.on_incoming(rings.append)
+    w.on_state(states.append)
+    w.set_trait("state", "idle")
+    w.set_trait("incoming", "bob")
+    w.set_trait("state", "ringing")
+    w.set_trait("incoming", "")  # the ringing stopped: not a new call
+    w.set_trait("state", "connecting")
+    assert rings == ["bob"]
+    assert states == ["idle", "ringing", "connecting"]
+
+
+def test_unknown_frontend_messages_are_ignored() -> None:
+    w = CallWidget("alice", server=URL)
+    w._handle_custom_msg("not a dict", [])
+    w._handle_custom_msg({"kind": "error", "action": "call", "message": "x"}, [])
+    w._handle_custom_msg({"no": "kind"}, [])
+    assert not w.displayed
+
+
+def test_repr() -> None:
+    assert repr(CallWidget("alice", server=URL)) == "CallWidget(user='alice', state='registering', peer='')"
