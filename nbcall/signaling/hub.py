@@ -132,6 +132,10 @@ class Hub:
                 self._call_control(session, message)
         except p.ProtocolError as exc:
             session.send(exc.reply())
+        except Exception:
+            # A bug must cost one request, not the connection or its neighbours.
+            log.exception("internal error handling a message from %s", session.name or "an unregistered client")
+            session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
 
     def _take_token(self, session: Session) -> bool:
         now = self._clock()

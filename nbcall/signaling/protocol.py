@@ -72,6 +72,7 @@ class ErrorCode:
     BUSY: Final = "busy"
     NO_CALL: Final = "no_call"
     SELF_CALL: Final = "self_call"
+    INTERNAL: Final = "internal_error"  # a server bug; logged with its traceback
 
     ALL: Final = frozenset(
         {
@@ -87,6 +88,7 @@ class ErrorCode:
             BUSY,
             NO_CALL,
             SELF_CALL,
+            INTERNAL,
         }
     )
 
@@ -186,7 +188,7 @@ def parse_request(frame: Frame) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message must be a JSON object")
     kind = data.get("type")
-    if kind not in CLIENT_TYPES:
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type '{shown}'")
 

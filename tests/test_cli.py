@@ -1,0 +1,59 @@
+"""The standalone server command: starts, serves, and shuts down cleanly on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from nbcall.signaling import SignalingClient
+
+from .conftest import free_port, stop_process, wait_for_port
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_standalone_server_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbcall", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_port(port, proc)
+
+        async def call() -> str:
+            async with SignalingClient(f"ws://127.0.0.1:{port}", "alice") as alice:
+                assert alice.registration is not None
+                proc.send_signal(sig)
+                await asyncio.wait_for(alice.closed.wait(), 5)
+                return str(alice.ws.close_code)
+
+        assert asyncio.run(call()) == "1001"  # going away: the server told the client
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert f"ws://127.0.0.1:{port}" in out
+        assert "shutting down" in err and "Traceback" not in err
+    finally:
+        stop_process(proc)
+
+
+def test_bad_configuration_is_refused_with_a_reason() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "nbcall", "--token", "short"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2 and "at least 8" in out.stderr
+
+
+def test_port_in_use_is_reported() -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "nbcall", "--port", str(port)], capture_output=True, text=True, timeout=30
+        )
+    assert out.returncode == 1 and "cannot listen" in out.stderr
