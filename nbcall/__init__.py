@@ -5,3 +5,8 @@ from .signaling import ServerHandle, serve
 from .widget import CallError, CallWidget
 
 __all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (the same-origin signaling endpoint), see jupyter_ext."""
+    return [{"module": "nbcall.jupyter_ext"}]

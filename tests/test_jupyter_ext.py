@@ -1,0 +1,90 @@
+"""The same-origin endpoint: signaling through a real Jupyter server, with its auth."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from nbcall.signaling import SignalingClient
+
+from .conftest import free_port, stop_process, wait_for_port
+
+
+@pytest.fixture(scope="module")
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    home = tmp_path_factory.mktemp("jupyter")
+    env = dict(os.environ)
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        env[var] = str(home / var.lower())
+    port, token = free_port(), secrets.token_hex(16)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(home / "server.log").open("wb"),
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc, timeout=30)
+        yield port, token
+    finally:
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/api/shutdown?token={token}", method="POST"), timeout=5
+        ).close()
+        proc.wait(10)
+        stop_process(proc)
+        assert "nbcall: signaling endpoint at /nbcall/signal" in Path(home / "server.log").read_text()
+
+
+def test_the_extension_is_enabled_by_installing_the_package() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"], capture_output=True, text=True, timeout=60
+    )
+    listing = out.stdout + out.stderr
+    assert "nbcall" in listing and "enabled" in listing.split("nbcall", 1)[1].splitlines()[0]
+
+
+def test_info_needs_auth(jupyter_server: tuple[int, str]) -> None:
+    port, token = jupyter_server
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/nbcall/info?token={token}", timeout=5) as reply:
+        info = json.loads(reply.read())
+    assert info["server"] == "nbcall" and info["path"] == "nbcall/signal"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/nbcall/info")
+    refused = conn.getresponse()
+    assert refused.status in (302, 403)  # to the login page, or forbidden: never the info
+    assert b"nbcall" not in refused.read()
+    conn.close()
+
+
+async def test_unauthenticated_websocket_upgrades_are_refused(jupyter_server: tuple[int, str]) -> None:
+    port, _ = jupyter_server
+    for suffix in ("", "?token=wrong"):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"ws://127.0.0.1:{port}/nbcall/signal{suffix}")
+        assert refused.value.response.status_code == 403
+
+
+async def test_signaling_through_the_jupyter_origin(jupyter_server: tuple[int, str]) -> None:
+    port, token = jupyter_server
+    url = f"ws://127.0.0.1:{port}/nbcall/signal?token={token}"
+    async with SignalingClient(url, "alice") as alice, SignalingClient(url, "bob") as bob:
+        await alice.send({"type": "invite", "to": "bob"})
+        assert (await bob.expect("invite"))["from"] == "alice"
+        await bob.send({"type": "accept", "to": "alice"})
+        await alice.expect("accept")
+        await alice.send({"type": "offer", "to": "bob", "sdp": {"type": "offer", "sdp": "v=0\r\n"}})
+        assert (await bob.expect("offer"))["sdp"]["sdp"] == "v=0\r\n"
+        await bob.send_raw("not json")
+        assert (await bob.expect("error"))["code"] == "bad_message"
+        await bob.close()
+        assert (await alice.expect("hangup"))["reason"] == "disconnected"
