@@ -1,10 +1,11 @@
 """nbcall: WebRTC video calls in Jupyter notebooks, driven from Python."""
 
 from ._version import __version__
+from .ice import turn_credentials
 from .signaling import ServerHandle, serve
 from .widget import CallError, CallWidget
 
-__all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve"]
+__all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve", "turn_credentials"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

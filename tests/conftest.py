@@ -84,3 +84,29 @@ def seed_server_url() -> Iterator[str]:
         yield f"ws://127.0.0.1:{port}"
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Debian's coturn on 127.0.0.1 in TURN REST mode (use-auth-secret), stopped by pid."""
+    binary = shutil.which("turnserver")
+    if binary is None:
+        pytest.fail("coturn is not installed (./dev setup installs it)")
+    home = tmp_path_factory.mktemp("coturn")
+    port, secret = free_port(), "nbcall-test-" + os.urandom(8).hex()
+    low = 40000 + (port % 200) * 100  # a relay port range of its own
+    cmd = [
+        binary, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+        f"--min-port={low}", f"--max-port={low + 99}", "--use-auth-secret", f"--static-auth-secret={secret}",
+        "--realm=nbcall.test", "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--fingerprint",
+        "--no-multicast-peers", f"--pidfile={home / 'turn.pid'}", f"--userdb={home / 'turn.db'}",
+        "--log-file=stdout", "--simple-log",
+    ]  # fmt: skip
+    log = (home / "turn.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+        yield {"url": f"turn:127.0.0.1:{port}?transport=udp", "secret": secret, "log": home / "turn.log"}
+    finally:
+        stop_process(proc)
+        log.close()
