@@ -23,7 +23,10 @@ async ([iceServers, seconds]) => {
   b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
   const canvas = Object.assign(document.createElement("canvas"), {width: 320, height: 240});
   const ctx = canvas.getContext("2d");
-  const paint = setInterval(() => { ctx.fillStyle = `hsl(${Date.now() % 360},80%,50%)`; ctx.fillRect(0, 0, 320, 240); }, 40);
+  const paint = setInterval(() => {
+    ctx.fillStyle = `hsl(${Date.now() % 360},80%,50%)`;
+    ctx.fillRect(0, 0, 320, 240);
+  }, 40);
   canvas.captureStream(25).getTracks().forEach((t) => a.addTrack(t));
   await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
   await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
