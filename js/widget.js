@@ -56,6 +56,12 @@ function reply(model, phone, action, error) {
   model.send({ kind: "error", action, message: error });
 }
 
+function phonesByModel() {
+  const g = globalThis;
+  if (!g.__nbcallModels) g.__nbcallModels = new Map();
+  return g.__nbcallModels;
+}
+
 function initialize({ model }) {
   // Nothing here may wait for the network or the camera: Phone.start only opens a socket.
   const phone = new Phone({
@@ -66,7 +72,10 @@ function initialize({ model }) {
     audio: model.get("audio"),
     video: model.get("video"),
   });
-  model.nbcallPhone = phone;
+  // anywidget hands initialize and render different model facades, so views find the
+  // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
+  const modelKey = model.get("_credential");
+  phonesByModel().set(modelKey, phone);
   const unsubscribe = phone.subscribe(() => syncModel(model, phone));
 
   const onCustom = (msg) => {
@@ -96,7 +105,7 @@ function initialize({ model }) {
     model.off("change:ice_servers", onIce);
     unsubscribe();
     phone.close();
-    delete model.nbcallPhone;
+    if (phonesByModel().get(modelKey) === phone) phonesByModel().delete(modelKey);
   };
 }
 
@@ -129,7 +138,7 @@ function playVideo(video, unmuteButton) {
 }
 
 function render({ model, el }) {
-  const phone = model.nbcallPhone;
+  const phone = phonesByModel().get(model.get("_credential"));
   const root = h("div", "nbcall-root");
   el.appendChild(root);
   if (!phone) {
@@ -194,6 +203,7 @@ function render({ model, el }) {
   online.append(onlineTitle, list);
 
   root.append(header, error, stage, ring, controls, online);
+  root.dataset.user = phone.user;
   root.nbcall = phone; // for tests and debugging: el.querySelector('.nbcall-root').nbcall.pc
 
   const view = {};

@@ -1,0 +1,163 @@
+"""Calls between CallWidgets in real JupyterLab pages, driven from Python in the kernel.
+
+Three widgets (alice, bob, carol) share one notebook and one page for the tests of this
+module (opening a Lab page costs seconds); every test leaves them in ``ended``/``idle``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from .lab import Lab, Notebook
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+A, B, C = "alice-t", "bob-t", "carol-t"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def trio(lab: Lab) -> AsyncIterator[Notebook]:
+    path = lab.widgets_notebook("trio", [A, B, C])
+    nb = await lab.open(path, users=[A, B, C])
+    yield nb
+    await nb.close()
+
+
+async def settle(nb: Notebook) -> None:
+    """Make sure no call is left over from a failed earlier test."""
+    await nb.py(
+        "for w in (alice, bob, carol):\n"
+        "    if w.state in ('calling', 'connecting', 'connected'): w.hangup()\n"
+        "    elif w.state == 'ringing': w.reject()"
+    )
+    for user in (A, B, C):
+        await nb.wait_js(
+            "(u) => !['calling','connecting','connected','ringing'].includes(window.__nbcall.phones[u].state)", user
+        )
+
+
+async def test_peers_are_listed_in_python(trio: Notebook) -> None:
+    await trio.wait_py("sorted(alice.peers)", str(sorted([B, C])))
+    await trio.wait_py("alice.state, bob.state, carol.state", "('idle', 'idle', 'idle')")
+    # The online list in the widget has a call button per user.
+    assert (
+        await trio.page.locator(f'.nbcall-root[data-user="{A}"] .nbcall-peer[data-user="{B}"] .nbcall-call').count()
+        == 1
+    )
+
+
+async def test_call_and_accept_from_python_media_flows_both_ways(trio: Notebook) -> None:
+    await settle(trio)
+    t0 = time.monotonic()
+    out = await trio.py(f"alice.call({B!r})")
+    assert out == "", out
+    await trio.wait_py("bob.state, bob.incoming", f"('ringing', {A!r})")
+    await trio.wait_py("alice.state, alice.peer", f"('calling', {B!r})")
+    await trio.py("bob.accept()")
+    await trio.wait_py("alice.state, bob.state", "('connected', 'connected')")
+    python_seconds = time.monotonic() - t0
+    to_bob = await trio.assert_video_flows(B)
+    to_alice = await trio.assert_video_flows(A)
+    assert to_bob["width"] == 640 and to_alice["width"] == 640
+    await trio.wait_py("alice.stats.get('frames_decoded', 0) > 0", "True")
+    setup_ms = await trio.py("print(alice.stats['setup_ms'], bob.stats['setup_ms'])")
+    print(f"call from Python to connected seen in Python: {python_seconds:.2f} s; page setup_ms alice, bob: {setup_ms}")
+    await trio.py("alice.hangup()")
+    await trio.wait_py(
+        "alice.state, alice.end_reason, bob.state, bob.end_reason", "('ended', 'hangup', 'ended', 'hangup')"
+    )
+    # Hang-up really closed the peer connections and stopped the camera.
+    closed = await trio.page.evaluate(
+        "(us) => us.map((u) => { const p = window.__nbcall.phones[u]; return [p.call, p.localStream]; })", [A, B]
+    )
+    assert closed == [[None, None], [None, None]]
+
+
+async def test_answer_and_hang_up_by_click(trio: Notebook) -> None:
+    await settle(trio)
+    await trio.py(f"carol.call({A!r})")
+    await trio.wait_js(f"() => window.__nbcall.phones['{A}'].state === 'ringing'")
+    ringing = trio.page.locator(f'.nbcall-root[data-user="{A}"] .nbcall-incoming')
+    assert await ringing.is_visible()
+    assert C in await ringing.inner_text()
+    await trio.click(A, ".nbcall-answer")
+    await trio.wait_py("alice.state, carol.state", "('connected', 'connected')")
+    await trio.assert_video_flows(A)
+    status = await trio.page.locator(f'.nbcall-root[data-user="{A}"] .nbcall-status').inner_text()
+    assert status == f"In a call with {C}"
+    await trio.click(C, ".nbcall-hangup")
+    await trio.wait_py("alice.state, alice.end_reason, carol.end_reason", "('ended', 'hangup', 'hangup')")
+
+
+async def test_busy_when_the_callee_is_in_another_call(trio: Notebook) -> None:
+    await settle(trio)
+    await trio.py(f"alice.call({B!r})")
+    await trio.wait_py("bob.state", "ringing")
+    await trio.py("bob.accept()")
+    await trio.wait_py("alice.state, bob.state", "('connected', 'connected')")
+    await trio.py(f"carol.call({A!r})")
+    await trio.wait_py("carol.state, carol.end_reason", "('ended', 'busy')")
+    # The call in progress is untouched.
+    await trio.wait_py("alice.state, bob.state", "('connected', 'connected')")
+    await trio.assert_video_flows(B)
+    # And Python refuses to start a second call from a busy widget.
+    out = await trio.py(f"alice.call({C!r})")
+    assert "CallError: cannot call while connected" in out, out
+    await trio.py("bob.hangup()")
+    await trio.wait_py("alice.end_reason, bob.end_reason", "('hangup', 'hangup')")
+
+
+async def test_reject_from_python(trio: Notebook) -> None:
+    await settle(trio)
+    await trio.py(f"carol.call({B!r})")
+    await trio.wait_py("bob.state, bob.incoming", f"('ringing', {C!r})")
+    await trio.py("bob.reject()")
+    await trio.wait_py("carol.state, carol.end_reason, bob.state", "('ended', 'rejected', 'ended')")
+
+
+async def test_cancel_while_ringing(trio: Notebook) -> None:
+    await settle(trio)
+    await trio.py(f"carol.call({B!r})")
+    await trio.wait_py("bob.state", "ringing")
+    await trio.py("carol.hangup()")
+    await trio.wait_py(
+        "bob.state, bob.end_reason, bob.incoming, carol.end_reason", "('ended', 'cancelled', '', 'cancelled')"
+    )
+
+
+async def test_impossible_actions_raise_in_python(trio: Notebook) -> None:
+    await settle(trio)
+    out = await trio.py("alice.call('nobody-here')")
+    assert "CallError: cannot call 'nobody-here': not online" in out, out
+    out = await trio.py(f"alice.call({A.upper()!r})")
+    assert "CallError: cannot call yourself" in out, out
+    out = await trio.py("alice.accept()")
+    assert "CallError: nothing to accept" in out, out
+    out = await trio.py("alice.hangup()")
+    assert "CallError: no call to hang up" in out, out
+    out = await trio.py("import nbcall; nbcall.CallWidget('x', server=SERVER).call('bob-t')")
+    assert "CallError: cannot call: the widget has not been displayed" in out, out
+
+
+async def test_callbacks_run_in_the_kernel(trio: Notebook) -> None:
+    await settle(trio)
+    await trio.py(
+        "events = []\nbob.on_incoming(lambda name: events.append(('incoming', name)))\n"
+        "bob.on_state(lambda s: events.append(('state', s)))"
+    )
+    await trio.py(f"carol.call({B!r})")
+    await trio.wait_py("bob.state", "ringing")
+    await trio.py("bob.accept()")
+    await trio.wait_py("bob.state", "connected")
+    await trio.py("carol.hangup()")
+    await trio.wait_py("bob.state", "ended")
+    out = (await trio.py("print(events)")).strip()
+    assert out.startswith(
+        f"[('state', 'ringing'), ('incoming', {C!r}), ('state', 'connecting'), ('state', 'connected')"
+    ) or (f"('incoming', {C!r})" in out and "('state', 'connected')" in out and out.endswith("('state', 'ended')]")), (
+        out
+    )
