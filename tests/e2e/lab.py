@@ -144,11 +144,14 @@ class Lab:
         self.signaling_url = signaling_url
         self.open_notebooks: list[Notebook] = []
 
-    def widgets_notebook(self, name: str, users: list[str], extra: list[str] | None = None) -> str:
-        """Write a notebook showing one CallWidget per user (one cell each); return its path."""
+    def widgets_notebook(self, name: str, users: list[str] | dict[str, str], extra: list[str] | None = None) -> str:
+        """Write a notebook showing one CallWidget per user (one cell each); return its path.
+
+        ``users`` maps variable names to user names; a list uses "alice" for "alice-t".
+        """
+        named = users if isinstance(users, dict) else {user.split("-")[0]: user for user in users}
         cells = ["import nbcall\nSERVER = " + json.dumps(self.signaling_url)]
-        for user in users:
-            var = user.split("-")[0]
+        for var, user in named.items():
             cells.append(f"{var} = nbcall.CallWidget({user!r}, server=SERVER)\n{var}")
         cells += extra or []
         path = f"{name}.ipynb"
