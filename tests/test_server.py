@@ -68,6 +68,15 @@ async def test_presence_is_batched_joins_and_leaves(server: SignalingServer) -> 
         await asyncio.gather(*(o.close() for o in others[5:]))
 
 
+async def test_a_quick_join_and_leave_is_still_reported_as_a_leave(server: SignalingServer) -> None:
+    async with SignalingClient(server.url, "watcher") as watcher:
+        async with SignalingClient(server.url, "flash"):
+            pass  # joins and leaves inside one presence batch
+        left: set[str] = set()
+        while "flash" not in left:
+            left.update((await watcher.expect("presence"))["left"])
+
+
 async def test_seed_clients_get_no_presence_noise(server: SignalingServer) -> None:
     async with SignalingClient(server.url, "seedling", seed=True) as seed:
         async with SignalingClient(server.url, "other"):

@@ -210,11 +210,14 @@ class Hub:
     # -- presence ---------------------------------------------------------------------
 
     def _presence_changed(self, key: str, name: str, *, joined: bool) -> None:
+        # The last event per user wins, and never cancels out: a client that saw this user
+        # in a snapshot (its registered reply) between a join and a leave must hear the leave.
         batch = self._batch
         if joined:
-            if batch.left.pop(key, None) is None:
-                batch.joined[key] = name
-        elif batch.joined.pop(key, None) is None:
+            batch.left.pop(key, None)
+            batch.joined[key] = name
+        else:
+            batch.joined.pop(key, None)
             batch.left[key] = name
         if self._flush_handle is None and self.subscribers:
             loop = asyncio.get_running_loop()
