@@ -349,10 +349,16 @@ export class Phone {
     this.state = "ended";
   }
 
-  close() {
+  /** End any call, stop the camera, leave the server; `why` is shown in views that remain. */
+  close(why = "") {
     if (IN_CALL.has(this.state)) this._endCall("closed", true);
     else this._resetCall();
     this.signaling.close();
+    if (why) {
+      this.state = "error";
+      this.error = why;
+      this._changed();
+    }
     this.listeners.clear();
     const reg = registry();
     if (reg.phones[this.user] === this) delete reg.phones[this.user];

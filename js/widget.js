@@ -89,6 +89,13 @@ function initialize({ model }) {
   const onIce = () => {
     phone.iceServers = model.get("ice_servers");
   };
+  // A kernel restart only marks models "not live" (they are not destroyed), so the page
+  // would keep this name registered and a re-run cell would find it taken: leave now.
+  const onCommLive = () => {
+    phone.close("the kernel restarted or disconnected: run the cell again for a new widget");
+    if (phonesByModel().get(modelKey) === phone) phonesByModel().delete(modelKey);
+  };
+  model.on("comm_live_update", onCommLive);
   model.on("msg:custom", onCustom);
   model.on("change:audio", onToggle);
   model.on("change:video", onToggle);
@@ -99,6 +106,7 @@ function initialize({ model }) {
 
   return () => {
     // Kernel restart or widget closed: end the call, stop the camera, close the socket.
+    model.off("comm_live_update", onCommLive);
     model.off("msg:custom", onCustom);
     model.off("change:audio", onToggle);
     model.off("change:video", onToggle);

@@ -129,6 +129,28 @@ class Notebook:
     async def click(self, user: str, css: str) -> None:
         await self.page.locator(f'.nbcall-root[data-user="{user}"] {css}').first.click()
 
+    async def run_all(self, users: list[str]) -> None:
+        """Run All, then wait until every user's widget is rendered and registered (idle)."""
+        page = self.page
+        await page.evaluate(
+            """async () => {
+              const app = window.jupyterapp;
+              app.shell.activateById(window.__panel.id);
+              await app.commands.execute('notebook:run-all-cells');
+            }"""
+        )
+        try:
+            await self.wait_js(
+                "(users) => users.every((u) => window.__nbcall && window.__nbcall.phones[u] && "
+                "window.__nbcall.phones[u].state === 'idle' && "
+                'document.querySelector(`.nbcall-root[data-user="${u}"]`))',
+                users,
+                timeout=30,
+            )
+        except Exception:
+            print(await page.evaluate(DIAGNOSE))
+            raise
+
     async def close(self) -> None:
         await self.context.close()
 
@@ -176,24 +198,7 @@ class Lab:
         nb = Notebook(page, context, path)
         self.open_notebooks.append(nb)
         if run_all:
-            await page.evaluate(
-                """async () => {
-                  const app = window.jupyterapp;
-                  app.shell.activateById(window.__panel.id);
-                  await app.commands.execute('notebook:run-all-cells');
-                }"""
-            )
-            try:
-                await nb.wait_js(
-                    "(users) => users.every((u) => window.__nbcall && window.__nbcall.phones[u] && "
-                    "window.__nbcall.phones[u].state === 'idle' && "
-                    'document.querySelector(`.nbcall-root[data-user="${u}"]`))',
-                    users,
-                    timeout=30,
-                )
-            except Exception:
-                print(await page.evaluate(DIAGNOSE))
-                raise
+            await nb.run_all(users)
         return nb
 
     async def close_all(self) -> None:

@@ -62,7 +62,8 @@ async def test_call_and_accept_from_python_media_flows_both_ways(trio: Notebook)
     python_seconds = time.monotonic() - t0
     to_bob = await trio.assert_video_flows(B)
     to_alice = await trio.assert_video_flows(A)
-    assert to_bob["width"] == 640 and to_alice["width"] == 640
+    assert to_bob["height"] > 0 and to_alice["height"] > 0
+    print(f"remote video at bob {to_bob}, at alice {to_alice}")
     await trio.wait_py("alice.stats.get('frames_decoded', 0) > 0", "True")
     setup_ms = await trio.py("print(alice.stats['setup_ms'], bob.stats['setup_ms'])")
     print(f"call from Python to connected seen in Python: {python_seconds:.2f} s; page setup_ms alice, bob: {setup_ms}")
