@@ -137,6 +137,7 @@ export class Phone {
         this.callId = msg.call_id || null;
         this.seedCall = false;
         this.endReason = "";
+        this.stats = {}; // a new call: the last call's numbers no longer apply
         break;
       case "ringing":
         return;
@@ -167,6 +168,7 @@ export class Phone {
           this.peer = this.incoming = from;
           this.seedCall = true;
           this.endReason = "";
+          this.stats = {}; // a new call: the last call's numbers no longer apply
           this.pendingSignals = [msg];
         }
         return this._changed();
@@ -214,6 +216,7 @@ export class Phone {
     this.peer = this.peers.get(key(to)) || to;
     this.incoming = "";
     this.endReason = "";
+    this.stats = {}; // a new call: the last call's numbers no longer apply
     this.error = "";
     this.seedCall = false;
     this.callId = newCallId();

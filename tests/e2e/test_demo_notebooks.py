@@ -1,0 +1,107 @@
+"""The demo notebooks in notebooks/ work as a newcomer runs them: one cell at a time, in Lab."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+
+from .lab import Lab, Notebook
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+_RUN_CELL = """
+async (index) => {
+  const app = window.jupyterapp;
+  const panel = window.__panel;
+  app.shell.activateById(panel.id);
+  panel.content.activeCellIndex = index;
+  await app.commands.execute('notebook:run-cell');
+  const cell = panel.content.widgets[index];
+  return cell.model.type === 'code' ? JSON.stringify(cell.model.sharedModel.outputs) : '[]';
+}
+"""
+
+
+def copy_demo(lab: Lab, name: str) -> str:
+    """Copy a demo into Lab's folder, pointed at the test's server instead of port 9900."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    port = urlparse(lab.signaling_url).port
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert "9900" not in cell.source
+            cell.source = cell.source.replace("nbcall.serve()", f"nbcall.serve(port={port})")
+    nbformat.write(nb, lab.root / f"demo_{name}")
+    return f"demo_{name}"
+
+
+async def run_cell(nb: Notebook, index: int) -> str:
+    """Run one cell like Shift+Enter; let the browser report back as a user's pause would."""
+    outputs = str(await nb.page.evaluate(_RUN_CELL, index))
+    assert '"output_type": "error"' not in outputs and '"output_type":"error"' not in outputs, outputs
+    # Wait until no widget is still registering: the next cell needs the browser's report.
+    await nb.wait_js(
+        "() => Object.values((window.__nbcall || {}).phones || {}).every((p) => p.state !== 'registering')"
+    )
+    await nb.py("pass")  # a round trip through the kernel: pending comm messages are handled
+    return outputs
+
+
+def code_cells(nb: Notebook, path: Path) -> list[tuple[int, str]]:
+    cells = nbformat.read(path, as_version=4).cells
+    return [(i, c.source) for i, c in enumerate(cells) if c.cell_type == "code"]
+
+
+async def test_first_call_notebook(lab: Lab) -> None:
+    path = copy_demo(lab, "first_call.ipynb")
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        for index, source in code_cells(nb, lab.root / path):
+            out = await run_cell(nb, index)
+            if source.startswith("bob.accept()"):
+                await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
+                await nb.assert_video_flows("alice")
+                await nb.assert_video_flows("bob")
+            if source.startswith('print("alice sees"'):
+                assert "['bob']" in out and "['alice']" in out, out
+        await nb.wait_py("alice.end_reason, bob.end_reason", "('hangup', 'hangup')")
+    finally:
+        await nb.close()
+
+
+async def test_two_kernel_notebooks(lab: Lab) -> None:
+    a_path, b_path = copy_demo(lab, "two_kernels_alice.ipynb"), copy_demo(lab, "two_kernels_bob.ipynb")
+    alice = await lab.open(a_path, users=[], run_all=False)
+    bob = await lab.open(b_path, users=[], run_all=False)
+    try:
+        a_cells, b_cells = code_cells(alice, lab.root / a_path), code_cells(bob, lab.root / b_path)
+        # alice: server + widget; bob: server (reused, not owned) + widget
+        for index, _ in a_cells[:2]:
+            await run_cell(alice, index)
+        for index, _ in b_cells[:2]:
+            await run_cell(bob, index)
+        assert (await bob.py("print(server.owned)")).strip() == "False"
+        await alice.wait_py("alice.peers", "['bob']")
+        await run_cell(alice, a_cells[2][0])  # alice.peers
+        t0 = time.monotonic()
+        await run_cell(alice, a_cells[3][0])  # alice.call("bob")
+        await bob.wait_py("bob.state", "ringing")
+        await run_cell(bob, b_cells[2][0])  # bob.accept()
+        await alice.wait_py("alice.state", "connected")
+        await bob.wait_py("bob.state", "connected")
+        print(f"two-kernel demo: call -> connected {time.monotonic() - t0:.2f} s")
+        await bob.assert_video_flows("bob")
+        for index, _ in a_cells[4:]:  # state, hangup
+            await run_cell(alice, index)
+        await bob.wait_py("bob.state, bob.end_reason", "('ended', 'hangup')")
+        info = json.loads((await alice.py("import json; print(json.dumps(alice.stats))")).strip())
+        assert info.get("setup_ms", 0) > 0, info
+    finally:
+        await alice.close()
+        await bob.close()
