@@ -345,7 +345,10 @@ export class Phone {
   }
 
   _endCall(reason, notify) {
-    if (notify && this.peer && IN_CALL.has(this.state)) this.signaling.send({ type: "hangup", to: this.peer });
+    if (notify && this.peer && IN_CALL.has(this.state)) {
+      // The server accepts only its own reasons; a widget closing is a plain hang-up to the peer.
+      this.signaling.send({ type: "hangup", to: this.peer, reason: reason === "failed" ? reason : "hangup" });
+    }
     this._resetCall();
     this.incoming = "";
     this.endReason = reason;

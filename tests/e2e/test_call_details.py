@@ -1,0 +1,81 @@
+"""Several views of one widget, ICE restarts (including both sides at once), closing a widget."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from .lab import Lab, Notebook
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+VIC, WES = "vic-d", "wes-d"
+
+_UFRAG = "(u) => (window.__nbcall.phones[u].pc.remoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/) || [])[1]"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pair(lab: Lab) -> AsyncIterator[Notebook]:
+    # vic is shown twice: two views of one widget.
+    path = lab.widgets_notebook("details", [VIC, WES], extra=["vic"])
+    nb = await lab.open(path, users=[VIC, WES])
+    await nb.wait_js(f"() => document.querySelectorAll('.nbcall-root[data-user=\"{VIC}\"]').length === 2")
+    await nb.wait_py(f"{WES!r} in vic.peers", "True")
+    assert await nb.py(f"vic.call({WES!r})") == ""
+    await nb.wait_py("wes.state", "ringing")
+    await nb.py("wes.accept()")
+    await nb.wait_py("vic.state, wes.state", "('connected', 'connected')")
+    yield nb
+    await nb.close()
+
+
+async def test_two_views_show_the_same_call(pair: Notebook) -> None:
+    await pair.assert_video_flows(VIC)
+    views = await pair.page.evaluate(
+        """(u) => [...document.querySelectorAll(`.nbcall-root[data-user="${u}"]`)].map((root) => {
+             const v = root.querySelector('video.nbcall-remote');
+             return { width: v.videoWidth, same: v.srcObject === root.nbcall.remoteStream, muted: v.muted,
+                      status: root.querySelector('.nbcall-status').textContent };
+           })""",
+        VIC,
+    )
+    assert len(views) == 2
+    assert all(v["same"] and v["width"] > 0 and v["status"] == f"In a call with {WES}" for v in views), views
+    # Only one view plays the remote audio (the other would echo it).
+    assert sorted(v["muted"] for v in views) in ([False, True], [True, True]), views
+
+
+async def test_ice_restart_renegotiates_and_media_continues(pair: Notebook) -> None:
+    before = await pair.page.evaluate(_UFRAG, WES)
+    await pair.page.evaluate("(u) => window.__nbcall.phones[u].call.restartIce()", VIC)
+    await pair.wait_js(f"(b) => ({_UFRAG})('{WES}') !== b", before, timeout=10)
+    await pair.assert_video_flows(WES)
+    await pair.assert_video_flows(VIC)
+    await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
+
+
+async def test_simultaneous_restarts_resolve_by_perfect_negotiation(pair: Notebook) -> None:
+    # Both sides offer at once: the impolite caller wins, the polite callee rolls back.
+    before = await pair.page.evaluate(f"() => [({_UFRAG})('{VIC}'), ({_UFRAG})('{WES}')]")
+    await pair.page.evaluate("(us) => us.forEach((u) => window.__nbcall.phones[u].call.restartIce())", [VIC, WES])
+    await pair.wait_js(
+        f"(b) => ({_UFRAG})('{VIC}') !== b[0] && ({_UFRAG})('{WES}') !== b[1] && "
+        f"['{VIC}', '{WES}'].every((u) => window.__nbcall.phones[u].pc.signalingState === 'stable')",
+        before,
+        timeout=10,
+    )
+    await asyncio.sleep(0.5)
+    await pair.assert_video_flows(WES)
+    await pair.assert_video_flows(VIC)
+    errors = await pair.py("print(repr(vic.error), repr(wes.error))")
+    assert errors.strip() == "'' ''", errors
+
+
+async def test_closing_the_widget_ends_the_call(pair: Notebook) -> None:
+    await pair.py("vic.close()")  # the comm closes: the page's model is destroyed
+    await pair.wait_py("wes.state, wes.end_reason", "('ended', 'hangup')", timeout=10)
+    await pair.wait_js(f"() => !window.__nbcall.phones['{VIC}']")
+    await pair.wait_py(f"{VIC!r} in wes.peers", "False")
