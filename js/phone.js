@@ -138,6 +138,7 @@ export class Phone {
         this.seedCall = false;
         this.endReason = "";
         this.stats = {}; // a new call: the last call's numbers no longer apply
+        this.error = "";
         break;
       case "ringing":
         return;
@@ -169,6 +170,7 @@ export class Phone {
           this.seedCall = true;
           this.endReason = "";
           this.stats = {}; // a new call: the last call's numbers no longer apply
+          this.error = "";
           this.pendingSignals = [msg];
         }
         return this._changed();

@@ -126,7 +126,13 @@ class CallWidget(anywidget.AnyWidget):
         if name_key(target) == name_key(self.user):
             raise CallError("cannot call yourself")
         if self.state not in _CAN_CALL:
-            raise CallError(f"cannot call while {self.state}" + (f" with {self.peer}" if self.peer else ""))
+            if self.state == "error":
+                detail = f": {self.error}" if self.error else ""
+            elif self.state == "registering":
+                detail = " (the page is still connecting to the signaling server)"
+            else:
+                detail = f" with {self.peer}" if self.peer else ""
+            raise CallError(f"cannot call while {self.state}{detail}")
         online = {name_key(p): p for p in self.peers}
         if name_key(target) not in online:
             raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")

@@ -95,3 +95,31 @@ async def test_kernel_restart_releases_the_name(lab: Lab, ann: Notebook) -> None
         await eve.wait_py("eve.state", "idle")
     finally:
         await eve.close()
+
+
+async def test_name_taken_and_server_unreachable_are_explained(lab: Lab, ann: Notebook) -> None:
+    from ..conftest import free_port
+
+    dead = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    path = lab.widgets_notebook(
+        "kernel_trouble",
+        {"dup": ANN},  # ann's name, held by the other kernel's widget
+        extra=[f"lost = nbcall.CallWidget('lost-k', server={dead!r})\nlost"],
+    )
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        await nb.run_all([])
+        await nb.wait_py("dup.state", "error")
+        error = (await nb.py("print(dup.error)")).strip()
+        assert error.startswith(f"cannot register as {ANN}: name_taken"), error
+        shown = nb.page.locator(f'.nbcall-root[data-user="{ANN}"] .nbcall-error')
+        assert "name_taken" in await shown.inner_text()
+        out = await nb.py("dup.call('anyone')")
+        assert "CallError: cannot call while error: cannot register as" in out, out
+        await nb.wait_py("lost.state", "error")
+        error = (await nb.py("print(lost.error)")).strip()
+        assert error.startswith(f"signaling server {dead} unreachable") and "retrying in" in error, error
+        # The name holder was not disturbed.
+        await ann.wait_py("ann.state", "ended")
+    finally:
+        await nb.close()
