@@ -120,7 +120,7 @@ def test_call_refuses_what_cannot_work() -> None:
     with pytest.raises(CallError, match="while connected with bob"):
         w.call("bob")
     w.set_trait("state", "registering")
-    with pytest.raises(CallError, match="while registering .*still connecting"):
+    with pytest.raises(CallError, match=r"while registering .*still connecting"):
         w.call("bob")
     w.set_trait("state", "error")
     w.set_trait("error", "cannot register as alice: name_taken: 'alice' is in use")
