@@ -63,6 +63,9 @@ async def test_first_call_notebook(lab: Lab) -> None:
     nb = await lab.open(path, users=[], run_all=False)
     try:
         for index, source in code_cells(nb, lab.root / path):
+            if source.startswith('print("alice sees"'):
+                # Presence is batched (250 ms): a person reading the markdown is slower than that.
+                await nb.wait_py("alice.peers, bob.peers", "(['bob'], ['alice'])")
             out = await run_cell(nb, index)
             if source.startswith("bob.accept()"):
                 await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
