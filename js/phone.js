@@ -49,6 +49,7 @@ export class Phone {
     this.epoch = 0; // bumps on every call end, so late async work of an old call is dropped
     this.listeners = new Set();
     this.statsTimer = null;
+    this.everRegistered = false;
     this.signaling = new Signaling({
       url: server,
       username: user,
@@ -85,9 +86,16 @@ export class Phone {
   // -- signaling ----------------------------------------------------------------------
 
   _onSignalingStatus(status, detail) {
-    if (status === "retrying") {
-      this.error = `signaling server ${this.server} unreachable: ${detail}`;
-      if (!IN_CALL.has(this.state) && this.state !== "ringing") this.state = "error";
+    if (status === "registered") {
+      this.everRegistered = true;
+    } else if (status === "retrying") {
+      if (this.everRegistered && this.signaling.attempt <= 1) {
+        // A dropped socket that worked before: reconnect quietly once before calling it an error.
+        if (!IN_CALL.has(this.state) && this.state !== "ringing") this.state = "registering";
+      } else {
+        this.error = `signaling server ${this.server} unreachable: ${detail}`;
+        if (!IN_CALL.has(this.state) && this.state !== "ringing") this.state = "error";
+      }
       this._changed();
     } else if (status === "replaced") {
       this._endCall("replaced", false);
@@ -110,7 +118,7 @@ export class Phone {
         this.user = msg.username || this.user;
         this._setPeers(msg.users || []);
         if (msg.online > (msg.users || []).length) this.signaling.send({ type: "list" });
-        if (IN_CALL.has(this.state) && !msg.call) {
+        if ((IN_CALL.has(this.state) || this.state === "ringing") && !msg.call) {
           // Our socket dropped and the server ended the call meanwhile.
           this._endCall("disconnected", false);
         } else if (this.state === "registering" || this.state === "error") {

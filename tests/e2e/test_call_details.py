@@ -74,7 +74,23 @@ async def test_simultaneous_restarts_resolve_by_perfect_negotiation(pair: Notebo
     assert errors.strip() == "'' ''", errors
 
 
+async def test_signaling_socket_drop_reconnects_and_re_registers(pair: Notebook) -> None:
+    # The server ends a call the moment a side's websocket closes (docs/protocol.md), so the
+    # call ends; the widget must come back under its own name by itself and call again.
+    await pair.page.evaluate("(u) => window.__nbcall.phones[u].signaling.ws.close()", WES)
+    await pair.wait_py("vic.state, vic.end_reason", "('ended', 'disconnected')", timeout=10)
+    await pair.wait_py("wes.state, wes.end_reason, wes.error", "('ended', 'disconnected', '')", timeout=10)
+    await pair.wait_js(f"() => window.__nbcall.phones['{WES}'].signaling.registered")
+    await pair.wait_py(f"{WES!r} in vic.peers", "True")
+    assert await pair.py(f"vic.call({WES!r})") == ""
+    await pair.wait_py("wes.state", "ringing")
+    await pair.py("wes.accept()")
+    await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
+    await pair.assert_video_flows(VIC)
+
+
 async def test_closing_the_widget_ends_the_call(pair: Notebook) -> None:
+    await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
     await pair.py("vic.close()")  # the comm closes: the page's model is destroyed
     await pair.wait_py("wes.state, wes.end_reason", "('ended', 'hangup')", timeout=10)
     await pair.wait_js(f"() => !window.__nbcall.phones['{VIC}']")
