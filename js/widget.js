@@ -170,8 +170,9 @@ function render({ model, el }) {
   local.autoplay = true;
   local.playsInline = true;
   local.muted = true; // never play our own microphone back
+  local.hidden = true;
   const peerLabel = h("div", "nbcall-peer-label");
-  const unmute = button("🔇 Click to unmute", "nbcall-unmute", () => {
+  const unmute = button("Sound is muted: click to unmute", "nbcall-unmute", () => {
     remote.muted = false;
     unmute.hidden = true;
     playVideo(remote, null);
@@ -228,13 +229,14 @@ function render({ model, el }) {
     error.textContent = phone.error;
     error.hidden = !phone.error;
     ring.hidden = phone.state !== "ringing";
-    ringText.textContent = `📞 ${phone.incoming || phone.peer} is calling`;
+    ringText.textContent = `Incoming call from ${phone.incoming || phone.peer}`;
     const inCall = ["calling", "connecting", "connected"].includes(phone.state);
     hangupBtn.hidden = !inCall;
     hangupBtn.textContent = phone.state === "calling" ? "Cancel" : "Hang up";
     mic.checked = !!model.get("audio");
     cam.checked = !!model.get("video");
-    stage.hidden = !(inCall || phone.state === "ringing");
+    // Video only once there is something to show: ringing and calling are a line of text.
+    stage.hidden = !(phone.state === "connecting" || phone.state === "connected");
     peerLabel.textContent = phone.peer;
     if (phone.remoteStream !== shownRemote) {
       shownRemote = phone.remoteStream;
