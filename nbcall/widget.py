@@ -16,6 +16,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from .ice import default_ice_servers, validate_ice_servers
 from .signaling.names import InvalidName, name_key, normalize_name
 
 STATES = ("idle", "registering", "calling", "ringing", "connecting", "connected", "ended", "error")
@@ -61,7 +62,9 @@ class CallWidget(anywidget.AnyWidget):
     audio = traitlets.Bool(True, help="Send the microphone (can be toggled during a call).").tag(sync=True)
     video = traitlets.Bool(True, help="Send the camera (can be toggled during a call).").tag(sync=True)
     ice_servers = traitlets.List(
-        traitlets.Dict(), help="RTCIceServer dicts (STUN/TURN). Empty is enough on one machine."
+        traitlets.Dict(),
+        help="RTCIceServer dicts (STUN/TURN) for the next call. Default: $NBCALL_ICE_SERVERS, else [] "
+        "(enough on one machine).",
     ).tag(sync=True)
     transport = traitlets.Enum(
         TRANSPORTS, default_value="direct", help="How the page reaches the signaling server: 'direct' websocket."
@@ -89,6 +92,17 @@ class CallWidget(anywidget.AnyWidget):
         self._views_seen = 0
         self._frontend_ready = False
         self.on_msg(self._on_frontend_msg)
+
+    @traitlets.default("ice_servers")
+    def _default_ice_servers(self) -> list[dict[str, Any]]:
+        return default_ice_servers()
+
+    @traitlets.validate("ice_servers")
+    def _check_ice_servers(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            return validate_ice_servers(proposal["value"])
+        except ValueError as exc:
+            raise traitlets.TraitError(str(exc)) from None
 
     # -- frontend events ---------------------------------------------------------------
 

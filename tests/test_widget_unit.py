@@ -74,6 +74,17 @@ def test_default_server_is_the_embedded_one() -> None:
             handle.stop()
 
 
+def test_ice_servers_are_validated_and_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    stun = {"urls": "stun:127.0.0.1:3478"}
+    assert CallWidget("alice", server=URL, ice_servers=[stun]).ice_servers == [stun]
+    with pytest.raises(traitlets.TraitError, match="needs 'username' and 'credential'"):
+        CallWidget("alice", server=URL, ice_servers=[{"urls": "turn:127.0.0.1:3478"}])
+    with pytest.raises(traitlets.TraitError, match="STUN/TURN URL"):
+        CallWidget("alice", server=URL).ice_servers = [{"urls": "http://example.org"}]
+    monkeypatch.setenv("NBCALL_ICE_SERVERS", '[{"urls": "stun:127.0.0.1:3478"}]')
+    assert CallWidget("alice", server=URL).ice_servers == [stun]
+
+
 def test_enums_refuse_unknown_values() -> None:
     w = CallWidget("alice", server=URL)
     with pytest.raises(traitlets.TraitError):
