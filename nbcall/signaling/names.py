@@ -10,6 +10,7 @@ compatibility look-alikes); the key additionally case-folds.  Invisible characte
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 MAX_NAME_LENGTH = 64
 
@@ -35,6 +36,12 @@ def normalize_name(raw: object) -> str:
     """Return the display form of a user name, or raise :class:`InvalidName`."""
     if not isinstance(raw, str):
         raise InvalidName("the name must be a string")
+    return _normalize(raw)
+
+
+# Every relayed message names its target: the same few names, over and over.
+@lru_cache(maxsize=8192)
+def _normalize(raw: str) -> str:
     name = unicodedata.normalize("NFKC", raw).strip()
     if not name:
         raise InvalidName("the name is empty")
@@ -59,6 +66,7 @@ def normalize_name(raw: object) -> str:
     return name
 
 
+@lru_cache(maxsize=8192)
 def name_key(display: str) -> str:
     """The identity of an already normalised name: equal keys are the same user."""
     return display.casefold()
