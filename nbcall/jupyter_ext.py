@@ -5,23 +5,34 @@ port, and an https page may not open ``ws://``.  Served under ``{base_url}nbcall
 websocket shares the Jupyter server's origin, TLS and authentication: a page that can
 open a notebook can signal, and nobody else can.
 
+Without a query, the endpoint is a signaling server of its own (a hub in the Jupyter
+server's process).  With ``?upstream=ws://127.0.0.1:PORT`` it instead carries the page's
+frames to that signaling server, so a widget whose kernel started one reaches the same
+users whichever way its page connects.  Only loopback upstreams are allowed: the endpoint
+must not become a way into other hosts.
+
 ``pip install nbcall`` enables it (a file in ``etc/jupyter/jupyter_server_config.d``);
 ``jupyter server extension list`` shows it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web, websocket
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from . import __version__
 from .signaling import protocol as p
 from .signaling.hub import Hub, Limits
+from .signaling.server import is_loopback
 
 log = logging.getLogger("nbcall.server")
 
@@ -45,16 +56,31 @@ class SignalingWebSocket(JupyterHandler, websocket.WebSocketHandler):
         if result is not None:
             await result
 
-    def open(self, *args: str, **kwargs: str) -> None:
+    upstream: UpstreamBridge | None = None
+
+    async def open(self, *args: str, **kwargs: str) -> None:
         self.session = self.hub.connect(self)
+        target = self.get_query_argument("upstream", None)
+        if target is None:
+            return
+        try:
+            self.upstream = await UpstreamBridge.connect(target, self)
+        except UpstreamRefused as exc:
+            self.session.send(p.error(exc.code, str(exc)))
+            self.close(p.CLOSE_UNAUTHORIZED if exc.code == p.ErrorCode.UNAUTHORIZED else 1011, str(exc)[:120])
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):  # tornado hands binary frames over as bytes
             self.session.send(p.error(p.ErrorCode.BAD_MESSAGE, "send JSON text frames, not binary"))
-            return
-        self.hub.receive(self.session, message)
+        elif self.upstream is not None:
+            self.upstream.forward(message)
+        elif self.get_query_argument("upstream", None) is None:
+            self.hub.receive(self.session, message)
+        # else: still connecting upstream; tornado does not deliver messages before open() returns
 
     def on_close(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
         session = getattr(self, "session", None)
         if session is not None:
             self.hub.disconnect(session)
@@ -78,6 +104,69 @@ class SignalingWebSocket(JupyterHandler, websocket.WebSocketHandler):
 
     def close_now(self, code: int, reason: str) -> None:
         self.close(code, reason)
+
+
+class UpstreamRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UpstreamBridge:
+    """Frames between one page's websocket and a loopback signaling server, both ways."""
+
+    def __init__(self, ws: ClientConnection, page: SignalingWebSocket) -> None:
+        self.ws = ws
+        self.page = page
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
+        self.tasks = [asyncio.create_task(self._down()), asyncio.create_task(self._up())]
+
+    @classmethod
+    async def connect(cls, target: str, page: SignalingWebSocket) -> UpstreamBridge:
+        parts = urlsplit(target)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or not is_loopback(parts.hostname):
+            raise UpstreamRefused(
+                p.ErrorCode.UNAUTHORIZED, "upstream must be a ws:// URL on this machine's loopback (127.0.0.1)"
+            )
+        try:
+            ws = await connect(target, compression=None, max_size=p.MAX_HARD_FRAME_BYTES, open_timeout=5)
+        except (OSError, TimeoutError, InvalidStatus) as exc:
+            message = f"cannot reach the signaling server {target}: {exc}"
+            raise UpstreamRefused(p.ErrorCode.UPSTREAM_UNREACHABLE, message) from None
+        return cls(ws, page)
+
+    def forward(self, frame: str) -> None:
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.page.session.send(p.error(p.ErrorCode.RATE_LIMITED, "too many messages in flight; slow down"))
+
+    async def _up(self) -> None:
+        while True:
+            frame = await self.outbox.get()
+            try:
+                await self.ws.send(frame)
+            except ConnectionClosed:
+                return
+
+    async def _down(self) -> None:
+        code, reason = 1011, "the signaling server closed the connection"
+        try:
+            async for frame in self.ws:
+                self.page.send_bytes(frame.encode() if isinstance(frame, str) else frame)
+            if self.ws.close_code is not None:
+                code, reason = self.ws.close_code, self.ws.close_reason or reason
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None:
+                code, reason = exc.rcvd.code, exc.rcvd.reason
+        if code == 1005:  # "no status": not a code one may send
+            code = 1000
+        self.page.close(code, reason)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.tasks.append(asyncio.ensure_future(self.ws.close()))
 
 
 class InfoHandler(JupyterHandler):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbcall.signaling import SignalingClient
 
@@ -88,3 +88,42 @@ async def test_signaling_through_the_jupyter_origin(jupyter_server: tuple[int, s
         assert (await bob.expect("error"))["code"] == "bad_message"
         await bob.close()
         assert (await alice.expect("hangup"))["reason"] == "disconnected"
+
+
+async def test_upstream_mode_reaches_the_kernels_server(jupyter_server: tuple[int, str]) -> None:
+    """A page on the Jupyter origin and a client of the loopback server meet on one hub."""
+    port, token = jupyter_server
+    from nbcall.signaling import serve
+
+    handle = serve(port=0)
+    try:
+        via_jupyter = f"ws://127.0.0.1:{port}/nbcall/signal?token={token}&upstream={handle.url}"
+        async with SignalingClient(via_jupyter, "alice") as alice, SignalingClient(handle.url, "bob") as bob:
+            assert sorted(bob.registration["users"]) == ["alice", "bob"]  # type: ignore[index]
+            await alice.send({"type": "invite", "to": "bob"})
+            assert (await bob.expect("invite"))["from"] == "alice"
+            await bob.send({"type": "accept", "to": "alice"})
+            assert (await alice.expect("accept"))["from"] == "bob"
+            await alice.close()
+            assert (await bob.expect("hangup"))["reason"] == "disconnected"
+    finally:
+        handle.stop()
+
+
+@pytest.mark.parametrize(
+    ("upstream", "code"),
+    [
+        ("ws://10.1.2.3:9900", "unauthorized"),
+        ("http://127.0.0.1:1", "unauthorized"),
+        ("ws://127.0.0.1:9", "upstream_unreachable"),
+    ],
+)
+async def test_upstream_must_be_a_reachable_loopback_server(
+    jupyter_server: tuple[int, str], upstream: str, code: str
+) -> None:
+    port, token = jupyter_server
+    async with connect(f"ws://127.0.0.1:{port}/nbcall/signal?token={token}&upstream={upstream}") as ws:
+        reply = json.loads(await ws.recv())
+        assert reply["type"] == "error" and reply["code"] == code
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()

@@ -73,6 +73,7 @@ class ErrorCode:
     NO_CALL: Final = "no_call"
     SELF_CALL: Final = "self_call"
     INTERNAL: Final = "internal_error"  # a server bug; logged with its traceback
+    UPSTREAM_UNREACHABLE: Final = "upstream_unreachable"  # the Jupyter endpoint cannot reach its upstream
 
     ALL: Final = frozenset(
         {
@@ -89,6 +90,7 @@ class ErrorCode:
             NO_CALL,
             SELF_CALL,
             INTERNAL,
+            UPSTREAM_UNREACHABLE,
         }
     )
 
