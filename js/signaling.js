@@ -1,10 +1,14 @@
-// Direct websocket transport to the nbcall signaling server.
+// The registered connection to the nbcall signaling server, over whichever transport
+// works from this page (transports.js: same-origin, direct, kernel relay).
 //
-// Keeps one registered connection alive: when the socket drops it reconnects with
+// The first transport that opens is kept.  Keeps one registered connection alive: when the socket drops it reconnects with
 // exponential backoff and re-registers with the name's credential, so the server hands
 // the name (and any call in progress) back to us instead of refusing it as taken.
 
+import { OPEN_TIMEOUT_MS } from "./transports.js";
+
 const CLOSE_REPLACED = 4001;
+const REPLAN_AFTER_FAILURES = 3; // a kept transport that fails this often in a row: choose again
 
 export class Signaling {
   /**
@@ -13,10 +17,20 @@ export class Signaling {
    * @param {string} opts.username   name to register
    * @param {string} [opts.credential]
    * @param {(msg: object) => void} opts.onMessage   every message from the server, in order
-   * @param {(status: string, detail?: string) => void} opts.onStatus  connecting|registered|retrying|replaced|closed
+   * @param {(status: string, detail?: string) => void} opts.onStatus
+   *     connecting|transport (detail: its name)|registered|retrying|replaced|closed
+   * @param {() => Promise<Array<{name: string, open: () => WebSocket}>>} [opts.plan]
+   *     the transports to try, in order; default: a direct websocket to url
    */
-  constructor({ url, username, credential, onMessage, onStatus }) {
+  constructor({ url, username, credential, onMessage, onStatus, plan }) {
     this.url = url;
+    this.plan = plan || (async () => [{ name: "direct", open: () => new WebSocket(url) }]);
+    this.candidates = null; // the current plan, tried in order until one opens
+    this.index = 0;
+    this.kept = null; // the transport that opened, kept for reconnects
+    this.failuresInARow = 0;
+    this.failures = [];
+    this.transport = "";
     this.username = username;
     this.credential = credential || null;
     this.onMessage = onMessage;
@@ -34,18 +48,40 @@ export class Signaling {
     this._connect();
   }
 
-  _connect() {
+  async _connect() {
     if (this.closed) return;
     this.onStatus("connecting");
+    if (!this.candidates) {
+      try {
+        this.candidates = await this.plan();
+      } catch (err) {
+        this.candidates = [{ name: "direct", open: () => new WebSocket(this.url) }];
+      }
+      this.index = 0;
+      this.failures = [];
+      if (this.closed) return;
+    }
+    const candidate = this.kept || this.candidates[this.index];
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = candidate.open();
     } catch (err) {
-      this._retry(String(err));
+      this._failed(candidate, false, String(err.message || err));
       return;
     }
     this.ws = ws;
+    let opened = false;
+    // A transport that neither opens nor fails (a filtered port, a busy kernel) is given up on.
+    const openTimer = setTimeout(() => {
+      if (!opened && this.ws === ws) ws.close();
+    }, OPEN_TIMEOUT_MS);
     ws.onopen = () => {
+      opened = true;
+      clearTimeout(openTimer);
+      this.failures = [];
+      this.kept = candidate;
+      this.transport = candidate.name;
+      this.onStatus("transport", candidate.name);
       const msg = { type: "register", username: this.username, client: "nbcall-widget", presence: true };
       if (this.credential) msg.credential = this.credential;
       ws.send(JSON.stringify(msg));
@@ -60,6 +96,7 @@ export class Signaling {
       if (msg.type === "registered") {
         this.registered = true;
         this.attempt = 0;
+        this.failuresInARow = 0;
         if (msg.credential) this.credential = msg.credential;
         const queued = this.outbox.splice(0);
         for (const m of queued) ws.send(JSON.stringify(m));
@@ -68,6 +105,7 @@ export class Signaling {
       this.onMessage(msg);
     };
     ws.onclose = (event) => {
+      clearTimeout(openTimer);
       if (this.ws !== ws) return;
       this.ws = null;
       this.registered = false;
@@ -78,11 +116,27 @@ export class Signaling {
         this.onStatus("replaced", "this name was taken over by another page or connection");
         return;
       }
-      this._retry(event.reason || `connection closed (code ${event.code})`);
+      this._failed(candidate, opened, event.reason || `connection closed (code ${event.code})`);
     };
     ws.onerror = () => {
-      // onclose follows and schedules the retry
+      // onclose follows and decides what to do
     };
+  }
+
+  _failed(candidate, opened, detail) {
+    if (!opened) this.failures.push(`${candidate.name}: ${detail}`);
+    if (!this.kept && this.candidates && this.index < this.candidates.length - 1) {
+      this.index += 1; // this transport does not work from here: try the next one at once
+      this._connect();
+      return;
+    }
+    const summary = opened ? detail : this.failures.join("; ");
+    if (this.kept && !opened && ++this.failuresInARow >= REPLAN_AFTER_FAILURES) {
+      this.kept = null; // what worked before keeps failing: choose again from scratch
+      this.failuresInARow = 0;
+    }
+    if (!this.kept) this.candidates = null;
+    this._retry(summary);
   }
 
   _retry(detail) {

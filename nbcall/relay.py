@@ -29,6 +29,7 @@ log = logging.getLogger("nbcall.relay")
 
 OnMessage = Callable[[str], None]
 OnClosed = Callable[[int, str], None]
+OnOpen = Callable[[], None]
 
 
 class _LoopThread:
@@ -50,13 +51,21 @@ class _LoopThread:
 class KernelRelay:
     """One websocket from the kernel to a signaling server, on behalf of one page.
 
-    ``on_message`` gets each text frame from the server; ``on_closed`` gets the close
-    code and reason once (also when the connection could not be opened: code 1006).
-    Both are called from the relay's thread.
+    ``on_open`` is called once connected; ``on_message`` gets each text frame from the
+    server; ``on_closed`` gets the close code and reason once (also when the connection
+    could not be opened: code 1006).  All are called from the relay's thread.
     """
 
-    def __init__(self, url: str, on_message: OnMessage, on_closed: OnClosed, open_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_message: OnMessage,
+        on_closed: OnClosed,
+        open_timeout: float = 5.0,
+        on_open: OnOpen | None = None,
+    ) -> None:
         self.url = url
+        self._on_open = on_open
         self._on_message = on_message
         self._on_closed = on_closed
         self._open_timeout = open_timeout
@@ -78,6 +87,8 @@ class KernelRelay:
                 self.url, compression=None, max_size=MAX_HARD_FRAME_BYTES, open_timeout=self._open_timeout
             )
             writer = asyncio.create_task(self._write(self._ws))
+            if self._on_open is not None:
+                self._on_open()
             async for frame in self._ws:
                 self._on_message(frame if isinstance(frame, str) else frame.decode())
             code, reason = self._ws.close_code or 1000, self._ws.close_reason or ""
