@@ -2,6 +2,12 @@
 // trickle ICE both ways, candidates queued until the remote description is set,
 // signaling applied strictly in order, ICE restart when the connection fails.
 
+import { statsCollector } from "./stats.js";
+
+// The in-call data channel (chat, camera/mic state): negotiated with a fixed id, created
+// with the connection on both sides, so it is in the first offer and needs no extra round.
+export const DATA_CHANNEL_ID = 0;
+
 const RESTART_AFTER_DISCONNECT_MS = 3000; // a blip shorter than this heals by itself
 const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by then won't
 
@@ -22,8 +28,9 @@ export class PeerCall {
    * @param {(state: string) => void} opts.onConnectionState
    * @param {(reason: string) => void} opts.onFailed  the connection cannot recover
    * @param {(err: Error) => void} opts.onError
+   * @param {boolean} [opts.dataChannel]  open the in-call data channel (not with seed clients: they have none)
    */
-  constructor({ polite, iceServers, send, onRemoteStream, onConnectionState, onFailed, onError }) {
+  constructor({ polite, iceServers, send, onRemoteStream, onConnectionState, onFailed, onError, dataChannel }) {
     this.polite = polite;
     this.send = send;
     this.onRemoteStream = onRemoteStream;
@@ -42,6 +49,10 @@ export class PeerCall {
     this.remoteStream = null;
     this.timers = new Set();
     this.connectedAt = 0;
+    this.collectStats = statsCollector(this.pc);
+    this.channel = dataChannel
+      ? this.pc.createDataChannel("nbcall", { negotiated: true, id: DATA_CHANNEL_ID, ordered: true })
+      : null;
 
     const pc = this.pc;
     pc.onnegotiationneeded = () => this._negotiate();
@@ -194,30 +205,17 @@ export class PeerCall {
     this.pc.restartIce();
   }
 
-  /** A few numbers for Python and the tests: frames decoded, fps, size, round-trip time. */
+  /** Numbers for Python, the quality dot and the tests (see stats.js). */
   async stats() {
-    const out = { frames_decoded: 0, fps: 0, width: 0, height: 0, rtt_ms: null, bytes_received: 0 };
-    if (this.closed) return out;
-    const report = await this.pc.getStats();
-    report.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video") {
-        out.frames_decoded += s.framesDecoded || 0;
-        out.fps = s.framesPerSecond || out.fps;
-        out.width = s.frameWidth || out.width;
-        out.height = s.frameHeight || out.height;
-      }
-      if (s.type === "inbound-rtp") out.bytes_received += s.bytesReceived || 0;
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) {
-        out.rtt_ms = Math.round(s.currentRoundTripTime * 1000);
-      }
-    });
-    return out;
+    if (this.closed) return { frames_decoded: 0, fps: 0, width: 0, height: 0, rtt_ms: null, bytes_received: 0 };
+    return this.collectStats();
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
     this._clearTimers();
+    if (this.channel) this.channel.close();
     const pc = this.pc;
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
     for (const sender of pc.getSenders()) {

@@ -23,19 +23,22 @@ export function describeMediaError(err) {
  * Open the devices the user wants to send.
  * @returns {Promise<{stream: MediaStream|null, error: string}>} never rejects
  */
-export async function openMedia({ audio, video }) {
+export async function openMedia({ audio, video, camera, microphone }) {
   if (!audio && !video) return { stream: null, error: "" };
   if (typeof navigator === "undefined" || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     return { stream: null, error: describeMediaError(null) };
   }
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: !!audio, video: !!video });
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: audio ? deviceConstraint(microphone) : false,
+      video: video ? deviceConstraint(camera) : false,
+    });
     return { stream, error: "" };
   } catch (err) {
     // With both asked for, a missing microphone alone should not cost the video.
     if (audio && video && err && (err.name === "NotFoundError" || err.name === "NotReadableError")) {
       try {
-        const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+        const stream = await navigator.mediaDevices.getUserMedia({ video: deviceConstraint(camera) });
         return { stream, error: "no usable microphone — sending video only" };
       } catch {
         // fall through to the original reason
@@ -48,4 +51,30 @@ export async function openMedia({ audio, video }) {
 export function stopStream(stream) {
   if (!stream) return;
   for (const track of stream.getTracks()) track.stop();
+}
+
+/** A chosen device id, or any device when none was chosen. `ideal`, not `exact`: a camera
+ * unplugged since it was chosen should fall back to another one rather than fail the call. */
+export function deviceConstraint(deviceId) {
+  return deviceId ? { deviceId: { ideal: deviceId } } : true;
+}
+
+/** Open one track of `kind` ("audio" | "video") from a given device (`exact`: the user just picked it). */
+export async function openTrack(kind, deviceId) {
+  const constraint = deviceId ? { deviceId: { exact: deviceId } } : true;
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraint });
+  return stream.getTracks()[0];
+}
+
+/** Cameras and microphones as [{id, label}] (labels are empty until a permission was granted). */
+export async function listDevices() {
+  if (typeof navigator === "undefined" || !navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+    return { cameras: [], microphones: [] };
+  }
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const pick = (kind) =>
+    devices
+      .filter((d) => d.kind === kind && d.deviceId && d.deviceId !== "default" && d.deviceId !== "communications")
+      .map((d, i) => ({ id: d.deviceId, label: d.label || `${kind === "videoinput" ? "camera" : "microphone"} ${i + 1}` }));
+  return { cameras: pick("videoinput"), microphones: pick("audioinput") };
 }

@@ -7,7 +7,7 @@ import { PeerCall } from "./call.js";
 import { openMedia, stopStream } from "./media.js";
 
 const IN_CALL = new Set(["calling", "connecting", "connected"]);
-const STATS_INTERVAL_MS = 2000;
+const STATS_INTERVAL_MS = 1000; // the quality dot and `stats` refresh once a second
 
 function key(name) {
   return String(name).normalize("NFKC").trim().toLowerCase();
@@ -50,6 +50,9 @@ export class Phone {
     this.listeners = new Set();
     this.statsTimer = null;
     this.everRegistered = false;
+    this.devices = {}; // { camera, microphone } device ids chosen in Python or the widget (features.js)
+    this.connectedAt = 0; // Date.now() when the last call connected
+    this.hooks = new Set(); // in-call features (features.js): { callStart(call), connected(), callEnd() }
     this.signaling = new Signaling({
       url: server,
       username: user,
@@ -75,6 +78,17 @@ export class Phone {
         fn(this);
       } catch (err) {
         console.error("nbcall listener", err);
+      }
+    }
+  }
+
+  /** Run a feature hook; a failing feature must not break the call. */
+  _hook(name, ...args) {
+    for (const hook of this.hooks) {
+      try {
+        if (hook[name]) hook[name](...args);
+      } catch (err) {
+        console.error(`nbcall ${name} hook`, err);
       }
     }
   }
@@ -280,7 +294,7 @@ export class Phone {
   async _startPeer(offerer) {
     const epoch = this.epoch;
     // Never block the state machine on the camera: signals that arrive meanwhile queue up.
-    const { stream, error } = await openMedia(this.send);
+    const { stream, error } = await openMedia({ ...this.send, ...this.devices });
     if (epoch !== this.epoch || this.state !== "connecting") {
       stopStream(stream);
       return;
@@ -291,6 +305,7 @@ export class Phone {
     const call = new PeerCall({
       polite: !offerer,
       iceServers: this.iceServers,
+      dataChannel: !this.seedCall,
       send: (m) => {
         const out = { ...m, to: peer };
         if (this.callId && !this.seedCall) out.call_id = this.callId;
@@ -304,6 +319,8 @@ export class Phone {
         if (state === "connected" && this.state === "connecting") {
           this.state = "connected";
           this.stats = { ...this.stats, setup_ms: Math.round(performance.now() - this.setupStart) };
+          this.connectedAt = Date.now();
+          this._hook("connected");
           this._startStats();
         }
         this._changed();
@@ -320,6 +337,7 @@ export class Phone {
       },
     });
     this.call = call;
+    this._hook("callStart", call);
     if (offerer) call.startAsOfferer(stream);
     else call.startAsAnswerer(stream);
     for (const msg of this.pendingSignals.splice(0)) call.handle(msg);
@@ -344,6 +362,7 @@ export class Phone {
 
   _resetCall() {
     this.epoch += 1;
+    if (this.call) this._hook("callEnd");
     clearInterval(this.statsTimer);
     this.statsTimer = null;
     if (this.call) this.call.close();

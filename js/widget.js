@@ -1,6 +1,7 @@
 // anywidget entry: the call lives in `initialize` (one per model), views in `render`.
 
 import { Phone } from "./phone.js";
+import { Features, renderFeatures } from "./features.js";
 
 const STATE_WORDS = {
   idle: (p) => `Ready — online as ${p.user}`,
@@ -77,6 +78,7 @@ function initialize({ model }) {
   const modelKey = model.get("_credential");
   phonesByModel().set(modelKey, phone);
   const unsubscribe = phone.subscribe(() => syncModel(model, phone));
+  const features = new Features(model, phone); // chat, devices, screen, snapshots, recording
 
   const onCustom = (msg) => {
     if (!msg || typeof msg !== "object") return;
@@ -112,6 +114,7 @@ function initialize({ model }) {
     model.off("change:video", onToggle);
     model.off("change:ice_servers", onIce);
     unsubscribe();
+    features.destroy();
     phone.close();
     if (phonesByModel().get(modelKey) === phone) phonesByModel().delete(modelKey);
   };
@@ -212,6 +215,7 @@ function render({ model, el }) {
   online.append(onlineTitle, list);
 
   root.append(header, error, stage, ring, controls, online);
+  const unrenderFeatures = renderFeatures({ model, phone, header, stage, controls, root });
   root.dataset.user = phone.user;
   root.nbcall = phone; // for tests and debugging: el.querySelector('.nbcall-root').nbcall.pc
 
@@ -278,6 +282,7 @@ function render({ model, el }) {
   return () => {
     // Output cleared or view closed: release the elements; the call itself stays with the model.
     unsubscribe();
+    unrenderFeatures();
     model.off("change:audio", onModel);
     model.off("change:video", onModel);
     if (phone.audibleView === view) phone.audibleView = null;

@@ -16,6 +16,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ._media import RECORD_WHICH, WHICH, RecordingAssembler, Snapshot
 from .ice import default_ice_servers, validate_ice_servers
 from .signaling.names import InvalidName, name_key, normalize_name
 
@@ -26,6 +27,10 @@ _CAN_CALL = ("idle", "ended")
 _IN_CALL = ("calling", "connecting", "connected")
 
 _STATIC = pathlib.Path(__file__).parent / "static"
+# Messages from the page about in-call features (js/features.js, js/recorder.js).
+_MEDIA_KINDS = ("snapshot", "recording_started", "recording_chunk", "recording_done", "recording_failed")
+RECORDING_STATES = ("idle", "recording", "stopping", "done", "error")
+_MAX_SNAPSHOTS = 20  # snapshots kept in CallWidget.snapshots
 
 
 class CallError(RuntimeError):
@@ -70,8 +75,39 @@ class CallWidget(anywidget.AnyWidget):
         TRANSPORTS, default_value="direct", help="How the page reaches the signaling server: 'direct' websocket."
     ).tag(sync=True)
     stats = traitlets.Dict(
-        help="Call numbers from the browser, refreshed every 2 s while connected "
-        "(setup_ms, frames_decoded, fps, width, height, rtt_ms)."
+        help="Call quality from the browser, refreshed every second while connected: rtt_ms, inbound_kbps, "
+        "outbound_kbps, fps, width, height, packet_loss_pct, candidate_type (host/srflx/prflx/relay), quality, "
+        "frames_decoded, bytes_received, bytes_sent, out_fps, out_width, out_height, setup_ms."
+    ).tag(sync=True)
+    # In-call features (js/features.js; docs/widget.md "In a call").
+    remote_audio = traitlets.Bool(True, help="The other side sends its microphone (False: it muted).").tag(sync=True)
+    remote_video = traitlets.Bool(True, help="The other side sends video (False: its camera is off).").tag(sync=True)
+    cameras = traitlets.List(
+        traitlets.Dict(), help="Cameras of the browser, [{'id', 'label'}] (labels once the camera was allowed)."
+    ).tag(sync=True)
+    microphones = traitlets.List(traitlets.Dict(), help="Microphones of the browser, [{'id', 'label'}].").tag(
+        sync=True
+    )
+    camera = traitlets.Unicode("", help="Camera device id to use ('' = the default); switches live in a call.").tag(
+        sync=True
+    )
+    microphone = traitlets.Unicode(
+        "", help="Microphone device id to use ('' = the default); switches live in a call."
+    ).tag(sync=True)
+    screen_share = traitlets.Bool(
+        False, help="Send the screen instead of the camera (set by share_screen()/stop_sharing() or the widget)."
+    ).tag(sync=True)
+    messages = traitlets.List(
+        traitlets.Dict(), help="Chat history of this widget: [{'from', 'text', 'time' (epoch seconds)}]."
+    ).tag(sync=True)
+    recording_state = traitlets.Enum(
+        RECORDING_STATES, default_value="idle", help="idle, recording, stopping, done (see .recording) or error."
+    ).tag(sync=True)
+    connected_at = traitlets.Float(
+        0.0, help="When the current or last call connected (epoch seconds, browser clock); 0 before."
+    ).tag(sync=True)
+    duration = traitlets.Float(
+        0.0, help="Seconds the current call has been connected (ticks every second); the last call's once ended."
     ).tag(sync=True)
     # Lets a reloaded page (or a reconnecting websocket) take the name back cleanly.
     _credential = traitlets.Unicode(help="Credential for re-registering this name.").tag(sync=True)
@@ -92,6 +128,12 @@ class CallWidget(anywidget.AnyWidget):
         self._views_seen = 0
         self._frontend_ready = False
         self.on_msg(self._on_frontend_msg)
+        self._snapshots: dict[str, Snapshot] = {}
+        self.snapshots: list[Snapshot] = []  # every frame received, newest last (also the widget's button)
+        self._recordings: dict[str, RecordingAssembler] = {}
+        self._recording: bytes | None = None
+        self._recording_path: str | None = None
+        self._recording_callbacks: list[Callable[[bytes], Any]] = []
 
     @traitlets.default("ice_servers")
     def _default_ice_servers(self) -> list[dict[str, Any]]:
@@ -110,6 +152,9 @@ class CallWidget(anywidget.AnyWidget):
         if not isinstance(content, dict):
             return
         kind = content.get("kind")
+        if kind in _MEDIA_KINDS:
+            self._on_media_msg(str(kind), content, list(_buffers or []))
+            return
         if kind == "ready":
             self._frontend_ready = True
         elif kind == "view":
@@ -191,6 +236,142 @@ class CallWidget(anywidget.AnyWidget):
             callback(change["new"])
 
         self.observe(handler, names=["state"])
+
+    # -- in-call features --------------------------------------------------------------
+
+    def _require_connected(self, action: str) -> None:
+        self._require_frontend(action)
+        if self.state != "connected":
+            raise CallError(f"cannot {action}: no connected call (the widget is {self.state})")
+
+    def send(self, content: Any, buffers: Any = None) -> None:
+        """``send("text")`` sends a chat message (see :meth:`send_message`); a dict is a comm message to the page."""
+        if isinstance(content, str):
+            self.send_message(content)
+        else:
+            super().send(content, buffers)
+
+    def send_message(self, text: str) -> None:
+        """Send a chat message to the other side over the call's data channel.
+
+        It appears in both widgets' ``messages`` (this side's once the page has sent it).
+        Raises :class:`CallError` when there is no connected call.
+        """
+        if not isinstance(text, str) or not text:
+            raise CallError("a chat message is a non-empty string")
+        self._require_connected("send a message")
+        self.send({"kind": "chat", "text": text})
+
+    def on_message(self, callback: Callable[[dict[str, Any]], Any]) -> None:
+        """Call ``callback({'from', 'text', 'time'})`` for every chat message received from the other side."""
+
+        def handler(change: dict[str, Any]) -> None:
+            seen = {(m.get("from"), m.get("time"), m.get("text")) for m in change["old"] or []}
+            for message in change["new"]:
+                if (message.get("from"), message.get("time"), message.get("text")) in seen:
+                    continue
+                if message.get("from") != self.user:
+                    callback(message)
+
+        self.observe(handler, names=["messages"])
+
+    def share_screen(self) -> None:
+        """Send a screen (the browser asks which) instead of the camera, in the current call."""
+        self._require_connected("share the screen")
+        self.screen_share = True
+
+    def stop_sharing(self) -> None:
+        """Go back from the screen to the camera."""
+        self._require_frontend("stop sharing")
+        self.screen_share = False
+
+    def snapshot(self, which: str = "remote", callback: Callable[[Snapshot], Any] | None = None) -> Snapshot:
+        """Ask the browser for the current frame of the ``remote`` or ``local`` video.
+
+        Returns a :class:`~nbcall._media.Snapshot` at once, **empty**: the frame arrives
+        when the kernel next reads the page's messages, i.e. after the current cell. Read
+        ``.png``/``.array`` in a later cell (``.ready`` tells), or pass ``callback(snapshot)``.
+        This never blocks: a cell cannot wait for a message only delivered after it ends.
+        """
+        if which not in WHICH:
+            raise ValueError(f"which must be one of {WHICH}, not {which!r}")
+        self._require_connected("take a snapshot")
+        request_id = secrets.token_hex(6)
+        snap = Snapshot(which, request_id)
+        if callback is not None:
+            snap.on_ready(callback)
+        self._snapshots[request_id] = snap
+        self.send({"kind": "snapshot", "id": request_id, "which": which})
+        return snap
+
+    def start_recording(self, which: str = "remote") -> None:
+        """Record the ``remote`` video, the ``local`` one, or ``both`` (remote with local inset, audio mixed).
+
+        The browser records WebM (VP8/VP9 + Opus) and sends it in chunks every 0.5 s.
+        """
+        if which not in RECORD_WHICH:
+            raise ValueError(f"which must be one of {RECORD_WHICH}, not {which!r}")
+        self._require_connected("record")
+        if self.recording_state in ("recording", "stopping"):
+            raise CallError(f"already {self.recording_state}")
+        self._recording = None
+        self._recording_path = None
+        self.send({"kind": "record_start", "which": which})
+
+    def stop_recording(self, path: str | None = None) -> None:
+        """Stop recording; the file arrives in the next messages: ``recording`` holds it when
+        ``recording_state`` is ``done`` (also written to ``path`` if given, and handed to
+        :meth:`on_recording` callbacks). A call that ends stops its recording the same way."""
+        self._require_frontend("stop recording")
+        if self.recording_state != "recording":
+            raise CallError(f"not recording (recording_state is {self.recording_state})")
+        self._recording_path = path
+        self.recording_state = "stopping"
+        self.send({"kind": "record_stop"})
+
+    @property
+    def recording(self) -> bytes | None:
+        """The last finished recording (WebM bytes), None while there is none or it is still arriving."""
+        return self._recording
+
+    def on_recording(self, callback: Callable[[bytes], Any]) -> None:
+        """Call ``callback(webm_bytes)`` whenever a recording is complete in the kernel."""
+        self._recording_callbacks.append(callback)
+
+    def _on_media_msg(self, kind: str, content: dict[str, Any], buffers: list[Any]) -> None:
+        rid = str(content.get("id") or "")
+        if kind == "snapshot":
+            snap = self._snapshots.pop(rid, None) or Snapshot(str(content.get("which", "remote")), rid or None)
+            snap._fill(content, buffers)
+            if snap.ready:
+                self.snapshots = [*self.snapshots, snap][-_MAX_SNAPSHOTS:]
+        elif kind == "recording_started":
+            self._recordings = {rid: RecordingAssembler(rid, str(content.get("which")), str(content.get("mime")))}
+            self._recording = None
+            self.recording_state = "recording"
+        elif kind == "recording_chunk":
+            assembler = self._recordings.get(rid)
+            if assembler is not None:
+                assembler.add(int(content.get("seq", -1)), buffers)
+        elif kind == "recording_failed":
+            self._recordings.pop(rid, None)
+            self.recording_state = "error"
+        elif kind == "recording_done":
+            assembler = self._recordings.pop(rid, None)
+            if assembler is None:
+                return
+            try:
+                data = assembler.finish(int(content.get("chunks", 0)))
+            except ValueError as exc:
+                self.error = str(exc)
+                self.recording_state = "error"
+                return
+            self._recording = data
+            if self._recording_path:
+                pathlib.Path(self._recording_path).write_bytes(data)
+            self.recording_state = "done"
+            for callback in list(self._recording_callbacks):
+                callback(data)
 
     def __repr__(self) -> str:
         return f"CallWidget(user={self.user!r}, state={self.state!r}, peer={self.peer!r})"

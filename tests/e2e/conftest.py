@@ -32,7 +32,9 @@ FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
-    "--use-fake-device-for-media-stream",
+    # Three fake cameras, so switching can be tested (the second one is a Y16 "depth" camera
+    # that WebRTC cannot encode; the third, MJPEG, works like the first).
+    "--use-fake-device-for-media-stream=device-count=3",
     "--use-fake-ui-for-media-stream",
     "--disable-background-networking",
     "--disable-component-update",

@@ -1,0 +1,89 @@
+// Live call quality from RTCPeerConnection.getStats(): the numbers Python sees in `stats`
+// and the coloured dot in the widget.  Bitrates and loss are rates, so each collector keeps
+// the previous sample and divides by the time between the two reports' own timestamps.
+
+/** Make a collector for one peer connection; call it about once a second. */
+export function statsCollector(pc) {
+  let prev = null; // { t, bytesIn, bytesOut, packetsIn, lostIn }
+  return async function collect() {
+    const out = {
+      frames_decoded: 0,
+      fps: 0,
+      width: 0,
+      height: 0,
+      rtt_ms: null,
+      bytes_received: 0,
+      bytes_sent: 0,
+      inbound_kbps: 0,
+      outbound_kbps: 0,
+      packet_loss_pct: 0,
+      out_fps: 0,
+      out_width: 0,
+      out_height: 0,
+      candidate_type: "",
+      remote_candidate_type: "",
+      quality: "unknown",
+    };
+    const report = await pc.getStats();
+    let t = 0;
+    let packetsIn = 0;
+    let lostIn = 0;
+    let pair = null;
+    report.forEach((s) => {
+      t = Math.max(t, s.timestamp || 0);
+      if (s.type === "inbound-rtp") {
+        out.bytes_received += s.bytesReceived || 0;
+        packetsIn += s.packetsReceived || 0;
+        lostIn += Math.max(0, s.packetsLost || 0);
+        if (s.kind === "video") {
+          out.frames_decoded += s.framesDecoded || 0;
+          out.fps = s.framesPerSecond || out.fps;
+          out.width = s.frameWidth || out.width;
+          out.height = s.frameHeight || out.height;
+        }
+      } else if (s.type === "outbound-rtp") {
+        out.bytes_sent += s.bytesSent || 0;
+        if (s.kind === "video") {
+          out.out_fps = s.framesPerSecond || out.out_fps;
+          out.out_width = s.frameWidth || out.out_width;
+          out.out_height = s.frameHeight || out.out_height;
+        }
+      } else if (s.type === "transport" && s.selectedCandidatePairId) {
+        pair = report.get(s.selectedCandidatePairId) || pair;
+      } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && !pair) {
+        pair = s;
+      }
+    });
+    if (pair) {
+      if (pair.currentRoundTripTime != null) out.rtt_ms = Math.round(pair.currentRoundTripTime * 1000);
+      const local = report.get(pair.localCandidateId);
+      const remote = report.get(pair.remoteCandidateId);
+      out.candidate_type = (local && local.candidateType) || "";
+      out.remote_candidate_type = (remote && remote.candidateType) || "";
+    }
+    if (prev && t > prev.t) {
+      const seconds = (t - prev.t) / 1000;
+      out.inbound_kbps = Math.round(((out.bytes_received - prev.bytesIn) * 8) / 1000 / seconds);
+      out.outbound_kbps = Math.round(((out.bytes_sent - prev.bytesOut) * 8) / 1000 / seconds);
+      const got = packetsIn - prev.packetsIn;
+      const lost = lostIn - prev.lostIn;
+      out.packet_loss_pct = got + lost > 0 ? Math.round((1000 * Math.max(0, lost)) / (got + lost)) / 10 : 0;
+    }
+    // A sample taken moments after the last one (a test polling) would give noisy rates:
+    // keep the older base until at least half a second has passed.
+    if (!prev || t - prev.t >= 500) prev = { t, bytesIn: out.bytes_received, bytesOut: out.bytes_sent, packetsIn, lostIn };
+    out.quality = quality(out);
+    return out;
+  };
+}
+
+/** good / fair / poor from loss and round trip; "unknown" until there is a rate to judge. */
+export function quality(s) {
+  if (s.rtt_ms == null && !s.inbound_kbps) return "unknown";
+  const rtt = s.rtt_ms || 0;
+  if (s.packet_loss_pct > 5 || rtt > 400) return "poor";
+  if (s.packet_loss_pct > 1 || rtt > 150) return "fair";
+  return "good";
+}
+
+export const QUALITY_WORDS = { good: "good", fair: "fair", poor: "poor", unknown: "measuring…" };
