@@ -147,6 +147,8 @@ def main() -> int:
 
     logdir = Path(tempfile.mkdtemp(prefix="nbcall-memory-"))
     results = []
+    code = wb.code_version()
+    wb.log(f"nbcall at {code['commit'][:12]}{' + uncommitted changes' if code['dirty'] else ''}")
     for kind in [k.strip() for k in args.servers.split(",") if k.strip()]:
         port = wb.free_port()
         server = wb.ServerProcess(kind, wb.server_command(kind, port), args.server_cpus or None,
@@ -175,7 +177,8 @@ def main() -> int:
             f"| {'ok' if r['final_relay_ok'] else 'FAILED'} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2))
+        out = {"args": vars(args) | {"json": str(args.json)}, "code": code, "results": results}
+        args.json.write_text(json.dumps(out, indent=2))
     return 0 if ok else 1
 
 

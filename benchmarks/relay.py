@@ -381,6 +381,8 @@ def main() -> int:
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     logdir = Path(tempfile.mkdtemp(prefix="nbcall-relay-"))
     servers: dict[str, wb.ServerProcess] = {}
+    code = wb.code_version()  # read as the servers start: the code they run
+    wb.log(f"nbcall at {code['commit'][:12]}{' + uncommitted changes' if code['dirty'] else ''}")
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     try:
         for kind in kinds:
@@ -413,7 +415,7 @@ def main() -> int:
 
     summary = report(results, args.max_foreign, args.pairs, args.duration)
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": results,
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "code": code, "runs": results,
                                          "summary": summary}, indent=2, default=str))
     return 0
 

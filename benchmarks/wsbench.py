@@ -91,6 +91,18 @@ class ServerProcess:
         self._log.close()
 
 
+def code_version() -> dict[str, str]:
+    """The nbcall commit under test and any uncommitted change to its server code."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    dirty = git("status", "--porcelain", "--", "nbcall/signaling", "nbcall/cli.py")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a whole process (all its threads), from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as f:
