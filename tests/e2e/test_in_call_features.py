@@ -270,3 +270,51 @@ async def test_hangup_reason_and_final_duration(call: Notebook) -> None:
     d2 = float((await call.py("print(ben.duration)")).strip())
     assert d1 == d2 and d1 > 5, (d1, d2)  # stopped at the hang-up
     assert await call.py("ann.send('late')") != ""  # CallError: no connected call
+
+
+async def test_demo_notebook_cell_by_cell(lab: Lab) -> None:
+    """notebooks/in_call_features.ipynb, run the way a reader runs it: one cell at a time."""
+    from .test_demo_notebooks import code_cells, copy_demo, run_cell
+
+    path = copy_demo(lab, "in_call_features.ipynb")
+    nb = await lab.open(path, users=[], run_all=False)
+    # Before running a cell starting with a key: wait for what a reader would see first.
+    before = {
+        'alice.call("bob")': ("alice.peers", "['bob']"),
+        "bob.remote_video, bob.remote_audio": ("bob.remote_video, bob.remote_audio", "(False, False)"),
+        "alice.cameras": ("bob.remote_video and len(alice.cameras) == 3", "True"),
+        "alice.share_screen()": ("alice.camera == alice.cameras[-1]['id'] and not alice.error", "True"),
+        "alice.stop_sharing()": ("alice.screen_share", "True"),
+        "bob.messages, received": ("len(received)", "1"),
+        "snap\n": ("snap.ready", "True"),
+        "alice.stop_recording": ("alice.recording_state", "recording"),
+        "alice.recording_state,": ("alice.recording_state", "done"),
+        "{k: alice.stats": ("alice.stats.get('candidate_type')", "host"),
+        "alice.end_reason": ("bob.end_reason", "hangup"),
+    }
+    outputs: dict[str, str] = {}
+    try:
+        for index, source in code_cells(nb, lab.root / path):
+            for key, (expr, expected) in before.items():
+                if (source + "\n").startswith(key):
+                    await nb.wait_py(expr, expected)
+            if source.startswith("alice.stop_recording"):
+                await asyncio.sleep(2)
+            outputs[source] = await run_cell(nb, index)
+            if source.startswith('alice.call("bob")'):
+                await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
+
+        def out(prefix: str) -> str:
+            return next(text for src, text in outputs.items() if src.startswith(prefix))
+
+        assert "(False, False)" in out("bob.remote_video, bob.remote_audio")
+        assert "hello bob" in out("bob.messages, received"), out("bob.messages, received")
+        assert "image/png" in outputs["snap"], outputs["snap"][:300]  # the cell that only shows it
+        assert "(480, 640, 3)" in out("snap.array.shape")
+        assert "'done'" in out("alice.recording_state")
+        assert "'host'" in out("{k: alice.stats")
+        assert "'hangup', 'hangup'" in out("alice.end_reason")
+        size = await nb.py("print(len(open('call.webm', 'rb').read()) > 10_000)")
+        assert size.strip() == "True"
+    finally:
+        await nb.close()
