@@ -46,3 +46,13 @@ def test_case_and_width_variants_share_one_key() -> None:
 def test_invalid_names_are_refused_with_a_reason(raw: object, why: str) -> None:
     with pytest.raises(InvalidName, match=re.escape(why)):
         normalize_name(raw)
+
+
+def test_padded_names_are_refused_before_they_reach_the_cache() -> None:
+    from nbcall.signaling.names import _normalize
+
+    before = _normalize.cache_info().currsize
+    with pytest.raises(InvalidName, match="longer"):
+        normalize_name(" " * 60_000 + "alice")
+    assert _normalize.cache_info().currsize == before
+    assert normalize_name(" " * 20 + "alice") == "alice"  # ordinary padding is fine

@@ -13,6 +13,7 @@ import unicodedata
 from functools import lru_cache
 
 MAX_NAME_LENGTH = 64
+_MAX_RAW_LENGTH = 4 * MAX_NAME_LENGTH  # room for surrounding spaces and decomposed accents
 
 # Punctuation people really use in handles; everything else must be a letter, a digit,
 # a combining mark belonging to a letter, or a single inner space.
@@ -36,6 +37,10 @@ def normalize_name(raw: object) -> str:
     """Return the display form of a user name, or raise :class:`InvalidName`."""
     if not isinstance(raw, str):
         raise InvalidName("the name must be a string")
+    if len(raw) > _MAX_RAW_LENGTH:
+        # Before the cache: a valid name padded with kilobytes of spaces would otherwise
+        # pin that much memory per cache entry.
+        raise InvalidName(f"the name is longer than {MAX_NAME_LENGTH} characters")
     return _normalize(raw)
 
 
