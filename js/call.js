@@ -3,6 +3,7 @@
 // signaling applied strictly in order, ICE restart when the connection fails.
 
 import { statsCollector } from "./stats.js";
+import { IceWatch } from "./ice.js";
 
 // The in-call data channel (chat, camera/mic state): negotiated with a fixed id, created
 // with the connection on both sides, so it is in the first offer and needs no extra round.
@@ -26,18 +27,36 @@ export class PeerCall {
    * @param {(msg: object) => void} opts.send     sends offer/answer/candidate to the peer
    * @param {(stream: MediaStream) => void} opts.onRemoteStream
    * @param {(state: string) => void} opts.onConnectionState
-   * @param {(reason: string) => void} opts.onFailed  the connection cannot recover
+   * @param {(reason: string, words?: string) => void} opts.onFailed  the connection cannot recover (and why)
    * @param {(err: Error) => void} opts.onError
    * @param {boolean} [opts.dataChannel]  open the in-call data channel (not with seed clients: they have none)
    */
-  constructor({ polite, iceServers, send, onRemoteStream, onConnectionState, onFailed, onError, dataChannel }) {
+  constructor({
+    polite,
+    iceServers,
+    iceTransportPolicy,
+    send,
+    onRemoteStream,
+    onConnectionState,
+    onFailed,
+    onError,
+    dataChannel,
+  }) {
     this.polite = polite;
     this.send = send;
     this.onRemoteStream = onRemoteStream;
     this.onConnectionState = onConnectionState;
     this.onFailed = onFailed;
     this.onError = onError;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: iceTransportPolicy || "all" });
+    // Says why, and ends the attempt, when no connection can come of this configuration.
+    this.ice = new IceWatch(this.pc, {
+      policy: iceTransportPolicy,
+      iceServers,
+      onHopeless: (words) => {
+        if (!this.closed) this.onFailed("failed", words);
+      },
+    });
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.negotiate = false; // the answerer only negotiates once the first offer is in
@@ -194,7 +213,7 @@ export class PeerCall {
     } else if (state === "failed") {
       this.restartIce();
       this._later(() => {
-        if (this.pc.connectionState !== "connected") this.onFailed("failed");
+        if (this.pc.connectionState !== "connected") this.onFailed("failed", this.ice.diagnose());
       }, GIVE_UP_AFTER_FAILURE_MS);
     }
   }
@@ -215,6 +234,7 @@ export class PeerCall {
     if (this.closed) return;
     this.closed = true;
     this._clearTimers();
+    this.ice.stop();
     if (this.channel) this.channel.close();
     const pc = this.pc;
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;

@@ -27,10 +27,12 @@ function registry() {
 }
 
 export class Phone {
-  constructor({ user, server, credential, iceServers, audio, video }) {
+  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan }) {
     this.user = user;
     this.server = server;
     this.iceServers = iceServers || [];
+    this.iceTransportPolicy = iceTransportPolicy || "all";
+    this.transport = ""; // which transport reaches the server: same-origin, direct or relay
     this.send = { audio, video };
     this.state = "registering";
     this.peer = "";
@@ -59,6 +61,7 @@ export class Phone {
       credential,
       onMessage: (msg) => this._onServer(msg),
       onStatus: (status, detail) => this._onSignalingStatus(status, detail),
+      plan,
     });
     registry().phones[user] = this;
   }
@@ -100,7 +103,10 @@ export class Phone {
   // -- signaling ----------------------------------------------------------------------
 
   _onSignalingStatus(status, detail) {
-    if (status === "registered") {
+    if (status === "transport") {
+      this.transport = detail;
+      this._changed();
+    } else if (status === "registered") {
       this.everRegistered = true;
     } else if (status === "retrying") {
       if (this.everRegistered && this.signaling.attempt <= 1) {
@@ -305,6 +311,7 @@ export class Phone {
     const call = new PeerCall({
       polite: !offerer,
       iceServers: this.iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
       dataChannel: !this.seedCall,
       send: (m) => {
         const out = { ...m, to: peer };
@@ -325,7 +332,8 @@ export class Phone {
         }
         this._changed();
       },
-      onFailed: (reason) => {
+      onFailed: (reason, words) => {
+        if (words) this.error = `call failed: ${words}`;
         this.signaling.send({ type: "hangup", to: peer, reason });
         this._endCall(reason, false);
         this._changed();

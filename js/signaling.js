@@ -70,18 +70,13 @@ export class Signaling {
       return;
     }
     this.ws = ws;
-    let opened = false;
-    // A transport that neither opens nor fails (a filtered port, a busy kernel) is given up on.
+    // A transport works once the server has registered us through it; one that neither
+    // registers nor fails (a filtered port, a busy kernel) is given up on.
+    let registered = false;
     const openTimer = setTimeout(() => {
-      if (!opened && this.ws === ws) ws.close();
+      if (!registered && this.ws === ws) ws.close();
     }, OPEN_TIMEOUT_MS);
     ws.onopen = () => {
-      opened = true;
-      clearTimeout(openTimer);
-      this.failures = [];
-      this.kept = candidate;
-      this.transport = candidate.name;
-      this.onStatus("transport", candidate.name);
       const msg = { type: "register", username: this.username, client: "nbcall-widget", presence: true };
       if (this.credential) msg.credential = this.credential;
       ws.send(JSON.stringify(msg));
@@ -94,6 +89,14 @@ export class Signaling {
         return; // the server only sends JSON; ignore anything else rather than crash
       }
       if (msg.type === "registered") {
+        registered = true;
+        clearTimeout(openTimer);
+        this.failures = [];
+        if (this.kept !== candidate) {
+          this.kept = candidate;
+          this.transport = candidate.name;
+          this.onStatus("transport", candidate.name);
+        }
         this.registered = true;
         this.attempt = 0;
         this.failuresInARow = 0;
@@ -116,22 +119,22 @@ export class Signaling {
         this.onStatus("replaced", "this name was taken over by another page or connection");
         return;
       }
-      this._failed(candidate, opened, event.reason || `connection closed (code ${event.code})`);
+      this._failed(candidate, registered, event.reason || `connection closed (code ${event.code})`);
     };
     ws.onerror = () => {
       // onclose follows and decides what to do
     };
   }
 
-  _failed(candidate, opened, detail) {
-    if (!opened) this.failures.push(`${candidate.name}: ${detail}`);
+  _failed(candidate, worked, detail) {
+    if (!worked) this.failures.push(`${candidate.name}: ${detail}`);
     if (!this.kept && this.candidates && this.index < this.candidates.length - 1) {
       this.index += 1; // this transport does not work from here: try the next one at once
       this._connect();
       return;
     }
-    const summary = opened ? detail : this.failures.join("; ");
-    if (this.kept && !opened && ++this.failuresInARow >= REPLAN_AFTER_FAILURES) {
+    const summary = worked ? detail : this.failures.join("; ");
+    if (this.kept && !worked && ++this.failuresInARow >= REPLAN_AFTER_FAILURES) {
       this.kept = null; // what worked before keeps failing: choose again from scratch
       this.failuresInARow = 0;
     }

@@ -2,6 +2,7 @@
 
 import { Phone } from "./phone.js";
 import { Features, renderFeatures } from "./features.js";
+import { planTransports } from "./transports.js";
 
 const STATE_WORDS = {
   idle: (p) => `Ready — online as ${p.user}`,
@@ -39,6 +40,7 @@ function syncModel(model, phone) {
     error: phone.error,
     end_reason: phone.endReason,
     stats: phone.stats,
+    transport: phone.transport,
   };
   let dirty = false;
   for (const [name, value] of Object.entries(next)) {
@@ -70,6 +72,8 @@ function initialize({ model }) {
     server: model.get("server"),
     credential: model.get("_credential"),
     iceServers: model.get("ice_servers"),
+    iceTransportPolicy: model.get("ice_transport_policy"),
+    plan: () => planTransports(model.get("connect_via"), model.get("server"), model),
     audio: model.get("audio"),
     video: model.get("video"),
   });
@@ -90,6 +94,7 @@ function initialize({ model }) {
   const onToggle = () => phone.setSend({ audio: model.get("audio"), video: model.get("video") });
   const onIce = () => {
     phone.iceServers = model.get("ice_servers");
+    phone.iceTransportPolicy = model.get("ice_transport_policy");
   };
   // A kernel restart only marks models "not live" (they are not destroyed), so the page
   // would keep this name registered and a re-run cell would find it taken: leave now.
@@ -102,6 +107,7 @@ function initialize({ model }) {
   model.on("change:audio", onToggle);
   model.on("change:video", onToggle);
   model.on("change:ice_servers", onIce);
+  model.on("change:ice_transport_policy", onIce);
   phone.start();
   syncModel(model, phone);
   model.send({ kind: "ready" });
@@ -113,6 +119,7 @@ function initialize({ model }) {
     model.off("change:audio", onToggle);
     model.off("change:video", onToggle);
     model.off("change:ice_servers", onIce);
+    model.off("change:ice_transport_policy", onIce);
     unsubscribe();
     features.destroy();
     phone.close();

@@ -18,10 +18,14 @@ import traitlets
 
 from ._media import RECORD_WHICH, WHICH, RecordingAssembler, Snapshot
 from .ice import default_ice_servers, validate_ice_servers
+from .relay import KernelRelay
 from .signaling.names import InvalidName, name_key, normalize_name
 
 STATES = ("idle", "registering", "calling", "ringing", "connecting", "connected", "ended", "error")
-TRANSPORTS = ("direct",)
+# How the page reaches the signaling server (see js/transports.js and nbcall/relay.py).
+TRANSPORTS = ("same-origin", "direct", "relay")
+ICE_POLICIES = ("all", "relay")
+_MAX_RELAYS = 4  # kernel relay sockets per widget (one is normal; a reload opens another)
 # States in which a new call can be placed: registered and not in a call.
 _CAN_CALL = ("idle", "ended")
 _IN_CALL = ("calling", "connecting", "connected")
@@ -71,8 +75,22 @@ class CallWidget(anywidget.AnyWidget):
         help="RTCIceServer dicts (STUN/TURN) for the next call. Default: $NBCALL_ICE_SERVERS, else [] "
         "(enough on one machine).",
     ).tag(sync=True)
+    ice_transport_policy = traitlets.Enum(
+        ICE_POLICIES,
+        default_value="all",
+        help="'relay' sends media only through TURN servers (hides IP addresses; needs a TURN server in ice_servers).",
+    ).tag(sync=True)
+    connect_via = traitlets.Enum(
+        ("auto", *TRANSPORTS),
+        default_value="auto",
+        help="How the page should reach the signaling server: 'auto' tries the Jupyter server's own endpoint "
+        "(same-origin), then a direct websocket, then the kernel relay; or force one of them.",
+    ).tag(sync=True)
     transport = traitlets.Enum(
-        TRANSPORTS, default_value="direct", help="How the page reaches the signaling server: 'direct' websocket."
+        ("", *TRANSPORTS),
+        default_value="",
+        help="The transport in use, set by the page: 'same-origin', 'direct' or 'relay' ('' until connected). "
+        "The relay passes through the kernel, which reads the page's messages only between cells.",
     ).tag(sync=True)
     stats = traitlets.Dict(
         help="Call quality from the browser, refreshed every second while connected: rtt_ms, inbound_kbps, "
@@ -127,6 +145,7 @@ class CallWidget(anywidget.AnyWidget):
         super().__init__(user=display_name, server=server, _credential=secrets.token_urlsafe(18), **kwargs)
         self._views_seen = 0
         self._frontend_ready = False
+        self._relays: dict[str, KernelRelay] = {}
         self.on_msg(self._on_frontend_msg)
         self._snapshots: dict[str, Snapshot] = {}
         self.snapshots: list[Snapshot] = []  # every frame received, newest last (also the widget's button)
@@ -155,11 +174,50 @@ class CallWidget(anywidget.AnyWidget):
         if kind in _MEDIA_KINDS:
             self._on_media_msg(str(kind), content, list(_buffers or []))
             return
-        if kind == "ready":
+        if isinstance(kind, str) and kind.startswith("relay-"):
+            self._on_relay(kind, content)
+        elif kind == "ready":
             self._frontend_ready = True
         elif kind == "view":
             self._frontend_ready = True
             self._views_seen += 1
+
+    def _on_relay(self, kind: str, content: dict[str, Any]) -> None:
+        """The page's signaling through the kernel (its ``relay`` transport)."""
+        sid = content.get("id")
+        if not isinstance(sid, str) or len(sid) > 64:
+            return
+        if kind == "relay-open":
+            while len(self._relays) >= _MAX_RELAYS:
+                self._relays.pop(next(iter(self._relays))).close()
+            # Always this widget's own server: the page does not choose where the kernel connects.
+            self._relays[sid] = KernelRelay(
+                self.server,
+                on_open=lambda: self.send({"kind": "relay-opened", "id": sid}),
+                on_message=lambda frame: self.send({"kind": "relay-message", "id": sid, "data": frame}),
+                on_closed=lambda code, reason: self._relay_closed(sid, code, reason),
+            )
+        elif kind == "relay-send":
+            relay = self._relays.get(sid)
+            data = content.get("data")
+            if relay is not None and isinstance(data, str):
+                relay.send(data)
+        elif kind == "relay-close":
+            relay = self._relays.pop(sid, None)
+            if relay is not None:
+                relay.close()
+
+    def _relay_closed(self, sid: str, code: int, reason: str) -> None:
+        self._relays.pop(sid, None)
+        if self.comm is not None:
+            self.send({"kind": "relay-closed", "id": sid, "code": code, "reason": reason})
+
+    def close(self) -> None:
+        """Close the widget: the page ends any call, and kernel relay sockets close."""
+        for relay in list(self._relays.values()):
+            relay.close()
+        self._relays.clear()
+        super().close()
 
     @property
     def displayed(self) -> bool:

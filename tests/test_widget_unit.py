@@ -40,13 +40,14 @@ def test_exported() -> None:
 def test_traits_are_synced_and_documented() -> None:
     w = CallWidget("alice", server=URL)
     names = ["user", "server", "state", "peer", "incoming", "peers", "error", "end_reason", "audio", "video"]
-    names += ["ice_servers", "transport", "stats"]
+    names += ["ice_servers", "transport", "stats", "connect_via", "ice_transport_policy"]
     for name in names:
         trait = w.traits()[name]
         assert trait.metadata.get("sync") is True, name
         assert trait.help, name
     assert w.state == "registering"
-    assert (w.audio, w.video, w.ice_servers, w.transport) == (True, True, [], "direct")
+    assert (w.audio, w.video, w.ice_servers, w.transport) == (True, True, [], "")
+    assert (w.connect_via, w.ice_transport_policy) == ("auto", "all")
     assert w.server == URL
     assert w._credential and len(w._credential) >= 16
 
@@ -91,6 +92,10 @@ def test_enums_refuse_unknown_values() -> None:
         w.state = "dancing"
     with pytest.raises(traitlets.TraitError):
         w.transport = "pigeon"
+    with pytest.raises(traitlets.TraitError):
+        w.connect_via = "pigeon"
+    with pytest.raises(traitlets.TraitError):
+        w.ice_transport_policy = "sometimes"
 
 
 @pytest.mark.parametrize("action", ["accept", "reject", "hangup"])

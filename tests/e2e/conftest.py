@@ -115,6 +115,8 @@ def lab_server(sandbox: Path, sandbox_env: dict[str, str]) -> Iterator[tuple[str
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
         "--LabApp.expose_app_in_browser=True",
+        # The same server serves Notebook 7 (/notebooks/...); expose its app too.
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--ServerApp.port_retries=0",
     ]
     log = (sandbox / "lab.log").open("wb")

@@ -181,9 +181,18 @@ class Lab:
         return path
 
     async def open(
-        self, path: str, *, users: list[str], context: BrowserContext | None = None, run_all: bool = True
+        self,
+        path: str,
+        *,
+        users: list[str],
+        context: BrowserContext | None = None,
+        run_all: bool = True,
+        ui: str = "lab",
     ) -> Notebook:
-        """Open ``path`` in a new page, wait for a ready kernel, Run All, wait for the widgets to register."""
+        """Open ``path`` in a new page, wait for a ready kernel, Run All, wait for the widgets to register.
+
+        ``ui``: "lab" (JupyterLab) or "notebook7" (the Notebook 7 interface of the same server).
+        """
         if context is None:
             context = await self.browser.new_context(viewport={"width": 1200, "height": 1400})
         page = await context.new_page()
@@ -192,8 +201,11 @@ class Lab:
             "console",
             lambda msg: print(f"[{path}] console {msg.type}: {msg.text}") if msg.type in ("error", "warning") else None,
         )
-        workspace = "ws" + secrets.token_hex(4)  # one workspace per page, or pages fight over "default"
-        await page.goto(f"{self.base}/lab/workspaces/{workspace}/tree/{path}?token={self.token}")
+        if ui == "notebook7":
+            await page.goto(f"{self.base}/notebooks/{path}?token={self.token}")
+        else:
+            workspace = "ws" + secrets.token_hex(4)  # one workspace per page, or pages fight over "default"
+            await page.goto(f"{self.base}/lab/workspaces/{workspace}/tree/{path}?token={self.token}")
         await page.wait_for_function(_READY, arg=path, timeout=60_000)
         nb = Notebook(page, context, path)
         self.open_notebooks.append(nb)

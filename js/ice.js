@@ -1,0 +1,100 @@
+// Why ICE failed, in words a user can act on.
+//
+// A call that cannot connect must not hang in "connecting": this watches candidate
+// gathering and errors on one RTCPeerConnection, gives up early when no usable candidate
+// can ever exist (e.g. relay-only with a TURN server that refused our credentials), and
+// turns what it saw into a sentence.
+
+const CONNECT_TIMEOUT_MS = 20000;
+
+export class IceWatch {
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {object} opts
+   * @param {string} opts.policy          "all" | "relay"
+   * @param {object[]} opts.iceServers
+   * @param {(words: string) => void} opts.onHopeless  no connection can come of this
+   */
+  constructor(pc, { policy, iceServers, onHopeless }) {
+    this.pc = pc;
+    this.policy = policy || "all";
+    this.hasTurn = (iceServers || []).some((s) => [].concat(s.urls).some((u) => String(u).startsWith("turn")));
+    this.onHopeless = onHopeless;
+    this.types = { host: 0, srflx: 0, prflx: 0, relay: 0 };
+    this.errors = []; // {code, url, text}
+    this.done = false;
+    this._onCandidate = (event) => {
+      if (event.candidate && event.candidate.type) this.types[event.candidate.type] += 1;
+    };
+    this._onError = (event) => {
+      this.errors.push({ code: event.errorCode, url: event.url || "", text: event.errorText || "" });
+    };
+    this._onGathering = () => {
+      if (pc.iceGatheringState === "complete" && this.usable() === 0) this._hopeless();
+    };
+    this._onState = () => {
+      if (pc.connectionState === "connected") this.stop();
+    };
+    pc.addEventListener("icecandidate", this._onCandidate);
+    pc.addEventListener("icecandidateerror", this._onError);
+    pc.addEventListener("icegatheringstatechange", this._onGathering);
+    pc.addEventListener("connectionstatechange", this._onState);
+    this.timer = setTimeout(() => {
+      if (pc.connectionState !== "connected") this._hopeless("timeout");
+    }, CONNECT_TIMEOUT_MS);
+  }
+
+  usable() {
+    const t = this.types;
+    return this.policy === "relay" ? t.relay : t.host + t.srflx + t.prflx + t.relay;
+  }
+
+  _hopeless(kind) {
+    if (this.done) return;
+    const words = this.diagnose(kind);
+    this.stop();
+    this.onHopeless(words);
+  }
+
+  /** A sentence saying why no connection could be made. */
+  diagnose(kind) {
+    const turnAuth = this.errors.find((e) => e.code === 401);
+    const unreachable = this.errors.find((e) => e.code === 701);
+    const counts = Object.entries(this.types)
+      .filter(([, n]) => n)
+      .map(([type, n]) => `${n} ${type}`)
+      .join(", ");
+    if (turnAuth) {
+      return (
+        `TURN authentication failed (401) at ${turnAuth.url}: the credentials are wrong or expired; ` +
+        "mint fresh ones with nbcall.turn_credentials(secret, urls)"
+      );
+    }
+    if (this.policy === "relay" && this.types.relay === 0) {
+      if (!this.hasTurn) return "relay-only policy (ice_transport_policy='relay') but no TURN server in ice_servers";
+      if (unreachable) return `no relay candidate: the TURN server ${unreachable.url} could not be reached`;
+      return "no relay candidate was gathered from the TURN server (relay-only policy)";
+    }
+    if (this.usable() === 0) {
+      return (
+        "no ICE candidates were gathered: this browser has no network interface it may use for WebRTC " +
+        "(on a loopback-only machine Chromium needs --allow-loopback-in-peer-connection)"
+      );
+    }
+    const seen = `gathered here: ${counts || "none"}`;
+    if (kind === "timeout") {
+      return `timeout: no connection after ${CONNECT_TIMEOUT_MS / 1000} s (${seen}); behind NAT or a firewall add a TURN server to ice_servers`;
+    }
+    return `ICE failed: no pair of candidates connected the two sides (${seen}); behind NAT or a firewall add a TURN server to ice_servers`;
+  }
+
+  stop() {
+    this.done = true;
+    clearTimeout(this.timer);
+    const pc = this.pc;
+    pc.removeEventListener("icecandidate", this._onCandidate);
+    pc.removeEventListener("icecandidateerror", this._onError);
+    pc.removeEventListener("icegatheringstatechange", this._onGathering);
+    pc.removeEventListener("connectionstatechange", this._onState);
+  }
+}
