@@ -15,6 +15,12 @@ const STATE_WORDS = {
   error: () => "Not connected",
 };
 
+const TRANSPORT_WORDS = {
+  "same-origin": "Signaling through the Jupyter server's own endpoint",
+  direct: "Signaling over a direct websocket to the server",
+  relay: "Signaling through the kernel: messages from this page reach it only between cells",
+};
+
 function reasonWords(reason) {
   return (
     {
@@ -167,7 +173,9 @@ function render({ model, el }) {
   const header = h("div", "nbcall-header");
   const who = h("span", "nbcall-user", phone.user);
   const status = h("span", "nbcall-status");
-  header.append(who, status);
+  // Which way signaling travels: a relayed widget waits for idle kernels, worth knowing.
+  const via = h("span", "nbcall-transport");
+  header.append(who, status, via);
 
   const error = h("div", "nbcall-error");
   error.setAttribute("role", "alert");
@@ -237,6 +245,8 @@ function render({ model, el }) {
     root.dataset.state = phone.state;
     status.textContent = (STATE_WORDS[phone.state] || (() => phone.state))(phone);
     status.className = `nbcall-status nbcall-state-${phone.state}`;
+    via.textContent = phone.transport ? `via ${phone.transport}` : "";
+    via.title = TRANSPORT_WORDS[phone.transport] || "";
     error.textContent = phone.error;
     error.hidden = !phone.error;
     ring.hidden = phone.state !== "ringing";

@@ -7,6 +7,7 @@ websocket away from the page; TURN by a relay-only call through a real coturn.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -81,7 +82,11 @@ async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_s
     assert any("nbcall/info" in u for u in blocked_page.refused)
     assert any(u.startswith("ws://") for u in blocked_page.refused)
     await nb.wait_py("(rho.transport, sam.transport)", "('relay', 'relay')")
+    shown = await nb.page.locator('.nbcall-root[data-user="rho-r"] .nbcall-transport').inner_text()
+    assert shown == "via relay"
     await call_and_connect(nb, "rho", "sam", "rho-r", "sam-r")
+    if os.environ.get("NBCALL_SCREENSHOTS"):  # for a person to look at: the widget in a relayed call
+        await nb.page.screenshot(path=os.path.join(os.environ["NBCALL_SCREENSHOTS"], "relayed-call.png"))
     await nb.py("rho.hangup()")
     await nb.wait_py("(rho.state, sam.state)", "('ended', 'ended')")
 
