@@ -275,7 +275,7 @@ export class Features {
   async _replace(old, track) {
     const pc = this.phone.pc;
     if (!pc) throw new Error("no call");
-    let sender = pc.getSenders().find((s) => s.track === old);
+    let sender = old ? pc.getSenders().find((s) => s.track === old) : null;
     if (!sender) {
       // Nothing sent of this kind yet (the call began without it): use the receive-only
       // transceiver's sender and let it send; that needs one (perfect) renegotiation.

@@ -149,8 +149,12 @@ async def test_camera_and_mic_toggles_seen_by_the_other_side(call: Notebook) -> 
 
 
 async def test_snapshots_arrive_in_python_as_arrays(call: Notebook) -> None:
-    await call.py("snap = ann.snapshot('remote')\nmine = []\nlocal = ann.snapshot('local', callback=mine.append)")
-    assert (await call.py("print(snap.ready, snap.array)")).strip() == "False None"  # never blocks the cell
+    # Within the cell that asks, nothing has arrived yet: the call returns at once, empty.
+    out = await call.py(
+        "snap = ann.snapshot('remote')\nmine = []\nlocal = ann.snapshot('local', callback=mine.append)\n"
+        "print(snap.ready, snap.array, mine)"
+    )
+    assert out.strip() == "False None []", out
     await call.wait_py("snap.ready and local.ready", "True")
     out = await py_json(
         call,
@@ -272,6 +276,20 @@ async def test_hangup_reason_and_final_duration(call: Notebook) -> None:
     assert await call.py("ann.send('late')") != ""  # CallError: no connected call
 
 
+async def test_camera_turned_on_in_a_call_that_started_without_it(call: Notebook) -> None:
+    await call.wait_py("ann.state, ben.state", "('ended', 'ended')")
+    await call.py(f"ben.video = False\nann.call({BEN!r})")
+    await call.wait_py("ben.state", "ringing")
+    await call.py("ben.accept()")
+    await call.wait_py("ann.state, ben.state, ann.remote_video", "('connected', 'connected', False)")
+    assert (await call.video_stats(ANN))["frames"] == 0  # ben sends no video at all
+    await call.py("ben.video = True")  # opens the camera now; one (perfect) renegotiation
+    await call.wait_py("ann.remote_video", "True")
+    await call.assert_video_flows(ANN)
+    await wait_pixels(call, ANN, f"p['std'] > 10 and {FOUR_THREE}")
+    await call.py("ann.hangup()")
+    await call.wait_py("ann.state, ben.state", "('ended', 'ended')")
+
 async def test_demo_notebook_cell_by_cell(lab: Lab) -> None:
     """notebooks/in_call_features.ipynb, run the way a reader runs it: one cell at a time."""
     from .test_demo_notebooks import code_cells, copy_demo, run_cell
@@ -280,7 +298,7 @@ async def test_demo_notebook_cell_by_cell(lab: Lab) -> None:
     nb = await lab.open(path, users=[], run_all=False)
     # Before running a cell starting with a key: wait for what a reader would see first.
     before = {
-        'alice.call("bob")': ("alice.peers", "['bob']"),
+        'alice.call("bob")': ("'bob' in alice.peers", "True"),
         "bob.remote_video, bob.remote_audio": ("bob.remote_video, bob.remote_audio", "(False, False)"),
         "alice.cameras": ("bob.remote_video and len(alice.cameras) == 3", "True"),
         "alice.share_screen()": ("alice.camera == alice.cameras[-1]['id'] and not alice.error", "True"),
