@@ -62,6 +62,9 @@ export class RelaySocket {
     this.onopen = this.onmessage = this.onclose = this.onerror = null;
     this._onCustom = (msg) => this._fromKernel(msg);
     model.on("msg:custom", this._onCustom);
+    // The kernel would keep our name online after the page is gone: say goodbye on unload.
+    this._onPageHide = () => this.close();
+    globalThis.addEventListener("pagehide", this._onPageHide);
     model.send({ kind: "relay-open", id: this.id, url });
   }
 
@@ -81,6 +84,7 @@ export class RelaySocket {
     if (this.readyState === 3) return;
     this.readyState = 3;
     this.model.off("msg:custom", this._onCustom);
+    globalThis.removeEventListener("pagehide", this._onPageHide);
     if (this.onclose) this.onclose({ code, reason });
   }
 

@@ -214,9 +214,10 @@ class CallWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Close the widget: the page ends any call, and kernel relay sockets close."""
-        for relay in list(self._relays.values()):
+        relays: dict[str, KernelRelay] = getattr(self, "_relays", {})  # absent if __init__ failed early
+        for relay in list(relays.values()):
             relay.close()
-        self._relays.clear()
+        relays.clear()
         super().close()
 
     @property
@@ -406,6 +407,7 @@ class CallWidget(anywidget.AnyWidget):
         elif kind == "recording_started":
             self._recordings = {rid: RecordingAssembler(rid, str(content.get("which")), str(content.get("mime")))}
             self._recording = None
+            self._recording_path = None  # a path belongs to the stop_recording() of this recording only
             self.recording_state = "recording"
         elif kind == "recording_chunk":
             assembler = self._recordings.get(rid)
@@ -425,8 +427,9 @@ class CallWidget(anywidget.AnyWidget):
                 self.recording_state = "error"
                 return
             self._recording = data
-            if self._recording_path:
-                pathlib.Path(self._recording_path).write_bytes(data)
+            path, self._recording_path = self._recording_path, None
+            if path:
+                pathlib.Path(path).write_bytes(data)
             self.recording_state = "done"
             for callback in list(self._recording_callbacks):
                 callback(data)

@@ -6,6 +6,8 @@ websocket away from the page; TURN by a relay-only call through a real coturn.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,6 +17,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from playwright.async_api import Route, WebSocketRoute
+
+from nbcall.signaling import SignalingClient
 
 from .lab import Lab, Notebook, write_notebook
 
@@ -42,6 +46,12 @@ def notebook(lab: Lab, name: str, users: dict[str, str], setup: str = "", widget
     return path
 
 
+async def finish(nb: Notebook) -> None:
+    """Close the notebook's widgets (relayed names leave the server) and its page."""
+    await nb.py("[w.close() for w in list(globals().values()) if isinstance(w, nbcall.CallWidget)]")
+    await nb.close()
+
+
 async def call_and_connect(nb: Notebook, caller: str, callee: str, caller_user: str, callee_user: str) -> None:
     await nb.wait_py(f"{callee_user!r} in {caller}.peers", "True")
     await nb.py(f"{caller}.call({callee_user!r})")
@@ -50,6 +60,16 @@ async def call_and_connect(nb: Notebook, caller: str, callee: str, caller_user: 
     await nb.wait_py(f"({caller}.state, {callee}.state)", "('connected', 'connected')", timeout=30)
     await nb.assert_video_flows(callee_user)
     await nb.assert_video_flows(caller_user)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tidy() -> AsyncIterator[list[Notebook]]:
+    """Notebooks a test opened: their widgets are closed and pages shut, pass or fail."""
+    books: list[Notebook] = []
+    yield books
+    for nb in books:
+        with contextlib.suppress(Exception):
+            await finish(nb)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -75,10 +95,11 @@ async def blocked_page(lab: Lab) -> AsyncIterator[Any]:
 
 
 async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_server(
-    lab: Lab, blocked_page: Any
+    tidy: list[Notebook], lab: Lab, blocked_page: Any
 ) -> None:
     path = notebook(lab, "relayed", {"rho": "rho-r", "sam": "sam-r"})
     nb = await lab.open(path, users=["rho-r", "sam-r"], context=blocked_page)
+    tidy.append(nb)
     assert any("nbcall/info" in u for u in blocked_page.refused)
     assert any(u.startswith("ws://") for u in blocked_page.refused)
     await nb.wait_py("(rho.transport, sam.transport)", "('relay', 'relay')")
@@ -89,11 +110,22 @@ async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_s
         await nb.page.screenshot(path=os.path.join(os.environ["NBCALL_SCREENSHOTS"], "relayed-call.png"))
     await nb.py("rho.hangup()")
     await nb.wait_py("(rho.state, sam.state)", "('ended', 'ended')")
+    # The kernel holds the relayed sockets; closing the page must still take the names offline.
+    await nb.page.close(run_before_unload=True)
+    async with SignalingClient(lab.signaling_url, "observer-r") as observer:
+        for _ in range(50):
+            await observer.send({"type": "list"})
+            online = (await observer.expect("users"))["users"]
+            if not {"rho-r", "sam-r"} & set(online):
+                break
+            await asyncio.sleep(0.1)
+        assert not {"rho-r", "sam-r"} & set(online), online
 
 
-async def test_same_origin_endpoint_is_preferred_in_lab(lab: Lab) -> None:
+async def test_same_origin_endpoint_is_preferred_in_lab(tidy: list[Notebook], lab: Lab) -> None:
     path = notebook(lab, "sameorigin", {"tia": "tia-s", "uli": "uli-s"})
     nb = await lab.open(path, users=["tia-s", "uli-s"])
+    tidy.append(nb)
     await nb.wait_py("(tia.transport, uli.transport)", "('same-origin', 'same-origin')")
     url = await nb.page.evaluate("() => window.__nbcall.phones['tia-s'].signaling.ws.url")
     assert "/nbcall/signal?upstream=" in url
@@ -101,28 +133,33 @@ async def test_same_origin_endpoint_is_preferred_in_lab(lab: Lab) -> None:
     await nb.py("tia.hangup()")
 
 
-async def test_forced_direct_transport(lab: Lab) -> None:
+async def test_forced_direct_transport(tidy: list[Notebook], lab: Lab) -> None:
     path = notebook(lab, "direct", {"val": "val-d", "wyn": "wyn-d"}, widget_args=", connect_via='direct'")
     nb = await lab.open(path, users=["val-d", "wyn-d"])
+    tidy.append(nb)
     await nb.wait_py("(val.transport, wyn.transport)", "('direct', 'direct')")
 
 
-async def test_relay_only_call_through_coturn_with_minted_credentials(lab: Lab, coturn: dict[str, Any]) -> None:
+async def test_relay_only_call_through_coturn_with_minted_credentials(
+    tidy: list[Notebook], lab: Lab, coturn: dict[str, Any]
+) -> None:
     setup = f"ICE = [nbcall.turn_credentials({str(coturn['secret'])!r}, {str(coturn['url'])!r}, user='nb', ttl=600)]"
     args = ", ice_servers=ICE, ice_transport_policy='relay'"
     path = notebook(lab, "turn", {"xia": "xia-t", "yoy": "yoy-t"}, setup=setup, widget_args=args)
     nb = await lab.open(path, users=["xia-t", "yoy-t"])
+    tidy.append(nb)
     await call_and_connect(nb, "xia", "yoy", "xia-t", "yoy-t")
     for user in ("xia-t", "yoy-t"):
         assert await nb.page.evaluate(SELECTED_PAIR, user) == ["relay", "relay"]
     await nb.py("xia.hangup()")
 
 
-async def test_wrong_turn_credentials_are_explained(lab: Lab, coturn: dict[str, Any]) -> None:
+async def test_wrong_turn_credentials_are_explained(tidy: list[Notebook], lab: Lab, coturn: dict[str, Any]) -> None:
     setup = f"ICE = [nbcall.turn_credentials('wrong-secret', {str(coturn['url'])!r}, ttl=600)]"
     args = ", ice_servers=ICE, ice_transport_policy='relay'"
     path = notebook(lab, "badturn", {"zed": "zed-b", "amy": "amy-b"}, setup=setup, widget_args=args)
     nb = await lab.open(path, users=["zed-b", "amy-b"])
+    tidy.append(nb)
     await nb.wait_py("'amy-b' in zed.peers", "True")
     await nb.py("zed.call('amy-b')")
     await nb.wait_py("amy.state", "ringing")
@@ -132,9 +169,10 @@ async def test_wrong_turn_credentials_are_explained(lab: Lab, coturn: dict[str, 
     print(await nb.py("print(zed.error, '|', amy.error)"))
 
 
-async def test_a_call_in_notebook_7(lab: Lab) -> None:
+async def test_a_call_in_notebook_7(tidy: list[Notebook], lab: Lab) -> None:
     path = notebook(lab, "nb7", {"bea": "bea-7", "cyd": "cyd-7"})
     nb = await lab.open(path, users=["bea-7", "cyd-7"], ui="notebook7")
+    tidy.append(nb)
     assert "/notebooks/" in nb.page.url
     await call_and_connect(nb, "bea", "cyd", "bea-7", "cyd-7")
     await nb.py("bea.hangup()")
