@@ -46,6 +46,15 @@ def notebook(lab: Lab, name: str, users: dict[str, str], setup: str = "", widget
     return path
 
 
+async def screenshot(nb: Notebook, name: str, user: str | None = None) -> None:
+    """For a person to look at, when NBCALL_SCREENSHOTS names a folder."""
+    folder = os.environ.get("NBCALL_SCREENSHOTS")
+    if not folder:
+        return
+    target = nb.page.locator(f'.nbcall-root[data-user="{user}"]') if user else nb.page
+    await target.screenshot(path=os.path.join(folder, f"{name}.png"))
+
+
 async def finish(nb: Notebook) -> None:
     """Close the notebook's widgets (relayed names leave the server) and its page."""
     await nb.py("[w.close() for w in list(globals().values()) if isinstance(w, nbcall.CallWidget)]")
@@ -106,8 +115,7 @@ async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_s
     shown = await nb.page.locator('.nbcall-root[data-user="rho-r"] .nbcall-transport').inner_text()
     assert shown == "via relay"
     await call_and_connect(nb, "rho", "sam", "rho-r", "sam-r")
-    if os.environ.get("NBCALL_SCREENSHOTS"):  # for a person to look at: the widget in a relayed call
-        await nb.page.screenshot(path=os.path.join(os.environ["NBCALL_SCREENSHOTS"], "relayed-call.png"))
+    await screenshot(nb, "relayed-call")
     await nb.py("rho.hangup()")
     await nb.wait_py("(rho.state, sam.state)", "('ended', 'ended')")
     # The kernel holds the relayed sockets; closing the page must still take the names offline.
@@ -129,8 +137,17 @@ async def test_same_origin_endpoint_is_preferred_in_lab(tidy: list[Notebook], la
     await nb.wait_py("(tia.transport, uli.transport)", "('same-origin', 'same-origin')")
     url = await nb.page.evaluate("() => window.__nbcall.phones['tia-s'].signaling.ws.url")
     assert "/nbcall/signal?upstream=" in url
-    await call_and_connect(nb, "tia", "uli", "tia-s", "uli-s")
+    await screenshot(nb, "idle")
+    await nb.wait_py("'uli-s' in tia.peers", "True")
+    await nb.py("tia.call('uli-s')")
+    await nb.wait_py("uli.state", "ringing")
+    await screenshot(nb, "ringing", "uli-s")
+    await nb.py("uli.accept()")
+    await nb.wait_py("(tia.state, uli.state)", "('connected', 'connected')", timeout=30)
+    await nb.assert_video_flows("tia-s")
+    await nb.assert_video_flows("uli-s")
     await nb.py("tia.hangup()")
+    await nb.wait_py("(tia.state, uli.state)", "('ended', 'ended')")
 
 
 async def test_forced_direct_transport(tidy: list[Notebook], lab: Lab) -> None:
