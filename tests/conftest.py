@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +49,22 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+@contextlib.contextmanager
+def serving(cmd: list[str], port: int, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server command until it listens on 127.0.0.1:port; stop it by pid afterwards."""
+    proc = subprocess.Popen(cmd, **popen)
+    try:
+        wait_for_port(port, proc)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def nbcall_server_cmd(port: int, *args: str) -> list[str]:
+    """The standalone signaling server (python -m nbcall) on 127.0.0.1:port."""
+    return [sys.executable, "-m", "nbcall", "--host", "127.0.0.1", "--port", str(port), *args]
+
+
 @pytest.fixture
 async def server_factory() -> AsyncIterator[type]:
     """Start in-process nbcall servers (on this test's loop) with custom limits."""
@@ -78,12 +97,8 @@ def seed_server_url() -> Iterator[str]:
         pytest.fail("the seed server needs node, npm's `ws` (run ./dev setup) and ../shared/seed/server.js")
     port = free_port()
     env = dict(os.environ, NODE_PATH=str(ROOT / "node_modules"))
-    proc = subprocess.Popen([node, str(SEED_SERVER), str(port), "127.0.0.1"], env=env, stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc)
+    with serving([node, str(SEED_SERVER), str(port), "127.0.0.1"], port, env=env, stdout=subprocess.DEVNULL):
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -102,11 +117,5 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         "--no-multicast-peers", f"--pidfile={home / 'turn.pid'}", f"--userdb={home / 'turn.db'}",
         "--log-file=stdout", "--simple-log",
     ]  # fmt: skip
-    log = (home / "turn.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
+    with (home / "turn.log").open("wb") as log, serving(cmd, port, stdout=log, stderr=subprocess.STDOUT):
         yield {"url": f"turn:127.0.0.1:{port}?transport=udp", "secret": secret, "log": home / "turn.log"}
-    finally:
-        stop_process(proc)
-        log.close()

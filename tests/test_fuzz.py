@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from websockets.asyncio.client import connect
 from nbcall.signaling import SignalingClient
 from nbcall.signaling import protocol as p
 
-from .conftest import free_port, stop_process, wait_for_port
+from .conftest import free_port, nbcall_server_cmd, serving
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -46,28 +45,10 @@ frames = st.one_of(
 @pytest.fixture(scope="module")
 def standalone_url() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbcall",
-            "--port",
-            str(port),
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
+    cmd = nbcall_server_cmd(port, "--rate", "1000000", "--burst", "1000000", "--log-level", "WARNING")
+    with serving(cmd, port, stdout=subprocess.DEVNULL) as proc:
         yield f"ws://127.0.0.1:{port}"
-    finally:
         assert proc.poll() is None, "the server died during fuzzing"
-        stop_process(proc)
 
 
 async def fuzz_once(url: str, batch: list[str | bytes], register_first: bool) -> None:

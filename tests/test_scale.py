@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -13,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall.signaling import SignalingClient
 
-from .conftest import free_port, stop_process, wait_for_port
+from .conftest import free_port, nbcall_server_cmd, serving
 
 N = 5000
 
@@ -50,13 +48,9 @@ async def five_thousand(url: str) -> tuple[int, int, float]:
 @pytest.mark.slow
 def test_five_thousand_registered_connections() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "nbcall", "--port", str(port), "--log-level", "WARNING"])
-    try:
-        wait_for_port(port, proc)
+    with serving(nbcall_server_cmd(port, "--log-level", "WARNING"), port) as proc:
         online, updates, elapsed = asyncio.run(five_thousand(f"ws://127.0.0.1:{port}"))
         assert online == N + 1
         # Presence is batched (one message per 250 ms at most), not one message per join.
         assert updates <= elapsed / 0.25 + 3
         assert proc.poll() is None
-    finally:
-        stop_process(proc)

@@ -11,7 +11,7 @@ Everything else is an extension a seed client can ignore.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import orjson
 
@@ -75,25 +75,10 @@ class ErrorCode:
     INTERNAL: Final = "internal_error"  # a server bug; logged with its traceback
     UPSTREAM_UNREACHABLE: Final = "upstream_unreachable"  # the Jupyter endpoint cannot reach its upstream
 
-    ALL: Final = frozenset(
-        {
-            BAD_MESSAGE,
-            TOO_LARGE,
-            NOT_REGISTERED,
-            UNKNOWN_PEER,
-            NAME_TAKEN,
-            INVALID_NAME,
-            RATE_LIMITED,
-            UNAUTHORIZED,
-            SERVER_FULL,
-            BUSY,
-            NO_CALL,
-            SELF_CALL,
-            INTERNAL,
-            UPSTREAM_UNREACHABLE,
-        }
-    )
+    ALL: ClassVar[frozenset[str]]  # every code above, filled in below the class
 
+
+ErrorCode.ALL = frozenset(v for k, v in vars(ErrorCode).items() if k.isupper() and isinstance(v, str))
 
 # WebSocket close codes the server uses (4000-4999 is the application range).
 CLOSE_REPLACED: Final = 4001  # the name was taken over by a reconnect with its credential

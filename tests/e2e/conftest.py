@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
-from ..conftest import free_port, stop_process, wait_for_port
+from ..conftest import free_port, nbcall_server_cmd, serving, stop_process
 from .lab import Lab
 
 CHROMIUM = "/usr/bin/chromium"
@@ -90,13 +90,8 @@ def sandbox_env(sandbox: Path) -> dict[str, str]:
 def signaling_url(sandbox_env: dict[str, str]) -> Iterator[str]:
     """A standalone nbcall server on a free port (a child process, stopped by pid)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "nbcall", "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, env=sandbox_env)
-    try:
-        wait_for_port(port, proc)
+    with serving(nbcall_server_cmd(port, "--log-level", "WARNING"), port, env=sandbox_env):
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
