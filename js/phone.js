@@ -383,8 +383,9 @@ export class Phone {
 
   _endCall(reason, notify) {
     if (notify && this.peer && IN_CALL.has(this.state)) {
-      // The server accepts only its own reasons; a widget closing is a plain hang-up to the peer.
-      this.signaling.send({ type: "hangup", to: this.peer, reason: reason === "failed" ? reason : "hangup" });
+      // The server accepts only its own reasons (protocol.REASONS); anything else is a plain hang-up.
+      const told = reason === "failed" || reason === "closed" ? reason : "hangup";
+      this.signaling.send({ type: "hangup", to: this.peer, reason: told });
     }
     this._resetCall();
     this.incoming = "";

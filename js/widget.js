@@ -32,6 +32,7 @@ function reasonWords(reason) {
       disconnected: "the other side went away",
       failed: "connection failed",
       unknown_peer: "not online",
+      closed: "the other side closed the widget",
     }[reason] || reason
   );
 }

@@ -53,6 +53,7 @@ REASONS: Final = frozenset(
         "disconnected",  # the other side's connection to the server closed
         "replaced",  # the other side's name was taken over by a reconnect
         "failed",  # media could not be established
+        "closed",  # the other side closed its widget or page
     }
 )
 

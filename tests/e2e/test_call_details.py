@@ -92,6 +92,6 @@ async def test_signaling_socket_drop_reconnects_and_re_registers(pair: Notebook)
 async def test_closing_the_widget_ends_the_call(pair: Notebook) -> None:
     await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
     await pair.py("vic.close()")  # the comm closes: the page's model is destroyed
-    await pair.wait_py("wes.state, wes.end_reason", "('ended', 'hangup')", timeout=10)
+    await pair.wait_py("wes.state, wes.end_reason", "('ended', 'closed')", timeout=10)
     await pair.wait_js(f"() => !window.__nbcall.phones['{VIC}']")
     await pair.wait_py(f"{VIC!r} in wes.peers", "False")
