@@ -150,3 +150,17 @@ def test_a_missing_chunk_is_an_error_not_a_corrupt_file() -> None:
     assembler = RecordingAssembler("x", "remote", "video/webm")
     assembler.add(0, [b"ab", b"cd"])
     assert assembler.finish(1) == b"abcd" and assembler.size == 4
+
+
+def test_a_later_recording_from_the_widget_button_does_not_overwrite_the_file(tmp_path: Path) -> None:
+    w, _ = connected_widget()
+    target = tmp_path / "first.webm"
+    w._handle_custom_msg({"kind": "recording_started", "id": "a", "which": "remote", "mime": "video/webm"}, [])
+    w._handle_custom_msg({"kind": "recording_chunk", "id": "a", "seq": 0}, [b"first"])
+    w.stop_recording(str(target))
+    w._handle_custom_msg({"kind": "recording_done", "id": "a", "chunks": 1}, [])
+    # The widget's Record button: started and stopped in the page, no path from Python.
+    w._handle_custom_msg({"kind": "recording_started", "id": "b", "which": "both", "mime": "video/webm"}, [])
+    w._handle_custom_msg({"kind": "recording_chunk", "id": "b", "seq": 0}, [b"second"])
+    w._handle_custom_msg({"kind": "recording_done", "id": "b", "chunks": 1}, [])
+    assert target.read_bytes() == b"first" and w.recording == b"second" and w.recording_state == "done"

@@ -133,19 +133,30 @@ async def test_chat_both_ways_non_ascii(call: Notebook) -> None:
 async def test_camera_and_mic_toggles_seen_by_the_other_side(call: Notebook) -> None:
     await wait_pixels(call, BEN, "p['mean'] > 20 and p['std'] > 10")
     sound = await audio_energy_gain(call, BEN)
-    await call.py("ann.video = False\nann.audio = False")
-    await call.wait_py("ben.remote_video, ben.remote_audio", "(False, False)")
-    black = await wait_pixels(call, BEN, "p['mean'] < 5 and p['std'] < 3")
-    silence = await audio_energy_gain(call, BEN)
-    print(f"audio energy over 2.5 s: on {sound:.4f}, muted {silence:.6f}; black frame {black}")
-    assert sound > 0 and silence < sound / 20, (sound, silence)
-    assert await call.page.locator(f'.nbcall-root[data-user="{BEN}"] .nbcall-remote-off').first.is_visible()
-    # Back on, from ann's widget checkboxes this time.
-    await call.click(ANN, ".nbcall-toggle:nth-of-type(1) input")
-    await call.click(ANN, ".nbcall-toggle:nth-of-type(2) input")
-    await call.wait_py("ann.audio, ann.video, ben.remote_video, ben.remote_audio", "(True, True, True, True)")
-    await wait_pixels(call, BEN, "p['mean'] > 20 and p['std'] > 10")
-    assert not await call.page.locator(f'.nbcall-root[data-user="{BEN}"] .nbcall-remote-off').first.is_visible()
+    try:
+        await call.py("ann.video = False\nann.audio = False")
+        await call.wait_py("ben.remote_video, ben.remote_audio", "(False, False)")
+        black = await wait_pixels(call, BEN, "p['mean'] < 5 and p['std'] < 3")
+        # Audio still in ben's jitter buffer (or concealment of late packets on a loaded
+        # machine) plays out for a moment: wait for a silent second, not the first second.
+        deadline = time.monotonic() + 10
+        gains = []
+        while True:
+            gains.append(await audio_energy_gain(call, BEN, 1.0))
+            if gains[-1] < sound / 2.5 / 50 or time.monotonic() > deadline:
+                break
+        print(f"audio energy: {sound / 2.5:.4f}/s on, per second after muting {gains}; black frame {black}")
+        assert sound > 0 and gains[-1] < sound / 2.5 / 50, (sound, gains)
+        assert await call.page.locator(f'.nbcall-root[data-user="{BEN}"] .nbcall-remote-off').first.is_visible()
+        # Back on, from ann's widget checkboxes this time.
+        await call.click(ANN, ".nbcall-toggle:nth-of-type(1) input")
+        await call.click(ANN, ".nbcall-toggle:nth-of-type(2) input")
+        await call.wait_py("ann.audio, ann.video, ben.remote_video, ben.remote_audio", "(True, True, True, True)")
+        await wait_pixels(call, BEN, "p['mean'] > 20 and p['std'] > 10")
+        assert not await call.page.locator(f'.nbcall-root[data-user="{BEN}"] .nbcall-remote-off').first.is_visible()
+        assert await audio_energy_gain(call, BEN) > sound / 10
+    finally:
+        await call.py("ann.video = True\nann.audio = True")  # a failure here must not spoil the next tests
 
 
 async def test_snapshots_arrive_in_python_as_arrays(call: Notebook) -> None:
@@ -172,6 +183,11 @@ async def test_snapshots_arrive_in_python_as_arrays(call: Notebook) -> None:
         "print(f.shape == snap.array.shape and bool(np.abs(f.astype(int) - snap.array).max() <= 2))"
     )
     assert same.strip() == "True", same
+    # The widget's Snapshot button sends the remote frame to Python too.
+    await call.click(ANN, ".nbcall-snapshot")
+    await call.wait_py(
+        "len(ann.snapshots), ann.snapshots[-1].which, ann.snapshots[-1].array.shape", "(3, 'remote', (480, 640, 3))"
+    )
 
 
 async def test_camera_switch_and_screen_share_mid_call(call: Notebook) -> None:
@@ -200,9 +216,22 @@ async def test_camera_switch_and_screen_share_mid_call(call: Notebook) -> None:
     # All of it by replaceTrack: the offer ben holds was never renegotiated.
     sdp_after = await call.page.evaluate("(u) => window.__nbcall.phones[u].pc.remoteDescription.sdp", BEN)
     assert sdp_after == sdp_before
-    # The widget offers the same: a camera list and a share button.
-    options = await call.page.locator(f'.nbcall-root[data-user="{ANN}"] select.nbcall-camera option').count()
-    assert options == len(cameras) + 1  # plus "default camera"
+    # The widget offers the same: a camera list (plus "default camera"); choosing there switches too.
+    select = call.page.locator(f'.nbcall-root[data-user="{ANN}"] select.nbcall-camera').first
+    assert await select.locator("option").count() == len(cameras) + 1
+    await select.select_option(cameras[0]["id"])
+    await call.wait_py("ann.camera", cameras[0]["id"])
+    await call.wait_js(f"(id) => ({sender})('{ANN}').getSettings().deviceId === id", cameras[0]["id"])
+    await call.assert_video_flows(BEN)
+    # The microphone too: another fake input, and ben still hears the beeps.
+    mics = await py_json(call, "ann.microphones")
+    assert len(mics) >= 2, mics
+    await call.py(f"ann.microphone = {mics[-1]['id']!r}")
+    mic = "(u) => window.__nbcall.phones[u].pc.getSenders().find((s) => s.track && s.track.kind === 'audio').track"
+    await call.wait_js(f"(id) => ({mic})('{ANN}').getSettings().deviceId === id", mics[-1]["id"])
+    assert await audio_energy_gain(call, BEN) > 0.01
+    sdp_after = await call.page.evaluate("(u) => window.__nbcall.phones[u].pc.remoteDescription.sdp", BEN)
+    assert sdp_after == sdp_before
 
 
 def parse_webm(data: bytes) -> dict[str, Any]:
