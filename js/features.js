@@ -384,7 +384,14 @@ export class Features {
     if (this.recording) return "already recording";
     if (this.phone.state !== "connected") return "recording needs a connected call";
     const recording = new Recording({
-      send: (content, buffers) => this.model.send(content, undefined, buffers),
+      send: (content, buffers) => {
+        try {
+          this.model.send(content, undefined, buffers);
+        } catch (err) {
+          // The widget closed while the recorder was finishing: nobody is left to receive it.
+          console.warn("nbcall recording", err);
+        }
+      },
       onEnd: () => {
         if (this.recording === recording) this.recording = null;
         this._changed();

@@ -56,6 +56,8 @@ async function composite(remote, local) {
   const audioTracks = [remote, local].flatMap((s) => (s ? s.getAudioTracks() : []));
   if (audioTracks.length) {
     audioCtx = new AudioContext();
+    // Started from Python there is no click: a suspended context would record silence.
+    audioCtx.resume().catch(() => {});
     const dest = audioCtx.createMediaStreamDestination();
     for (const t of audioTracks) audioCtx.createMediaStreamSource(new MediaStream([t])).connect(dest);
     for (const t of dest.stream.getAudioTracks()) out.addTrack(t);

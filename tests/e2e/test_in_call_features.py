@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -97,7 +98,8 @@ async def test_stats_quality_and_duration(call: Notebook) -> None:
     print("stats", stats)
     assert 5 <= stats["fps"] <= 60, stats
     assert stats["rtt_ms"] is not None and stats["rtt_ms"] >= 0, stats
-    assert (stats["width"], stats["height"]) == (640, 480), stats
+    # The fake camera is 640x480; the sender may scale it down while bandwidth ramps up or the CPU is busy.
+    assert stats["width"] * 3 == stats["height"] * 4 and 160 <= stats["width"] <= 640, stats
     assert 0 <= stats["packet_loss_pct"] <= 100 and stats["quality"] in ("good", "fair", "poor"), stats
     # Refreshed about once a second: bytes keep rising between two reads a second and a half apart.
     first = stats["bytes_received"]
@@ -173,9 +175,12 @@ async def test_snapshots_arrive_in_python_as_arrays(call: Notebook) -> None:
         "local.array.shape, len(mine), len(ann.snapshots)]",
     )
     print("snapshots", out)
-    assert out[0] == [480, 640, 3] and out[1] == "uint8" and out[2] > 10, out
+    # Local: the fake camera itself. Remote: what ben's decoder shows (the sender may scale a 4:3 frame down).
+    assert out[4] == [480, 640, 3], out
+    assert out[0][0] * 4 == out[0][1] * 3 and out[0][1] >= 160 and out[0][2] == 3, out
+    assert out[1] == "uint8" and out[2] > 10, out
     assert out[3] == "89504e470d0a1a0a", out  # a PNG signature
-    assert out[4] == [480, 640, 3] and out[5] == 1 and out[6] >= 2, out
+    assert out[5] == 1 and out[6] >= 2, out
     # The PNG holds the same picture as the raw pixels.
     same = await call.py(
         "import numpy as np, av, io\n"
@@ -186,7 +191,7 @@ async def test_snapshots_arrive_in_python_as_arrays(call: Notebook) -> None:
     # The widget's Snapshot button sends the remote frame to Python too.
     await call.click(ANN, ".nbcall-snapshot")
     await call.wait_py(
-        "len(ann.snapshots), ann.snapshots[-1].which, ann.snapshots[-1].array.shape", "(3, 'remote', (480, 640, 3))"
+        "len(ann.snapshots), ann.snapshots[-1].which, ann.snapshots[-1].array.shape[2]", "(3, 'remote', 3)"
     )
 
 
@@ -266,7 +271,7 @@ async def test_recording_three_seconds_is_a_valid_webm(call: Notebook, tmp_path:
     info = parse_webm(data)
     print(f"recording {len(data)} bytes: {info}")
     assert info["codec"] in ("vp8", "vp9") and "video" in info["kinds"] and "audio" in info["kinds"], info
-    assert (info["width"], info["height"]) == (640, 480), info
+    assert info["width"] * 3 == info["height"] * 4 and 160 <= info["width"] <= 640, info  # ben's 4:3 camera
     assert info["frames"] > 10 and 1.5 <= info["seconds"] <= 4.5, info
     assert len(data) > 20_000
 
@@ -280,7 +285,7 @@ async def test_recording_from_the_widget_button_records_both(call: Notebook, tmp
     target = tmp_path / "both.webm"
     await call.py(f"open({str(target)!r}, 'wb').write(recorded[-1])")
     info = parse_webm(target.read_bytes())
-    assert info["frames"] > 5 and info["width"] == 640, info
+    assert info["frames"] > 5 and info["width"] * 3 == info["height"] * 4, info
 
 
 async def test_chat_survives_an_ice_restart(call: Notebook) -> None:
@@ -357,7 +362,8 @@ async def test_demo_notebook_cell_by_cell(lab: Lab) -> None:
         assert "(False, False)" in out("bob.remote_video, bob.remote_audio")
         assert "hello bob" in out("bob.messages, received"), out("bob.messages, received")
         assert "image/png" in outputs["snap"], outputs["snap"][:300]  # the cell that only shows it
-        assert "(480, 640, 3)" in out("snap.array.shape")
+        shape = re.search(r"\((\d+), (\d+), 3\)", out("snap.array.shape"))
+        assert shape and int(shape[1]) * 4 == int(shape[2]) * 3, out("snap.array.shape")
         assert "'done'" in out("alice.recording_state")
         assert "'host'" in out("{k: alice.stats")
         assert "'hangup', 'hangup'" in out("alice.end_reason")
