@@ -73,6 +73,7 @@ export class Signaling {
     // A transport works once the server has registered us through it; one that neither
     // registers nor fails (a filtered port, a busy kernel) is given up on.
     let registered = false;
+    let refusal = ""; // why an endpoint turned us away before registering (e.g. its upstream is down)
     const openTimer = setTimeout(() => {
       if (!registered && this.ws === ws) ws.close();
     }, OPEN_TIMEOUT_MS);
@@ -104,6 +105,11 @@ export class Signaling {
         const queued = this.outbox.splice(0);
         for (const m of queued) ws.send(JSON.stringify(m));
         this.onStatus("registered");
+      } else if (!registered && msg.type === "error" && msg.request !== "register") {
+        // Not about us but about this way in: it becomes the transport's failure reason,
+        // so the widget's error stays one stable sentence across retries.
+        refusal = `${msg.code}: ${msg.message}`;
+        return;
       }
       this.onMessage(msg);
     };
@@ -119,7 +125,7 @@ export class Signaling {
         this.onStatus("replaced", "this name was taken over by another page or connection");
         return;
       }
-      this._failed(candidate, registered, event.reason || `connection closed (code ${event.code})`);
+      this._failed(candidate, registered, refusal || event.reason || `connection closed (code ${event.code})`);
     };
     ws.onerror = () => {
       // onclose follows and decides what to do

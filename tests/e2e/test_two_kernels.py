@@ -119,6 +119,8 @@ async def test_name_taken_and_server_unreachable_are_explained(lab: Lab, ann: No
         await nb.wait_py("lost.state", "error")
         error = (await nb.py("print(lost.error)")).strip()
         assert error.startswith(f"signaling server {dead} unreachable") and "retrying in" in error, error
+        # Each way in is named with its own reason; the Jupyter endpoint's refusal is one of them.
+        assert "same-origin: upstream_unreachable" in error and "direct:" in error, error
         # The name holder was not disturbed.
         await ann.wait_py("ann.state", "ended")
     finally:
