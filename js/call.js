@@ -30,6 +30,8 @@ export class PeerCall {
    * @param {(reason: string, words?: string) => void} opts.onFailed  the connection cannot recover (and why)
    * @param {(err: Error) => void} opts.onError
    * @param {boolean} [opts.dataChannel]  open the in-call data channel (not with seed clients: they have none)
+   * @param {boolean} [opts.held]  prepare ahead of the answer: the offer and candidates are made
+   *   at once but kept back (and the connect clock not started) until `release()`
    */
   constructor({
     polite,
@@ -41,9 +43,11 @@ export class PeerCall {
     onFailed,
     onError,
     dataChannel,
+    held = false,
   }) {
     this.polite = polite;
-    this.send = send;
+    this.transmit = send;
+    this.heldBack = held ? [] : null;
     this.onRemoteStream = onRemoteStream;
     this.onConnectionState = onConnectionState;
     this.onFailed = onFailed;
@@ -56,6 +60,7 @@ export class PeerCall {
       onHopeless: (words) => {
         if (!this.closed) this.onFailed("failed", words);
       },
+      held,
     });
     this.makingOffer = false;
     this.ignoreOffer = false;
@@ -90,6 +95,21 @@ export class PeerCall {
       this.onRemoteStream(this.remoteStream);
     };
     pc.onconnectionstatechange = () => this._connectionStateChanged();
+  }
+
+  /** Offer, candidates and anything else to the peer, in order (kept back while held). */
+  send(msg) {
+    if (this.heldBack) this.heldBack.push(msg);
+    else this.transmit(msg);
+  }
+
+  /** The callee answered: send what was prepared, in order, and start the connect clock. */
+  release() {
+    const held = this.heldBack;
+    if (!held || this.closed) return;
+    this.heldBack = null;
+    for (const msg of held) this.transmit(msg);
+    this.ice.arm();
   }
 
   /** The caller: add what we send (or receive-only transceivers) and let negotiation offer. */

@@ -15,7 +15,7 @@ export class IceWatch {
    * @param {object[]} opts.iceServers
    * @param {(words: string) => void} opts.onHopeless  no connection can come of this
    */
-  constructor(pc, { policy, iceServers, onHopeless }) {
+  constructor(pc, { policy, iceServers, onHopeless, held = false }) {
     this.pc = pc;
     this.policy = policy || "all";
     this.hasTurn = (iceServers || []).some((s) => [].concat(s.urls).some((u) => String(u).startsWith("turn")));
@@ -23,6 +23,9 @@ export class IceWatch {
     this.types = { host: 0, srflx: 0, prflx: 0, relay: 0 };
     this.errors = []; // {code, url, text}
     this.done = false;
+    this.held = held; // gathering ahead of the answer: no clock, and a verdict waits for arm()
+    this.verdict = null;
+    this.timer = null;
     this._onCandidate = (event) => {
       if (event.candidate && event.candidate.type) this.types[event.candidate.type] += 1;
     };
@@ -39,8 +42,16 @@ export class IceWatch {
     pc.addEventListener("icecandidateerror", this._onError);
     pc.addEventListener("icegatheringstatechange", this._onGathering);
     pc.addEventListener("connectionstatechange", this._onState);
+    if (!held) this.arm();
+  }
+
+  /** The other side is in: start the connect clock and deliver a verdict reached meanwhile. */
+  arm() {
+    this.held = false;
+    if (this.done) return;
+    if (this.verdict) return this._hopeless(this.verdict.kind);
     this.timer = setTimeout(() => {
-      if (pc.connectionState !== "connected") this._hopeless("timeout");
+      if (this.pc.connectionState !== "connected") this._hopeless("timeout");
     }, CONNECT_TIMEOUT_MS);
   }
 
@@ -51,6 +62,10 @@ export class IceWatch {
 
   _hopeless(kind) {
     if (this.done) return;
+    if (this.held) {
+      this.verdict = { kind }; // a call still ringing is not failed yet: tell once it is answered
+      return;
+    }
     const words = this.diagnose(kind);
     this.stop();
     this.onHopeless(words);

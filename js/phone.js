@@ -47,6 +47,8 @@ export class Phone {
     this.callId = null;
     this.seedCall = false; // the peer speaks the seed's protocol: plain offer, no invite
     this.pendingSignals = []; // offer/answer/candidate that arrive before the PeerCall exists
+    this.earlyMedia = null; // the caller's camera, opening while the other side rings
+    this.peerStarting = false; // _startPeer is under way for this call
     this.setupStart = 0;
     this.epoch = 0; // bumps on every call end, so late async work of an old call is dropped
     this.listeners = new Set();
@@ -169,12 +171,16 @@ export class Phone {
         this.error = "";
         break;
       case "ringing":
+        // The callee is an nbcall widget (a seed callee is accepted at once instead): make the
+        // offer and gather candidates now, so answering costs one round trip, not camera + ICE.
+        if (this.state === "calling" && fromPeer && !this.peerStarting) this._startPeer(true);
         return;
       case "accept":
         if (this.state !== "calling" || !fromPeer) return;
         this.seedCall = !!msg.seed;
         this.state = "connecting";
-        this._startPeer(true);
+        if (this.call) this.call.release();
+        else if (!this.peerStarting) this._startPeer(true);
         break;
       case "reject":
       case "busy":
@@ -253,6 +259,7 @@ export class Phone {
     this.state = "calling";
     this.setupStart = performance.now();
     this.signaling.send({ type: "invite", to: this.peer, call_id: this.callId });
+    this._openEarlyMedia();
     this._changed();
     return "";
   }
@@ -297,14 +304,32 @@ export class Phone {
 
   // -- the peer connection ---------------------------------------------------------------
 
+  /** The caller opens its camera while it rings, so the camera is off the critical path. */
+  _openEarlyMedia() {
+    const epoch = this.epoch;
+    this.earlyMedia = openMedia({ ...this.send, ...this.devices }).then((media) => {
+      if (epoch !== this.epoch) {
+        stopStream(media.stream); // cancelled, rejected or busy meanwhile
+        return null;
+      }
+      this.localStream = media.stream; // from here the call owns it: _resetCall stops it
+      this._changed();
+      return media;
+    });
+  }
+
   async _startPeer(offerer) {
     const epoch = this.epoch;
+    this.peerStarting = true;
     // Never block the state machine on the camera: signals that arrive meanwhile queue up.
-    const { stream, error } = await openMedia({ ...this.send, ...this.devices });
-    if (epoch !== this.epoch || this.state !== "connecting") {
-      stopStream(stream);
+    const early = offerer ? this.earlyMedia : null;
+    const media = await (early || openMedia({ ...this.send, ...this.devices }));
+    // A call ends only through _resetCall, which bumps the epoch: same epoch, same call.
+    if (epoch !== this.epoch || !media) {
+      if (!early && media) stopStream(media.stream);
       return;
     }
+    const { stream, error } = media;
     if (error) this.error = error;
     this.localStream = stream;
     const peer = this.peer;
@@ -313,6 +338,7 @@ export class Phone {
       iceServers: this.iceServers,
       iceTransportPolicy: this.iceTransportPolicy,
       dataChannel: !this.seedCall,
+      held: this.state === "calling", // still ringing: prepare, send once accepted
       send: (m) => {
         const out = { ...m, to: peer };
         if (this.callId && !this.seedCall) out.call_id = this.callId;
@@ -379,6 +405,8 @@ export class Phone {
     this.localStream = null;
     this.remoteStream = null;
     this.pendingSignals = [];
+    this.earlyMedia = null;
+    this.peerStarting = false;
   }
 
   _endCall(reason, notify) {

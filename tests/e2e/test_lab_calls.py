@@ -124,10 +124,25 @@ async def test_cancel_while_ringing(trio: Notebook) -> None:
     await settle(trio)
     await trio.py(f"carol.call({B!r})")
     await trio.wait_py("bob.state", "ringing")
+    # While bob rings, carol's camera is open and her offer made, but nothing reaches bob
+    # before he answers.
+    await trio.wait_js(
+        "(u) => { const p = window.__nbcall.phones[u]; return p.localStream && p.call && p.call.heldBack"
+        " && p.call.heldBack.some((m) => m.type === 'offer'); }",
+        C,
+    )
+    assert await trio.page.evaluate(
+        "([b, c]) => { window.__carolTracks = window.__nbcall.phones[c].localStream.getTracks();"
+        " return window.__nbcall.phones[b].pendingSignals.length; }",
+        [B, C],
+    ) == 0
     await trio.py("carol.hangup()")
     await trio.wait_py(
         "bob.state, bob.end_reason, bob.incoming, carol.end_reason", "('ended', 'cancelled', '', 'cancelled')"
     )
+    # The camera opened for the call is closed again.
+    states = await trio.page.evaluate("() => window.__carolTracks.map((t) => t.readyState)")
+    assert states and set(states) == {"ended"}, states
 
 
 async def test_impossible_actions_raise_in_python(trio: Notebook) -> None:
