@@ -29,7 +29,7 @@ from tornado import web, websocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from . import __version__
+from . import __version__, _kernel_ws
 from .signaling import protocol as p
 from .signaling.hub import Hub, Limits
 from .signaling.server import is_loopback
@@ -59,6 +59,7 @@ class SignalingWebSocket(JupyterHandler, websocket.WebSocketHandler):
     upstream: UpstreamBridge | None = None
 
     async def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # signaling frames are small and latency-bound: no Nagle delay
         self.session = self.hub.connect(self)
         target = self.get_query_argument("upstream", None)
         if target is None:
@@ -204,3 +205,5 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("nbcall: signaling endpoint at %s", url_path_join(base_url, SIGNAL_PATH))
+    if _kernel_ws.install(web_app.settings):
+        serverapp.log.info("nbcall: kernel websockets send without Nagle's delay (%s=0 turns this off)", _kernel_ws.ENV)

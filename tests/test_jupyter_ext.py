@@ -42,7 +42,9 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[i
         ).close()
         proc.wait(10)
         stop_process(proc)
-        assert "nbcall: signaling endpoint at /nbcall/signal" in Path(home / "server.log").read_text()
+        log = Path(home / "server.log").read_text()
+        assert "nbcall: signaling endpoint at /nbcall/signal" in log
+        assert "nbcall: kernel websockets send without Nagle's delay" in log
 
 
 def test_the_extension_is_enabled_by_installing_the_package() -> None:
@@ -127,3 +129,23 @@ async def test_upstream_must_be_a_reachable_loopback_server(
         assert reply["type"] == "error" and reply["code"] == code
         with pytest.raises(ConnectionClosed):
             await ws.recv()
+
+
+def test_kernel_websockets_get_no_delay_only_over_the_default_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_server.gateway.connections import GatewayWebSocketConnection
+    from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+
+    from nbcall import _kernel_ws
+
+    monkeypatch.delenv(_kernel_ws.ENV, raising=False)
+    settings: dict[str, object] = {_kernel_ws.SETTING: ZMQChannelsWebsocketConnection}
+    assert _kernel_ws.install(settings)
+    assert settings[_kernel_ws.SETTING] is _kernel_ws.NoDelayKernelConnection
+    assert issubclass(_kernel_ws.NoDelayKernelConnection, ZMQChannelsWebsocketConnection)
+    # A deployment's own class (here the gateway's) is left alone.
+    gateway: dict[str, object] = {_kernel_ws.SETTING: GatewayWebSocketConnection}
+    assert not _kernel_ws.install(gateway) and gateway[_kernel_ws.SETTING] is GatewayWebSocketConnection
+    # And it can be turned off.
+    monkeypatch.setenv(_kernel_ws.ENV, "0")
+    off: dict[str, object] = {_kernel_ws.SETTING: ZMQChannelsWebsocketConnection}
+    assert not _kernel_ws.install(off) and off[_kernel_ws.SETTING] is ZMQChannelsWebsocketConnection
