@@ -69,6 +69,7 @@ export class Features {
   }
 
   destroy() {
+    this.destroyed = true; // device lists still on their way must not write to a closed comm
     const model = this.model;
     model.off("msg:custom", this.onCustom);
     model.off("change:audio", this.onToggle);
@@ -259,7 +260,9 @@ export class Features {
 
   async refreshDevices() {
     try {
-      this.devices = await listDevices();
+      const devices = await listDevices();
+      if (this.destroyed) return;
+      this.devices = devices;
       this._changed();
     } catch (err) {
       console.warn("nbcall devices", err);
