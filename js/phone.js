@@ -8,6 +8,8 @@ import { openMedia, stopStream } from "./media.js";
 
 const IN_CALL = new Set(["calling", "connecting", "connected"]);
 const STATS_INTERVAL_MS = 1000; // the quality dot and `stats` refresh once a second
+const NAME_GRACE_MS = 5000;
+const NAME_RETRY_MS = 200;
 
 function key(name) {
   return String(name).normalize("NFKC").trim().toLowerCase();
@@ -27,7 +29,7 @@ function registry() {
 }
 
 export class Phone {
-  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan }) {
+  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan, replaces }) {
     this.user = user;
     this.server = server;
     this.iceServers = iceServers || [];
@@ -54,6 +56,9 @@ export class Phone {
     this.listeners = new Set();
     this.statsTimer = null;
     this.everRegistered = false;
+    // This widget replaced one of the same name (a cell run again): that one's registration
+    // may still be leaving the server, so name_taken is retried for a few seconds.
+    this.nameGraceUntil = replaces ? performance.now() + NAME_GRACE_MS : 0;
     this.devices = {}; // { camera, microphone } device ids chosen in Python or the widget (features.js)
     this.connectedAt = 0; // Date.now() when the last call connected
     this.hooks = new Set(); // in-call features (features.js): { callStart(call), connected(), callEnd() }
@@ -227,6 +232,11 @@ export class Phone {
 
   _onServerError(msg) {
     const text = `${msg.code}: ${msg.message}`;
+    if (msg.request === "register" && msg.code === "name_taken" && performance.now() < this.nameGraceUntil) {
+      clearTimeout(this.nameRetry);
+      this.nameRetry = setTimeout(() => this.signaling.register(), NAME_RETRY_MS);
+      return;
+    }
     if (msg.request === "register") {
       this.state = "error";
       this.error = `cannot register as ${this.user}: ${text}`;
@@ -425,6 +435,7 @@ export class Phone {
   close(why = "") {
     if (IN_CALL.has(this.state)) this._endCall("closed", true);
     else this._resetCall();
+    clearTimeout(this.nameRetry);
     this.signaling.close();
     if (why) {
       this.state = "error";

@@ -77,11 +77,7 @@ export class Signaling {
     const openTimer = setTimeout(() => {
       if (!registered && this.ws === ws) ws.close();
     }, OPEN_TIMEOUT_MS);
-    ws.onopen = () => {
-      const msg = { type: "register", username: this.username, client: "nbcall-widget", presence: true };
-      if (this.credential) msg.credential = this.credential;
-      ws.send(JSON.stringify(msg));
-    };
+    ws.onopen = () => this._sendRegister(ws);
     ws.onmessage = (event) => {
       let msg;
       try {
@@ -130,6 +126,18 @@ export class Signaling {
     ws.onerror = () => {
       // onclose follows and decides what to do
     };
+  }
+
+  _sendRegister(ws) {
+    const msg = { type: "register", username: this.username, client: "nbcall-widget", presence: true };
+    if (this.credential) msg.credential = this.credential;
+    ws.send(JSON.stringify(msg));
+  }
+
+  /** Ask again on the open socket (the name was taken a moment ago and may be free now). */
+  register() {
+    const ws = this.ws;
+    if (!this.closed && ws && !this.registered && ws.readyState === WebSocket.OPEN) this._sendRegister(ws);
   }
 
   _failed(candidate, worked, detail) {

@@ -83,6 +83,7 @@ function initialize({ model }) {
     plan: () => planTransports(model.get("connect_via"), model.get("server"), model),
     audio: model.get("audio"),
     video: model.get("video"),
+    replaces: model.get("_replaces"),
   });
   // anywidget hands initialize and render different model facades, so views find the
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pathlib
 import secrets
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import anywidget
 import traitlets
@@ -129,6 +130,10 @@ class CallWidget(anywidget.AnyWidget):
     ).tag(sync=True)
     # Lets a reloaded page (or a reconnecting websocket) take the name back cleanly.
     _credential = traitlets.Unicode(help="Credential for re-registering this name.").tag(sync=True)
+    # Re-running `w = CallWidget("alice")` must not fail with name_taken against the widget it
+    # replaces: the old one is closed, and the page waits briefly for its registration to go.
+    _replaces = traitlets.Bool(False, help="This widget replaced one of the same name in this kernel.").tag(sync=True)
+    _by_name: ClassVar[dict[tuple[str, str], weakref.ref[CallWidget]]] = {}
 
     def __init__(self, user: str, server: str | None = None, **kwargs: Any) -> None:
         try:
@@ -142,7 +147,16 @@ class CallWidget(anywidget.AnyWidget):
             server = serve().url
         if not server.startswith(("ws://", "wss://")):
             raise ValueError(f"server must be a ws:// or wss:// URL, not {server!r}")
-        super().__init__(user=display_name, server=server, _credential=secrets.token_urlsafe(18), **kwargs)
+        slot = (server, name_key(display_name))
+        earlier = self._by_name.get(slot)
+        previous = earlier() if earlier is not None else None
+        replaces = bool(kwargs.pop("_replaces", False)) or (previous is not None and previous.comm is not None)
+        if previous is not None and previous.comm is not None:
+            previous.close()  # before our comm opens, so the page ends it first
+        super().__init__(
+            user=display_name, server=server, _credential=secrets.token_urlsafe(18), _replaces=replaces, **kwargs
+        )
+        self._by_name[slot] = weakref.ref(self)
         self._views_seen = 0
         self._frontend_ready = False
         self._relays: dict[str, KernelRelay] = {}
@@ -226,6 +240,11 @@ class CallWidget(anywidget.AnyWidget):
         return self._views_seen > 0
 
     def _require_frontend(self, action: str) -> None:
+        if self.comm is None:
+            raise CallError(
+                f"cannot {action}: this widget was closed (a newer CallWidget({self.user!r}) in this kernel "
+                "replaces the earlier one); use the new widget"
+            )
         if not self.displayed:
             raise CallError(
                 f"cannot {action}: the widget has not been displayed yet. Show it first (put it last in a cell "

@@ -203,3 +203,21 @@ def test_unknown_frontend_messages_are_ignored() -> None:
 
 def test_repr() -> None:
     assert repr(CallWidget("alice", server=URL)) == "CallWidget(user='alice', state='registering', peer='')"
+
+
+def test_a_new_widget_of_the_same_name_replaces_the_earlier_one() -> None:
+    first = CallWidget("rerun", server=URL)
+    frontend(first)
+    assert not first._replaces
+    # Running the cell again: the earlier widget is closed, the new one says it replaces it.
+    second = CallWidget("ReRun", server=URL)  # the same name once normalised
+    assert first.comm is None and second.comm is not None and second._replaces
+    with pytest.raises(CallError, match=r"this widget was closed.*newer CallWidget"):
+        first.call("bob")
+    # Another name, or the same name on another server, is a different widget.
+    other = CallWidget("rerun-2", server=URL)
+    elsewhere = CallWidget("rerun", server="ws://127.0.0.1:2")
+    assert second.comm is not None and not other._replaces and not elsewhere._replaces
+    # A closed widget is not "replaced" by its successor.
+    second.close()
+    assert not CallWidget("rerun", server=URL)._replaces

@@ -108,3 +108,32 @@ async def test_two_kernel_notebooks(lab: Lab) -> None:
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_first_call_notebook_by_clicking(lab: Lab) -> None:
+    """The demo as a person uses it: run the cells that show the widgets (twice, as people
+    do), then only click: Call next to bob, Answer, Hang up."""
+    path = copy_demo(lab, "first_call.ipynb")
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        setup = []
+        for index, source in code_cells(nb, lab.root / path):
+            if source.startswith("print("):
+                break  # from here on the notebook drives the call from Python; we click instead
+            setup.append(index)
+        for index in setup + setup[1:]:  # the widget cells run again replace the first widgets
+            await run_cell(nb, index)
+        assert (await nb.py("print(alice._replaces, bob._replaces)")).strip() == "True True"
+        await nb.wait_py("alice.state, bob.state, alice.peers, bob.peers", "('idle', 'idle', ['bob'], ['alice'])")
+        await nb.click("alice", '.nbcall-peer[data-user="bob"] .nbcall-call')
+        ringing = nb.page.locator('.nbcall-root[data-user="bob"] .nbcall-incoming')
+        await ringing.wait_for(state="visible")
+        assert "alice" in await ringing.inner_text()
+        await nb.click("bob", ".nbcall-answer")
+        await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
+        await nb.assert_video_flows("alice")
+        await nb.assert_video_flows("bob")
+        await nb.click("bob", ".nbcall-hangup")
+        await nb.wait_py("alice.end_reason, bob.end_reason", "('hangup', 'hangup')")
+    finally:
+        await nb.close()

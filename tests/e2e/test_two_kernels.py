@@ -125,3 +125,31 @@ async def test_name_taken_and_server_unreachable_are_explained(lab: Lab, ann: No
         await ann.wait_py("ann.state", "ended")
     finally:
         await nb.close()
+
+
+async def test_a_replacing_widget_waits_for_its_name_instead_of_failing(lab: Lab) -> None:
+    """A widget that replaces one of its name (a cell run again) gets a few seconds for the old
+    registration to leave; here the name is held by another connection that lets go late."""
+    from nbcall.signaling import SignalingClient
+
+    name = "grace-k"
+    async with SignalingClient(lab.signaling_url, name):
+        path = lab.widgets_notebook(
+            "name_grace", [], extra=[f"w = nbcall.CallWidget({name!r}, server=SERVER, _replaces=True)\nw"]
+        )
+        nb = await lab.open(path, users=[], run_all=False)
+        try:
+            await nb.run_all([])
+            # The name is still taken: the page keeps asking rather than giving up.
+            await nb.wait_js("(u) => window.__nbcall?.phones[u]?.nameRetry", name)
+            assert await nb.js_state(name) == "registering"
+            assert (await nb.py("print(repr(w.error))")).strip() == "''"
+            release_at = time.monotonic()
+        except BaseException:
+            await nb.close()
+            raise
+    try:
+        await nb.wait_py("w.state", "idle")
+        print(f"name free -> registered {time.monotonic() - release_at:.2f} s")
+    finally:
+        await nb.close()
