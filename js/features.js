@@ -10,6 +10,7 @@ import { listDevices, openTrack } from "./media.js";
 import { grabFrame } from "./snapshot.js";
 import { Recording } from "./recorder.js";
 import { QUALITY_WORDS } from "./stats.js";
+import { listen } from "./listen.js";
 
 const MAX_MESSAGES = 500; // the chat history kept in the `messages` trait
 const MAX_CHAT_CHARS = 4000;
@@ -57,12 +58,14 @@ export class Features {
       if (want !== !!this.screenTrack) this._queue(() => (want ? this._startShare() : this._stopShare()));
     };
     this.onDeviceChange = () => this.refreshDevices();
-    model.on("msg:custom", this.onCustom);
-    model.on("change:audio", this.onToggle);
-    model.on("change:video", this.onToggle);
-    model.on("change:camera", this.onCamera);
-    model.on("change:microphone", this.onMicrophone);
-    model.on("change:screen_share", this.onScreen);
+    this.unlisten = listen(model, [
+      ["msg:custom", this.onCustom],
+      ["change:audio", this.onToggle],
+      ["change:video", this.onToggle],
+      ["change:camera", this.onCamera],
+      ["change:microphone", this.onMicrophone],
+      ["change:screen_share", this.onScreen],
+    ]);
     if (navigator.mediaDevices) navigator.mediaDevices.addEventListener("devicechange", this.onDeviceChange);
     this.unsubscribe = phone.subscribe(() => this._sync());
     this.refreshDevices();
@@ -70,13 +73,7 @@ export class Features {
 
   destroy() {
     this.destroyed = true; // device lists still on their way must not write to a closed comm
-    const model = this.model;
-    model.off("msg:custom", this.onCustom);
-    model.off("change:audio", this.onToggle);
-    model.off("change:video", this.onToggle);
-    model.off("change:camera", this.onCamera);
-    model.off("change:microphone", this.onMicrophone);
-    model.off("change:screen_share", this.onScreen);
+    this.unlisten();
     if (navigator.mediaDevices) navigator.mediaDevices.removeEventListener("devicechange", this.onDeviceChange);
     this.unsubscribe();
     this.phone.hooks.delete(this.hook);
@@ -554,16 +551,16 @@ export function renderFeatures({ model, phone, header, stage, controls, root }) 
   const offFeatures = features.subscribe(update);
   const offPhone = phone.subscribe(update);
   const onModel = () => update();
-  model.on("change:camera", onModel);
-  model.on("change:microphone", onModel);
-  model.on("change:screen_share", onModel);
+  const unlisten = listen(model, [
+    ["change:camera", onModel],
+    ["change:microphone", onModel],
+    ["change:screen_share", onModel],
+  ]);
   update();
   return () => {
     offFeatures();
     offPhone();
-    model.off("change:camera", onModel);
-    model.off("change:microphone", onModel);
-    model.off("change:screen_share", onModel);
+    unlisten();
     for (const el of [duration, quality, cameraOff, remoteMuted, camera, microphone, share, snap, record, chat]) {
       el.remove();
     }

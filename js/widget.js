@@ -3,6 +3,7 @@
 import { Phone } from "./phone.js";
 import { Features, renderFeatures } from "./features.js";
 import { planTransports } from "./transports.js";
+import { listen } from "./listen.js";
 
 const STATE_WORDS = {
   idle: (p) => `Ready — online as ${p.user}`,
@@ -110,24 +111,21 @@ function initialize({ model }) {
     phone.close("the kernel restarted or disconnected: run the cell again for a new widget");
     if (phonesByModel().get(modelKey) === phone) phonesByModel().delete(modelKey);
   };
-  model.on("comm_live_update", onCommLive);
-  model.on("msg:custom", onCustom);
-  model.on("change:audio", onToggle);
-  model.on("change:video", onToggle);
-  model.on("change:ice_servers", onIce);
-  model.on("change:ice_transport_policy", onIce);
+  const unlisten = listen(model, [
+    ["comm_live_update", onCommLive],
+    ["msg:custom", onCustom],
+    ["change:audio", onToggle],
+    ["change:video", onToggle],
+    ["change:ice_servers", onIce],
+    ["change:ice_transport_policy", onIce],
+  ]);
   phone.start();
   syncModel(model, phone);
   model.send({ kind: "ready" });
 
   return () => {
     // Kernel restart or widget closed: end the call, stop the camera, close the socket.
-    model.off("comm_live_update", onCommLive);
-    model.off("msg:custom", onCustom);
-    model.off("change:audio", onToggle);
-    model.off("change:video", onToggle);
-    model.off("change:ice_servers", onIce);
-    model.off("change:ice_transport_policy", onIce);
+    unlisten();
     unsubscribe();
     features.destroy();
     phone.close();
@@ -293,8 +291,10 @@ function render({ model, el }) {
   };
   const unsubscribe = phone.subscribe(update);
   const onModel = () => update();
-  model.on("change:audio", onModel);
-  model.on("change:video", onModel);
+  const unlisten = listen(model, [
+    ["change:audio", onModel],
+    ["change:video", onModel],
+  ]);
   update();
   model.send({ kind: "view" });
 
@@ -302,8 +302,7 @@ function render({ model, el }) {
     // Output cleared or view closed: release the elements; the call itself stays with the model.
     unsubscribe();
     unrenderFeatures();
-    model.off("change:audio", onModel);
-    model.off("change:video", onModel);
+    unlisten();
     if (phone.audibleView === view) phone.audibleView = null;
     remote.srcObject = null;
     local.srcObject = null;
