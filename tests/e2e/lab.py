@@ -91,6 +91,16 @@ class Notebook:
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.path}: {expr} is {last!r}, expected {expected!r} after {timeout} s")
 
+    async def call_and_connect(self, caller: str, callee: str, callee_user: str, timeout: float = 20.0) -> None:
+        """``caller.call(callee_user)`` from Python, ``callee.accept()`` once it rings; wait until
+        both are connected (``caller``/``callee`` are the notebook's variable names)."""
+        await self.wait_py(f"{callee_user!r} in {caller}.peers", "True")
+        out = await self.py(f"{caller}.call({callee_user!r})")
+        assert out == "", out
+        await self.wait_py(f"{callee}.state", "ringing")
+        await self.py(f"{callee}.accept()")
+        await self.wait_py(f"({caller}.state, {callee}.state)", "('connected', 'connected')", timeout=timeout)
+
     async def js_state(self, user: str) -> str:
         return str(await self.page.evaluate("(u) => window.__nbcall.phones[u]?.state ?? 'none'", user))
 

@@ -23,11 +23,7 @@ async def pair(lab: Lab) -> AsyncIterator[Notebook]:
     path = lab.widgets_notebook("details", [VIC, WES], extra=["vic"])
     nb = await lab.open(path, users=[VIC, WES])
     await nb.wait_js(f"() => document.querySelectorAll('.nbcall-root[data-user=\"{VIC}\"]').length === 2")
-    await nb.wait_py(f"{WES!r} in vic.peers", "True")
-    assert await nb.py(f"vic.call({WES!r})") == ""
-    await nb.wait_py("wes.state", "ringing")
-    await nb.py("wes.accept()")
-    await nb.wait_py("vic.state, wes.state", "('connected', 'connected')")
+    await nb.call_and_connect("vic", "wes", WES)
     yield nb
     await nb.close()
 
@@ -81,11 +77,7 @@ async def test_signaling_socket_drop_reconnects_and_re_registers(pair: Notebook)
     await pair.wait_py("vic.state, vic.end_reason", "('ended', 'disconnected')", timeout=10)
     await pair.wait_py("wes.state, wes.end_reason, wes.error", "('ended', 'disconnected', '')", timeout=10)
     await pair.wait_js(f"() => window.__nbcall.phones['{WES}'].signaling.registered")
-    await pair.wait_py(f"{WES!r} in vic.peers", "True")
-    assert await pair.py(f"vic.call({WES!r})") == ""
-    await pair.wait_py("wes.state", "ringing")
-    await pair.py("wes.accept()")
-    await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
+    await pair.call_and_connect("vic", "wes", WES)
     await pair.assert_video_flows(VIC)
 
 

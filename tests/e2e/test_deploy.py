@@ -62,11 +62,7 @@ async def finish(nb: Notebook) -> None:
 
 
 async def call_and_connect(nb: Notebook, caller: str, callee: str, caller_user: str, callee_user: str) -> None:
-    await nb.wait_py(f"{callee_user!r} in {caller}.peers", "True")
-    await nb.py(f"{caller}.call({callee_user!r})")
-    await nb.wait_py(f"{callee}.state", "ringing")
-    await nb.py(f"{callee}.accept()")
-    await nb.wait_py(f"({caller}.state, {callee}.state)", "('connected', 'connected')", timeout=30)
+    await nb.call_and_connect(caller, callee, callee_user, timeout=30)
     await nb.assert_video_flows(callee_user)
     await nb.assert_video_flows(caller_user)
 

@@ -59,11 +59,7 @@ async def call(lab: Lab) -> AsyncIterator[Notebook]:
     setup = "got = []\nben.on_message(got.append)\nrecorded = []\nann.on_recording(recorded.append)"
     path = lab.widgets_notebook("features", [ANN, BEN], extra=[setup])
     nb = await lab.open(path, users=[ANN, BEN])
-    await nb.wait_py(f"{BEN!r} in ann.peers", "True")
-    assert await nb.py(f"ann.call({BEN!r})") == ""
-    await nb.wait_py("ben.state", "ringing")
-    await nb.py("ben.accept()")
-    await nb.wait_py("ann.state, ben.state", "('connected', 'connected')")
+    await nb.call_and_connect("ann", "ben", BEN)
     await nb.assert_video_flows(BEN)
     yield nb
     await nb.close()
