@@ -127,7 +127,7 @@ class Hub:
             elif session.key is None:
                 raise p.ProtocolError(p.ErrorCode.NOT_REGISTERED, "send 'register' with a username first", kind)
             elif kind in p.SEED_RELAYED:
-                self._relay(session, message)
+                self._forward(session, message)
             else:
                 self._call_control(session, message)
         except p.ProtocolError as exc:
@@ -190,18 +190,25 @@ class Hub:
         if session.presence:
             self.subscribers.add(session)
         reply = self._users_reply("registered")
-        reply.update(username=name, credential=session.credential, protocol=p.PROTOCOL_VERSION)
+        reply.update(username=name, key=key, credential=session.credential, protocol=p.PROTOCOL_VERSION)
         reply["ring_timeout"] = self.limits.ring_timeout
         call = self.calls.get(key)
         if call is not None:
-            reply["call"] = {"call_id": call.call_id, "peer": self._display(call.other(key)), "state": call.state}
+            other = call.other(key)
+            peer = self._display(other)
+            reply["call"] = {"call_id": call.call_id, "peer": peer, "peer_key": other, "state": call.state}
         session.send(reply)
         if joined:
             self._presence_changed(key, name, joined=True)
 
     def _users_reply(self, kind: str) -> dict[str, Any]:
-        names = [s.name for s in self.users.values()][: p.MAX_LISTED_USERS]
-        return {"type": kind, "users": names, "online": len(self.users)}
+        listed = list(self.users.items())[: p.MAX_LISTED_USERS]
+        return {
+            "type": kind,
+            "users": [s.name for _, s in listed],
+            "keys": [key for key, _ in listed],
+            "online": len(self.users),
+        }
 
     def _display(self, key: str) -> str:
         session = self.users.get(key)
@@ -234,14 +241,16 @@ class Hub:
             update["truncated"] = True  # too many changes to list: ask with 'list'
         else:
             update["joined"] = list(batch.joined.values())
+            update["joined_keys"] = list(batch.joined)
             update["left"] = list(batch.left.values())
+            update["left_keys"] = list(batch.left)
         data = orjson.dumps(update)
         for subscriber in list(self.subscribers):
             subscriber.peer.send_bytes(data)
 
-    # -- relaying the seed's messages -------------------------------------------------
+    # -- forwarding the seed's messages -----------------------------------------------
 
-    def _relay(self, session: Session, message: dict[str, Any]) -> None:
+    def _forward(self, session: Session, message: dict[str, Any]) -> None:
         kind: str = message["type"]
         sender = session.key
         assert sender is not None
@@ -252,11 +261,11 @@ class Hub:
         call = self.calls.get(sender)
         # An offer outside a call is a seed-style call: refuse it if the target is busy,
         # otherwise track it so a disconnect still tells the other side.  Answers and
-        # candidates outside a call are relayed as the seed does.
+        # candidates outside a call are forwarded as the seed does.
         if kind == "offer" and (call is None or call.other(sender) != target_key):
             busy = self.calls.get(target_key)
             if busy is not None and not busy.implicit and busy.other(target_key) != sender:
-                session.send({"type": "busy", "from": target.name})
+                session.send({"type": "busy", "from": target.name, "from_key": target_key})
                 return
             self._start_implicit_call(sender, target_key)
         field_name = p.PAYLOAD_FIELD[kind]
@@ -264,6 +273,8 @@ class Hub:
         call_id = message.get("call_id")
         if call_id is not None:
             out["call_id"] = call_id
+        if target.nbcall:  # a seed client gets the seed's shape, byte for byte
+            out["from_key"] = sender
         target.send(out)
 
     def _start_implicit_call(self, caller: str, callee: str) -> None:
@@ -296,7 +307,7 @@ class Hub:
             if call.timer is not None:
                 call.timer.cancel()
                 call.timer = None
-            self._tell(other_key, {"type": "accept", "from": session.name, "call_id": call.call_id})
+            self._tell(other_key, {"type": "accept", "from": session.name, "from_key": me, "call_id": call.call_id})
             return
         if kind == "reject" and (call.state != "ringing" or call.callee != me):
             raise p.ProtocolError(p.ErrorCode.NO_CALL, "there is no ringing call to reject", kind)
@@ -309,6 +320,7 @@ class Hub:
             {
                 "type": kind,
                 "from": session.name,
+                "from_key": me,
                 "call_id": call.call_id,
                 "reason": message.get("reason") or default_reason,
             },
@@ -335,7 +347,7 @@ class Hub:
         theirs = self.calls.get(callee_key)
         if theirs is not None:
             if not theirs.implicit:
-                session.send({"type": "busy", "from": callee.name, "call_id": call_id})
+                session.send({"type": "busy", "from": callee.name, "from_key": callee_key, "call_id": call_id})
                 return
             self._drop_call(theirs)
         if not callee.nbcall:
@@ -343,14 +355,15 @@ class Hub:
             # the caller goes straight to sending its offer, the seed's way.
             call = Call(call_id, me, callee_key, "active")
             self.calls[me] = self.calls[callee_key] = call
-            session.send({"type": "accept", "from": callee.name, "call_id": call_id, "seed": True})
+            accept = {"type": "accept", "from": callee.name, "from_key": callee_key, "call_id": call_id, "seed": True}
+            session.send(accept)
             return
         call = Call(call_id, me, callee_key, "ringing")
         self.calls[me] = self.calls[callee_key] = call
         loop = asyncio.get_running_loop()
         call.timer = loop.call_later(self.limits.ring_timeout, self._ring_timeout, call)
-        callee.send({"type": "invite", "from": session.name, "call_id": call_id})
-        session.send({"type": "ringing", "from": callee.name, "call_id": call_id})
+        callee.send({"type": "invite", "from": session.name, "from_key": me, "call_id": call_id})
+        session.send({"type": "ringing", "from": callee.name, "from_key": callee_key, "call_id": call_id})
 
     def _ring_timeout(self, call: Call) -> None:
         call.timer = None
@@ -359,11 +372,23 @@ class Hub:
         self._drop_call(call)
         self._tell(
             call.caller,
-            {"type": "hangup", "from": self._display(call.callee), "call_id": call.call_id, "reason": "timeout"},
+            {
+                "type": "hangup",
+                "from": self._display(call.callee),
+                "from_key": call.callee,
+                "call_id": call.call_id,
+                "reason": "timeout",
+            },
         )
         self._tell(
             call.callee,
-            {"type": "cancel", "from": self._display(call.caller), "call_id": call.call_id, "reason": "timeout"},
+            {
+                "type": "cancel",
+                "from": self._display(call.caller),
+                "from_key": call.caller,
+                "call_id": call.call_id,
+                "reason": "timeout",
+            },
         )
 
     def _end_call(self, key: str, reason: str, name: str | None) -> None:
@@ -372,7 +397,8 @@ class Hub:
             return
         self._drop_call(call)
         other = call.other(key)
-        self._tell(other, {"type": "hangup", "from": name or key, "call_id": call.call_id, "reason": reason})
+        message = {"type": "hangup", "from": name or key, "from_key": key, "call_id": call.call_id, "reason": reason}
+        self._tell(other, message)
 
     def _drop_call(self, call: Call) -> None:
         if call.timer is not None:

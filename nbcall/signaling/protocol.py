@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from .names import InvalidName, normalize_name
+from .names import MAX_NAME_LENGTH, InvalidName, normalize_name
 
 PROTOCOL_VERSION: Final = 1
 
@@ -41,6 +41,14 @@ CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_RELAYED | CA
 PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
 
 SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
+
+# What the server sends.  Every message that names a user also carries that user's *key*
+# (``from_key``, ``key``, ``keys``, ``joined_keys`` ...): the identity the server derived
+# with :func:`names.name_key`, so that clients compare keys and never need a name rule of
+# their own.  (Seed clients get the seed's relayed shapes byte for byte, without keys.)
+SERVER_TYPES: Final = frozenset(
+    {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy"} | SEED_RELAYED | CALL_CONTROL
+)
 
 # -- hang-up / end reasons ----------------------------------------------------------
 REASONS: Final = frozenset(
@@ -86,6 +94,21 @@ CLOSE_REPLACED: Final = 4001  # the name was taken over by a reconnect with its 
 CLOSE_UNAUTHORIZED: Final = 4003
 CLOSE_TOO_SLOW: Final = 4008  # the client did not read its messages; its queue overflowed
 CLOSE_SERVER_FULL: Final = 4013
+CLOSE_CODES: Final = {
+    "REPLACED": CLOSE_REPLACED,
+    "UNAUTHORIZED": CLOSE_UNAUTHORIZED,
+    "TOO_SLOW": CLOSE_TOO_SLOW,
+    "SERVER_FULL": CLOSE_SERVER_FULL,
+}
+
+# The limits a client needs to know to stay inside them (js/protocol.js gets these).
+CLIENT_LIMITS: Final = {
+    "MAX_FRAME_BYTES": MAX_FRAME_BYTES,
+    "MAX_SDP_CHARS": MAX_SDP_CHARS,
+    "MAX_CANDIDATE_CHARS": MAX_CANDIDATE_CHARS,
+    "MAX_TOKEN_CHARS": MAX_TOKEN_CHARS,
+    "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+}
 
 
 @dataclass(frozen=True)
