@@ -1,0 +1,54 @@
+"""The widget's named values: call states, transports, end reasons, recording states.
+
+One definition for Python and the page: ``js/messages.js`` is generated from this module
+and :mod:`nbcall._messages` by :mod:`nbcall._codegen` (``tests/test_codegen.py`` fails
+when the committed copy differs).  Signaling-level constants (message types, error codes,
+the reasons a server relays) live in :mod:`nbcall.signaling.protocol`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .signaling import protocol as p
+
+# The call state machine of one widget (js/call_state.js holds the allowed transitions).
+CALL_STATES: Final = ("idle", "registering", "calling", "ringing", "connecting", "connected", "ended", "error")
+# States in which a new call can be placed: registered and not in a call.
+CAN_CALL_STATES: Final = ("idle", "ended")
+# States of an outgoing or established call (``ringing`` is an incoming call, not yet ours).
+IN_CALL_STATES: Final = ("calling", "connecting", "connected")
+
+# How the page reaches the signaling server (js/transports.js, nbcall/_kernel_socket.py).
+#   same-origin  the Jupyter server's own endpoint ({base_url}nbcall/signal)
+#   direct       a websocket straight to the server URL
+#   kernel       the widget's comm to the kernel, whose websocket talks to the server
+TRANSPORTS: Final = ("same-origin", "direct", "kernel")
+CONNECT_VIA: Final = ("auto", *TRANSPORTS)
+# Accepted with a DeprecationWarning: the kernel transport's name before 0.2 ("relay" now
+# means only a TURN relay, as in ice_transport_policy="relay").
+DEPRECATED_TRANSPORTS: Final = {"relay": "kernel"}
+
+# RTCConfiguration.iceTransportPolicy: "relay" sends media only through TURN servers.
+ICE_POLICIES: Final = ("all", "relay")
+
+# Why a call ended (CallWidget.end_reason): a reason the server relays, or the error code
+# the server answered an invite with (e.g. unknown_peer when the callee left meanwhile).
+END_REASONS: Final = tuple(sorted(p.REASONS)) + tuple(sorted(p.ErrorCode.ALL - p.REASONS))
+
+RECORDING_STATES: Final = ("idle", "recording", "stopping", "done", "error")
+SNAPSHOT_SOURCES: Final = ("remote", "local")
+RECORDING_SOURCES: Final = ("remote", "local", "both")
+
+ENUMS: Final = {
+    "CALL_STATES": CALL_STATES,
+    "CAN_CALL_STATES": CAN_CALL_STATES,
+    "IN_CALL_STATES": IN_CALL_STATES,
+    "TRANSPORTS": TRANSPORTS,
+    "CONNECT_VIA": CONNECT_VIA,
+    "ICE_POLICIES": ICE_POLICIES,
+    "END_REASONS": END_REASONS,
+    "RECORDING_STATES": RECORDING_STATES,
+    "SNAPSHOT_SOURCES": SNAPSHOT_SOURCES,
+    "RECORDING_SOURCES": RECORDING_SOURCES,
+}

@@ -1,0 +1,115 @@
+"""Every custom comm message between a CallWidget and its page, in one table.
+
+Lasting state travels in traitlets; custom messages are only for commands (kernel → page)
+and events (page → kernel).  Each message is a JSON object with a ``kind`` from this table
+and the fields it lists; binary buffers travel beside it where ``buffers`` says so.
+
+The page's copy (``js/messages.js``) is generated from this module by
+:mod:`nbcall._codegen`; each side has one dispatcher that validates against it
+(:meth:`CallWidget._on_page_message` here, ``js/dispatch.js`` there).  A message of an
+unknown kind, or with a missing or mistyped field, is logged and reported, never dropped
+in silence.  ``docs/widget.md`` ("Messages between the kernel and the page") is the prose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# Field types, as both sides check them.  A trailing "?" makes a field optional (absent or null).
+_CHECKS: Final = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "num": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+}
+MAX_ID_CHARS: Final = 64  # ids of kernel sockets, snapshots and recordings
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One message kind: its fields (name -> type) and how many binary buffers it carries."""
+
+    name: str
+    doc: str
+    fields: dict[str, str] = field(default_factory=dict)
+    buffers: int = 0  # buffers that must come with it (at least this many)
+
+    def problem(self, content: dict[str, Any], buffers: int = 0) -> str | None:
+        """Why ``content`` is not a valid message of this kind, or None."""
+        for name, kind in self.fields.items():
+            optional = kind.endswith("?")
+            value = content.get(name)
+            if value is None:
+                if optional:
+                    continue
+                return f"'{self.name}' needs '{name}'"
+            if not _CHECKS[kind.rstrip("?")](value):
+                return f"'{self.name}': '{name}' must be {kind.rstrip('?')}"
+            if name == "id" and isinstance(value, str) and len(value) > MAX_ID_CHARS:
+                return f"'{self.name}': 'id' is longer than {MAX_ID_CHARS} characters"
+        if buffers < self.buffers:
+            return f"'{self.name}' needs {self.buffers} binary buffer(s), got {buffers}"
+        return None
+
+
+def _table(*kinds: Kind) -> dict[str, Kind]:
+    return {k.name: k for k in kinds}
+
+
+# -- commands: kernel -> page --------------------------------------------------------------
+TO_PAGE: Final = _table(
+    Kind("call", "Ring a user (a name the page listed as online).", {"to": "str"}),
+    Kind("accept", "Answer the ringing call."),
+    Kind("reject", "Decline the ringing call."),
+    Kind("hangup", "End the call, or stop ringing someone."),
+    Kind("chat", "Send a chat line to the other side over the call's data channel.", {"text": "str"}),
+    Kind("snapshot", "Grab the current frame of the remote or local video.", {"id": "str", "which": "str"}),
+    Kind("recording_start", "Start recording remote, local or both.", {"which": "str"}),
+    Kind("recording_stop", "Stop the recording; its last chunks and recording_done follow."),
+    Kind("kernel_socket_opened", "The kernel's websocket for this page is open.", {"id": "str"}),
+    Kind("kernel_socket_message", "A text frame from the signaling server.", {"id": "str", "data": "str"}),
+    Kind("kernel_socket_closed", "The kernel's websocket closed.", {"id": "str", "code": "int", "reason": "str"}),
+)
+
+# -- events: page -> kernel ----------------------------------------------------------------
+TO_KERNEL: Final = _table(
+    Kind("ready", "The model's call machinery started in the page (initialize ran)."),
+    Kind("view", "A view of the widget was rendered."),
+    Kind("action_failed", "A command could not be carried out; why, in words.", {"action": "str", "message": "str"}),
+    Kind(
+        "protocol_error",
+        "The page received a message it cannot handle (unknown kind or bad fields).",
+        {"detail": "str"},
+    ),
+    Kind(
+        "snapshot_taken",
+        "The frame asked for: PNG and raw RGBA pixels as two buffers when ok, else an error.",
+        {"id": "str?", "which": "str", "ok": "bool", "width": "int?", "height": "int?", "error": "str?"},
+    ),
+    Kind("recording_started", "A recording began.", {"id": "str", "which": "str", "mime": "str"}),
+    Kind("recording_chunk", "One chunk of WebM, numbered from 0, as one buffer.", {"id": "str", "seq": "int"}, 1),
+    Kind("recording_done", "The recording ended after this many chunks.", {"id": "str", "chunks": "int"}),
+    Kind("recording_failed", "The recording could not start or went wrong.", {"id": "str", "message": "str"}),
+    Kind(
+        "kernel_socket_open",
+        "Open a websocket from the kernel to the widget's server on the page's behalf.",
+        {"id": "str"},
+    ),
+    Kind("kernel_socket_send", "A text frame for the server, in order.", {"id": "str", "data": "str"}),
+    Kind("kernel_socket_close", "Close that websocket.", {"id": "str"}),
+)
+
+DIRECTIONS: Final = {"to_page": TO_PAGE, "to_kernel": TO_KERNEL}
+
+
+def problem(table: dict[str, Kind], content: object, buffers: int = 0) -> str | None:
+    """Why ``content`` is not a valid message of ``table``, or None."""
+    if not isinstance(content, dict):
+        return "a message must be a JSON object"
+    kind = content.get("kind")
+    spec = table.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        shown = kind[:40] if isinstance(kind, str) else repr(kind)[:40]
+        return f"unknown message kind {shown!r}"
+    return spec.problem(content, buffers)
