@@ -34,7 +34,7 @@ async def five_thousand(url: str) -> tuple[int, int, float]:
         # everyone is reachable: the last user relays to the first
         await clients[-1].send(json.dumps({"type": "candidate", "to": "user0", "candidate": None}))
         relayed = json.loads(await asyncio.wait_for(clients[0].recv(), 10))
-        assert relayed == {"type": "candidate", "from": f"user{N - 1}", "candidate": None}
+        assert relayed == {"type": "candidate", "from": f"user{N - 1}", "candidate": None, "from_key": f"user{N - 1}"}
         await asyncio.sleep(0.5)
         updates = [m for m in watcher.pending() if m["type"] == "presence"]
         joined = len({name for m in updates for name in m.get("joined", [])} - {"watcher"})

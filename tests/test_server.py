@@ -193,7 +193,13 @@ async def test_disconnect_ends_the_call_at_once_and_frees_the_name(server: Signa
         await alice.expect("accept")
         await bob.close()
         hangup = await alice.expect("hangup", timeout=2)
-        assert hangup == {"type": "hangup", "from": "bob", "call_id": hangup["call_id"], "reason": "disconnected"}
+        assert hangup == {
+            "type": "hangup",
+            "from": "bob",
+            "from_key": "bob",
+            "call_id": hangup["call_id"],
+            "reason": "disconnected",
+        }
         async with SignalingClient(server.url, "bob") as new_bob:
             assert new_bob.registration is not None
 
