@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import signal
 import sys
 
+from .signaling.embedded import EmbeddedServer
 from .signaling.hub import Limits
-from .signaling.server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, SignalingServer
+from .signaling.ownership import remove_runtime_file, write_runtime_file
+from .signaling.server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(server: SignalingServer) -> None:
+async def _run(server: EmbeddedServer) -> None:
     await server.start()
+    # Kernels of this user on this machine find and use this server (nbcall.serve() on the
+    # same port) once it proves the secret in this file: see signaling/ownership.py.
+    runtime_file = write_runtime_file(server.port, server.config.host, server.url, server.secret)
     print(f"nbcall signaling server on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    try:
+        await stop.wait()
+    finally:
+        if runtime_file is not None:
+            remove_runtime_file(runtime_file, server.secret)
     logging.getLogger("nbcall.server").info("shutting down")
     await server.stop()
 
@@ -60,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             max_connections=args.max_connections,
             limits=limits,
         )
-        server = SignalingServer(config)
+        server = EmbeddedServer(config, secrets.token_bytes(32))
     except ValueError as exc:
         print(f"nbcall-server: {exc}", file=sys.stderr)
         return 2

@@ -6,10 +6,13 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from nbcall.signaling import SignalingClient
+from nbcall.signaling.ownership import runtime_file
 
 from .conftest import free_port, stop_process, wait_for_port
 
@@ -57,3 +60,34 @@ def test_port_in_use_is_reported() -> None:
             [sys.executable, "-m", "nbcall", "--port", str(port)], capture_output=True, text=True, timeout=30
         )
     assert out.returncode == 1 and "cannot listen" in out.stderr
+
+
+def test_a_kernel_of_the_same_user_adopts_the_standalone_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nbcall-server proves itself like an embedded server, and removes its file on stop."""
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbcall", "--port", str(port), "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        deadline = time.monotonic() + 5
+        while not runtime_file(port).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kernel = subprocess.run(
+            [sys.executable, "-c", f"import nbcall; h = nbcall.serve(port={port}); print(h.adopted, h.port)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert kernel.stdout.split() == ["True", str(port)], kernel.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        assert not runtime_file(port).exists()
+    finally:
+        stop_process(proc)

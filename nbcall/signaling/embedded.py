@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import dataclasses
 import errno
 import hmac
 import http.client
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -40,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .ownership import pid_alive, proof, read_runtime_file, runtime_file, write_runtime_file
+from .ownership import pid_alive, proof, read_runtime_file, remove_runtime_file, runtime_file, write_runtime_file
 from .server import DEFAULT_HOST, DEFAULT_PORT, HEALTH_PATH, ServerConfig, SignalingServer
 
 log = logging.getLogger("nbcall.server")
@@ -118,11 +116,7 @@ class ServerHandle:
         self.runtime_file = None
         if path is None or secret is None:
             return
-        record, _ = read_runtime_file(path)
-        # Only our own file, from this very process (not a forked child of it).
-        if record is not None and record["pid"] == os.getpid() and hmac.compare_digest(record["secret"], secret):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        remove_runtime_file(path, secret)
 
 
 def probe(host: str, port: int, timeout: float = 1.0) -> dict[str, Any] | None:

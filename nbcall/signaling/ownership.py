@@ -160,3 +160,11 @@ def pid_alive(pid: int) -> bool | None:
     except OSError:
         return None
     return True
+
+
+def remove_runtime_file(path: Path, secret: bytes) -> None:
+    """Remove ``path`` if it is this very process's file (not a forked child's, not a newer server's)."""
+    record, _ = read_runtime_file(path)
+    if record is not None and record["pid"] == os.getpid() and hmac.compare_digest(record["secret"], secret):
+        with contextlib.suppress(OSError):
+            path.unlink()
