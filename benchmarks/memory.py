@@ -10,8 +10,8 @@ for the server to route it back (the seed's server does not reply to ``register`
 nbcall it must also receive ``registered`` with its name.  At the end an offer from the
 first connection must reach the last one.
 
-    .venv/bin/python benchmarks/memory.py
-    .venv/bin/python benchmarks/memory.py --connections 2000 --servers nbcall
+    .venv/bin/python -m benchmarks.memory
+    .venv/bin/python -m benchmarks.memory --connections 2000 --servers nbcall
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import wsbench as wb
+from nbcall._testing.processes import free_port
+
+from . import wsbench as wb
 
 
 def dumps(obj: Any) -> bytes:
@@ -150,7 +152,7 @@ def main() -> int:
     code = wb.code_version()
     wb.log(f"nbcall at {code['commit'][:12]}{' + uncommitted changes' if code['dirty'] else ''}")
     for kind in [k.strip() for k in args.servers.split(",") if k.strip()]:
-        port = wb.free_port()
+        port = free_port()
         server = wb.ServerProcess(kind, wb.server_command(kind, port), args.server_cpus or None,
                                   logdir / f"{kind}.log", port)
         try:

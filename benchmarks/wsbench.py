@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-HOST = "127.0.0.1"  # the benchmarks never talk to anything else
+# HOST: the benchmarks never talk to anything but 127.0.0.1.
+from nbcall._testing.processes import HOST, nbcall_server_cmd, stop_process, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = os.environ.get("NBCALL_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 SEED_SERVER = Path(os.environ.get("SEED_SERVER", ROOT.parent / "shared" / "seed" / "server.js"))
@@ -35,16 +33,10 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 # -- servers --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def server_command(kind: str, port: int, *, rate: float | None = None, burst: float | None = None) -> list[str]:
     if kind == "nbcall":
         # ``python -m nbcall`` is ``nbcall-server``, and runs this checkout (PYTHONPATH) uninstalled.
-        cmd = [PYTHON, "-m", "nbcall", "--host", HOST, "--port", str(port)]
+        cmd = nbcall_server_cmd(port, python=PYTHON)
         if rate is not None:
             cmd += ["--rate", f"{rate:g}"]
         if burst is not None:
@@ -71,23 +63,13 @@ class ServerProcess:
         self.command = " ".join(full)
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see its log")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.5):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.kind} server did not listen on {HOST}:{self.port}")
+        try:
+            wait_for_port(self.port, self.proc, timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{self.kind} server: {exc}; see {self._log.name}") from None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)  # SIGTERM, then SIGKILL, by pid
         self._log.close()
 
 

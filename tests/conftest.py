@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from nbcall._testing.processes import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
 from nbcall.signaling import Limits, ServerConfig, SignalingServer
+
+# Tests import these from here too.
+__all__ = ["free_port", "nbcall_server_cmd", "serving", "stop_process", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-@contextlib.contextmanager
-def serving(cmd: list[str], port: int, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server command until it listens on 127.0.0.1:port; stop it by pid afterwards."""
-    proc = subprocess.Popen(cmd, **popen)
-    try:
-        wait_for_port(port, proc)
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def nbcall_server_cmd(port: int, *args: str) -> list[str]:
-    """The standalone signaling server (python -m nbcall) on 127.0.0.1:port."""
-    return [sys.executable, "-m", "nbcall", "--host", "127.0.0.1", "--port", str(port), *args]
 
 
 @pytest.fixture

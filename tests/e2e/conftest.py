@@ -2,19 +2,13 @@
 
 One Lab server, one browser and one signaling server per test session (each takes
 seconds to start); every test opens its own notebooks under unique user names.
+The fixtures are thin: the helpers are in nbcall/_testing, shared with the benchmarks.
 See ../shared/docs/testing.md for why the flags and waits are what they are.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,24 +18,12 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
-from ..conftest import free_port, nbcall_server_cmd, serving, stop_process
-from .lab import Lab
+from nbcall._testing import chromium
+from nbcall._testing.jupyter import JupyterLab
+from nbcall._testing.lab import Lab
+from nbcall._testing.processes import free_port, nbcall_server_cmd, serving
+from nbcall._testing.sandbox import sandbox_env as sandbox_environment
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    # Three fake cameras, so switching can be tested (the second one is a Y16 "depth" camera
-    # that WebRTC cannot encode; the third, MJPEG, works like the first).
-    "--use-fake-device-for-media-stream=device-count=3",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-]
 HERE = Path(__file__).resolve().parent
 
 
@@ -60,30 +42,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_env(sandbox: Path) -> dict[str, str]:
-    dirs = {
-        "XDG_CONFIG_HOME": "config",
-        "XDG_CACHE_HOME": "cache",
-        "XDG_DATA_HOME": "data",
-        "XDG_RUNTIME_DIR": "runtime",
-        "JUPYTER_CONFIG_DIR": "jupyter-config",
-        "JUPYTER_DATA_DIR": "jupyter-data",
-        "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
-        "JUPYTERLAB_SETTINGS_DIR": "lab-settings",
-        "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces",
-        "IPYTHONDIR": "ipython",
-    }
-    env = dict(os.environ)
-    for var, sub in dirs.items():
-        path = sandbox / sub
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env[var] = str(path)
-    env["npm_config_logs_max"] = "0"
-    env["PYTHONUNBUFFERED"] = "1"
-    # No news pop-up over the notebook.
-    news = sandbox / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True, exist_ok=True)
-    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    return env
+    return sandbox_environment(sandbox)
 
 
 @pytest.fixture(scope="session")
@@ -97,48 +56,8 @@ def signaling_url(sandbox_env: dict[str, str]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def lab_server(sandbox: Path, sandbox_env: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
     """JupyterLab on 127.0.0.1 with a token: yields (base URL, token, root dir)."""
-    root = sandbox / "notebooks"
-    root.mkdir()
-    port = free_port()
-    token = secrets.token_hex(16)
-    cmd = [
-        str(Path(sys.executable).parent / "jupyter-lab"),
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--allow-root",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-        # The same server serves Notebook 7 (/notebooks/...); expose its app too.
-        "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--ServerApp.port_retries=0",
-    ]
-    log = (sandbox / "lab.log").open("wb")
-    proc = subprocess.Popen(cmd, env=sandbox_env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {proc.returncode}: see {sandbox / 'lab.log'}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base, token, root
-    finally:
-        try:
-            request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST")
-            urllib.request.urlopen(request, timeout=5).close()
-            proc.wait(10)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        stop_process(proc)  # by pid, whatever the shutdown call did
-        log.close()
+    with JupyterLab(sandbox / "notebooks", sandbox_env, sandbox / "lab.log") as lab:
+        yield lab.base, lab.token, lab.root
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +78,11 @@ def seed_page_url() -> Iterator[str]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser(sandbox_env: dict[str, str]) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, env=sandbox_env)
+        chromium_browser = await chromium.launch(pw, sandbox_env)
         try:
-            yield chromium
+            yield chromium_browser
         finally:
-            await chromium.close()
+            await chromium_browser.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

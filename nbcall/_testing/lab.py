@@ -1,4 +1,7 @@
-"""Driving notebooks in a real JupyterLab page: open, Run All, run Python in the kernel."""
+"""Driving notebooks in a real JupyterLab page: open, Run All, run Python in the kernel.
+
+The server is started by jupyter.JupyterLab, the browser by chromium.launch.
+"""
 
 from __future__ import annotations
 
@@ -58,10 +61,12 @@ DIAGNOSE = """() => JSON.stringify({
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:
-    nb = nbformat.v4.new_notebook()
+    """A notebook of code cells (Python 3 kernel) at ``path``."""
+    # nbformat's functions carry no annotations.
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    nbformat.write(nb, path)
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]  # type: ignore[no-untyped-call]
+    nbformat.write(nb, path)  # type: ignore[no-untyped-call]
 
 
 class Notebook:

@@ -1,0 +1,103 @@
+"""What the call set-up benchmark measures besides first frames: CPU load, bundle size, times."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import time
+from typing import Any
+
+from .wsbench import ROOT, cpu_busy_share, cpu_busy_ticks
+
+BUNDLE = ROOT / "nbcall" / "static" / "widget.js"
+CSS = ROOT / "nbcall" / "static" / "widget.css"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_ticks() -> int:
+    """utime+stime ticks of this process and all its descendants (Chromium, servers, Lab, kernels)."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    me = os.getpid()
+    total = 0
+    for pid, t in ticks.items():
+        p, hops = pid, 0
+        while p > 1 and p != me and hops < 64:
+            p, hops = parent.get(p, 0), hops + 1
+        if p == me:
+            total += t
+    return total
+
+
+class Load:
+    """Busy CPUs over an interval: all processes, and those not of this benchmark (foreign)."""
+
+    def __init__(self) -> None:
+        self.own = own_cpu_ticks()
+        self.t = time.monotonic()
+        self.cpus = cpu_busy_ticks()
+
+    def done(self) -> dict[str, float]:
+        busy = sum(cpu_busy_share(self.cpus, cpu_busy_ticks()).values())
+        own = (own_cpu_ticks() - self.own) / CLK_TCK / max(1e-3, time.monotonic() - self.t)
+        return {"busy_cpus": round(busy, 2), "own_cpus": round(own, 2), "foreign_cpus": round(max(0.0, busy - own), 2)}
+
+
+def loadavg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def bundle_size() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in (BUNDLE, CSS):
+        data = path.read_bytes()
+        out[path.name] = {
+            "bytes": len(data),
+            "gzip6_bytes": len(gzip.compress(data, compresslevel=6, mtime=0)),
+            "gzip9_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+            "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime)),
+        }
+    return out
+
+
+def log(*args: object) -> None:
+    print(time.strftime("%H:%M:%S"), *args, file=sys.stderr, flush=True)
+
+
+def rel(marks: dict[str, float], t0: float) -> dict[str, float]:
+    return {k: round(v - t0, 1) for k, v in sorted(marks.items(), key=lambda kv: kv[1])}
+
+
+def frame_times(frames: dict[str, Any], origin: float, t0_epoch: float) -> dict[str, Any]:
+    """ms from t0 (epoch ms) to the probe's events of one side (page times + its timeOrigin)."""
+    out: dict[str, Any] = {"timeout": frames["timeout"]}
+    for k in ("rvfc", "stats", "track", "receive", "presentation"):
+        v = frames.get(k)
+        out[k] = None if v is None else round(origin + v - t0_epoch, 1)
+    out["size"] = f"{frames.get('width')}x{frames.get('height')}"
+    return out
+
+
+def nbcall_result(res: dict[str, Any], t0_epoch: float, busy: dict[str, float]) -> dict[str, Any]:
+    origin = res["origin"]
+    t0_page = t0_epoch - origin
+    return {
+        "caller": frame_times(res["frames"]["alice"], origin, t0_epoch),
+        "callee": frame_times(res["frames"]["bob"], origin, t0_epoch),
+        "marks": rel(res["marks"], t0_page),
+        **busy,
+        "loadavg": loadavg(),
+    }
