@@ -1,9 +1,10 @@
 """nbcall: WebRTC video calls in Jupyter notebooks, driven from Python."""
 
+from ._errors import CallError
 from ._version import __version__
 from .ice import turn_credentials
 from .signaling import ServerHandle, serve
-from .widget import CallError, CallWidget
+from .widget import CallWidget
 
 __all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve", "turn_credentials"]
 

@@ -3,19 +3,23 @@
 The browser answers between cells, so nothing here waits: a :class:`Snapshot` is returned
 empty and fills when its frame arrives; a :class:`RecordingAssembler` collects a recording's
 chunks (one comm message each, in sequence) and hands over the whole file when the last
-one is in.
+one is in.  :class:`MediaInbox` is one widget's share of this: it handles the page's
+``snapshot_taken`` and ``recording_*`` messages.
 """
 
 from __future__ import annotations
 
 import logging
+import pathlib
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-WHICH = ("remote", "local")
-RECORD_WHICH = ("remote", "local", "both")
+MAX_SNAPSHOTS = 20  # snapshots kept in CallWidget.snapshots
+#: Handlers of page -> kernel messages: ``handler(content, buffers)``.
+Handlers = dict[str, Callable[[dict[str, Any], list[Any]], None]]
 
 
 def _as_bytes(buffer: Any) -> bytes:
@@ -105,6 +109,7 @@ class RecordingAssembler:
         self.chunks: dict[int, bytes] = {}
 
     def add(self, seq: int, buffers: Sequence[Any]) -> None:
+        """Keep chunk number ``seq`` (its buffers joined)."""
         if buffers:
             self.chunks[seq] = b"".join(_as_bytes(b) for b in buffers)
 
@@ -117,4 +122,115 @@ class RecordingAssembler:
 
     @property
     def size(self) -> int:
+        """Bytes received so far."""
         return sum(len(c) for c in self.chunks.values())
+
+
+class MediaInbox:
+    """One widget's snapshots and recordings, as the page sends them back (between cells).
+
+    ``set_recording_state`` and ``set_error`` write the widget's ``recording_state`` and
+    ``error`` traits; the widget sends the commands (``snapshot``, ``recording_start`` ...)
+    and calls :meth:`expect_snapshot`, :meth:`expect_recording` and :meth:`expect_stop`.
+    """
+
+    def __init__(self, set_recording_state: Callable[[str], None], set_error: Callable[[str], None]) -> None:
+        self._set_recording_state = set_recording_state
+        self._set_error = set_error
+        self._pending: dict[str, Snapshot] = {}
+        self.snapshots: list[Snapshot] = []  # every frame received, newest last (last MAX_SNAPSHOTS)
+        self._recordings: dict[str, RecordingAssembler] = {}
+        self.recording: bytes | None = None  # the last finished recording
+        self._path: str | None = None
+        self._callbacks: list[Callable[[bytes], Any]] = []
+
+    def handlers(self) -> Handlers:
+        """The page -> kernel messages this part handles, for the widget's dispatcher."""
+        return {
+            "snapshot_taken": self.snapshot_taken,
+            "recording_started": lambda content, _buffers: self.recording_started(content),
+            "recording_chunk": self.recording_chunk,
+            "recording_done": lambda content, _buffers: self.recording_done(content),
+            "recording_failed": lambda content, _buffers: self.recording_failed(content),
+        }
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def expect_snapshot(self, which: str, callback: Callable[[Snapshot], Any] | None = None) -> Snapshot:
+        """A new, empty :class:`Snapshot` with a fresh id, filled when ``snapshot_taken`` brings that id."""
+        snap = Snapshot(which, secrets.token_hex(6))
+        if callback is not None:
+            snap.on_ready(callback)
+        self._pending[str(snap.id)] = snap
+        return snap
+
+    def snapshot_taken(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        """A frame (or why there is none); one the kernel did not ask for comes from the widget's button."""
+        rid = str(content.get("id") or "")
+        snap = self._pending.pop(rid, None) or Snapshot(str(content.get("which", "remote")), rid or None)
+        snap._fill(content, buffers)
+        if snap.ready:
+            self.snapshots = [*self.snapshots, snap][-MAX_SNAPSHOTS:]
+
+    # -- recordings --------------------------------------------------------------------------
+
+    def on_recording(self, callback: Callable[[bytes], Any]) -> None:
+        """Call ``callback(webm_bytes)`` whenever a recording is complete."""
+        self._callbacks.append(callback)
+
+    def expect_recording(self) -> None:
+        """A recording was asked for: the previous one is no longer ``recording``."""
+        self.recording = None
+        self._path = None
+
+    def expect_stop(self, path: str | None) -> None:
+        """The recording was asked to stop; write the file to ``path`` (if given) when it is in."""
+        self._path = path
+
+    def recording_started(self, content: dict[str, Any]) -> None:
+        """The page started a recording (asked from Python or by the widget's button)."""
+        rid = content["id"]
+        self._recordings = {rid: RecordingAssembler(rid, content["which"], content["mime"])}
+        self.recording = None
+        self._path = None  # a path belongs to the stop_recording() of this recording only
+        self._set_recording_state("recording")
+
+    def recording_chunk(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        """One chunk of the recording, in any order."""
+        assembler = self._recordings.get(content["id"])
+        if assembler is None:
+            log.info("recording_chunk of recording %r, which is not in progress: dropped", content["id"])
+        else:
+            assembler.add(content["seq"], buffers)
+
+    def recording_failed(self, content: dict[str, Any]) -> None:
+        """The page could not record (it reports the reason in ``action_failed`` and ``error`` too)."""
+        self._recordings.pop(content["id"], None)
+        log.info("recording %r failed: %s", content["id"], content["message"])
+        self._set_recording_state("error")
+
+    def recording_done(self, content: dict[str, Any]) -> None:
+        """The last chunk is sent: assemble the file, write it to the path asked for, tell the callbacks."""
+        assembler = self._recordings.pop(content["id"], None)
+        if assembler is None:
+            log.info("recording_done of recording %r, which is not in progress: ignored", content["id"])
+            return
+        try:
+            data = assembler.finish(content["chunks"])
+        except ValueError as exc:
+            self._set_error(str(exc))
+            self._set_recording_state("error")
+            return
+        self.recording = data
+        path, self._path = self._path, None
+        if path:
+            try:
+                pathlib.Path(path).write_bytes(data)
+            except OSError as exc:  # the bytes are still in .recording
+                self._set_error(f"could not write the recording to {path}: {exc}")
+        self._set_recording_state("done")
+        for callback in list(self._callbacks):
+            try:
+                callback(data)
+            except Exception:
+                log.exception("recording callback failed")

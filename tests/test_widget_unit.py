@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import pathlib
+import re
+import threading
 from typing import Any
 
 import pytest
@@ -9,6 +13,7 @@ import traitlets
 
 import nbcall
 from nbcall import CallError, CallWidget
+from nbcall._messages import TO_KERNEL, TO_PAGE
 from nbcall.signaling import current
 
 URL = "ws://127.0.0.1:1"  # never dialled: these tests have no browser
@@ -199,6 +204,138 @@ def test_unknown_frontend_messages_are_ignored() -> None:
     w._handle_custom_msg({"kind": "error", "action": "call", "message": "x"}, [])
     w._handle_custom_msg({"no": "kind"}, [])
     assert not w.displayed
+    # ...ignored by the call, but not silently: each is logged and kept for debugging.
+    assert w._page_problem_count == 3 and len(w._page_problems) == 3
+    assert "must be a JSON object" in w._page_problems[0] and "unknown message kind 'error'" in w._page_problems[1]
+
+
+def test_every_page_message_has_a_handler() -> None:
+    assert set(CallWidget("alice", server=URL)._handlers) == set(TO_KERNEL)
+
+
+def test_the_dispatcher_logs_and_keeps_what_it_cannot_handle(caplog: pytest.LogCaptureFixture) -> None:
+    w = CallWidget("alice", server=URL)
+    caplog.set_level(logging.WARNING, logger="nbcall.widget")
+    w._handle_custom_msg({"kind": "teleport", "to": "mars"}, [])  # unknown kind
+    w._handle_custom_msg({"kind": "kernel_socket_send", "id": "s1"}, [])  # known kind, a field missing
+    w._handle_custom_msg({"kind": "recording_chunk", "id": "r", "seq": "1"}, [b"x"])  # mistyped field
+    w._handle_custom_msg({"kind": "kernel_socket_open", "id": "x" * 65}, [])  # id too long
+    w._handle_custom_msg({"kind": "relay-open", "id": "s1", "url": "ws://evil"}, [])  # an old page's kind
+    assert w._page_problem_count == 5 and len(sockets(w)) == 0
+    problems = list(w._page_problems)
+    assert "unknown message kind 'teleport'" in problems[0] and "'kernel_socket_send' needs 'data'" in problems[1]
+    assert "'seq' must be int" in problems[2] and "longer than 64" in problems[3] and "'relay-open'" in problems[4]
+    logged = [r.getMessage() for r in caplog.records if r.name == "nbcall.widget"]
+    assert len(logged) == 5 and all("alice" in m for m in logged) and "teleport" in logged[0]
+    # Only the last few are kept; the count goes on.
+    for i in range(30):
+        w._handle_custom_msg({"kind": f"junk{i}"}, [])
+    assert w._page_problem_count == 35 and len(w._page_problems) == 20 and "junk29" in w._page_problems[-1]
+
+
+def test_a_failing_handler_is_logged_not_raised_into_the_comm(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = CallWidget("alice", server=URL)
+
+    def broken(content: dict[str, Any], buffers: list[Any]) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(w._handlers, "view", broken)
+    with caplog.at_level(logging.WARNING, logger="nbcall.widget"):
+        w._on_page_message(w, {"kind": "view"}, [])  # the comm's callback: must not raise
+    assert "handling 'view' failed: RuntimeError('boom')" in w._page_problems[-1]
+    assert any(r.exc_info for r in caplog.records)
+
+
+def test_action_failed_reaches_the_error_trait_and_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    w = CallWidget("alice", server=URL)
+    frontend(w)
+    with caplog.at_level(logging.WARNING, logger="nbcall.widget"):
+        w._handle_custom_msg({"kind": "action_failed", "action": "call", "message": "no camera"}, [])
+    assert w.error == "call: no camera"
+    assert any("call failed in the page: no camera" in r.getMessage() for r in caplog.records)
+    # The page sets `error` too (same words): the kernel does not overwrite what is already there.
+    w.set_trait("error", "start_recording: not allowed")
+    w._handle_custom_msg({"kind": "action_failed", "action": "start_recording", "message": "not allowed"}, [])
+    assert w.error == "start_recording: not allowed" and not w._page_problems
+
+
+def test_protocol_error_from_the_page_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    w = CallWidget("alice", server=URL)
+    with caplog.at_level(logging.WARNING, logger="nbcall.widget"):
+        w._handle_custom_msg({"kind": "protocol_error", "detail": "unknown message kind 'dance'"}, [])
+    assert any("could not handle" in r.getMessage() and "dance" in r.getMessage() for r in caplog.records)
+    assert w._page_problem_count == 1 and w.error == ""
+
+
+def test_commands_are_checked_before_they_are_sent() -> None:
+    w = CallWidget("alice", server=URL)
+    sent = frontend(w)
+    w._command("call", to="bob")
+    for kind, fields, why in [
+        ("dance", {}, "unknown message kind 'dance'"),
+        ("call", {}, "'call' needs 'to'"),
+        ("call", {"to": 7}, "'to' must be str"),
+        ("hangup", {"why": "bored"}, "'hangup' has no field"),
+        ("kernel_socket_closed", {"id": "s", "code": "1000", "reason": ""}, "'code' must be int"),
+        ("record_start", {"which": "both"}, "unknown message kind 'record_start'"),
+    ]:
+        with pytest.raises(ValueError, match=f"malformed command to the page: .*{re.escape(why)}"):
+            w._command(kind, **fields)
+    assert sent.messages == [{"kind": "call", "to": "bob"}]
+
+
+def test_connect_via_kernel_and_its_deprecated_name() -> None:
+    assert CallWidget("alice", server=URL, connect_via="kernel").connect_via == "kernel"
+    with pytest.warns(DeprecationWarning, match="connect_via='relay' is deprecated: use connect_via='kernel'") as rec:
+        w = CallWidget("alice", server=URL, connect_via="relay")
+    assert w.connect_via == "kernel"
+    assert rec[0].filename == __file__  # attributed to the caller, so that a notebook shows it
+    with pytest.warns(DeprecationWarning, match="connect_via='relay'"):
+        w.connect_via = "relay"
+    assert w.connect_via == "kernel"
+    w.set_trait("transport", "kernel")
+    with pytest.raises(traitlets.TraitError):
+        w.transport = "relay"  # the page reports the new name only
+
+
+def test_the_kernel_socket_of_a_widget_always_goes_to_its_own_server() -> None:
+    w = CallWidget("alice", server=URL)  # nothing listens on URL: each socket closes with 1006
+    closed: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def capture(content: dict[str, Any]) -> None:
+        closed.append(content)
+        if len(closed) == 5:
+            done.set()
+
+    w.send = capture
+    for i in range(5):
+        # An old page's "url" is ignored: the page never chooses where the kernel connects.
+        w._handle_custom_msg({"kind": "kernel_socket_open", "id": f"s{i}", "url": "ws://elsewhere:1"}, [])
+        assert len(sockets(w)) <= 4  # the bound: the oldest goes
+    assert all(s.url == URL for _, s in list(sockets(w).values()))
+    assert done.wait(10), closed
+    assert {c["kind"] for c in closed} == {"kernel_socket_closed"} and {c["id"] for c in closed} == {
+        f"s{i}" for i in range(5)
+    }
+    assert all(c["code"] == 1006 for c in closed) and len(sockets(w)) == 0
+
+
+def test_the_docs_list_every_message_kind_and_field() -> None:
+    docs = (pathlib.Path(__file__).parent.parent / "docs" / "widget.md").read_text(encoding="utf-8")
+    section = docs.split("## Messages between the kernel and the page", 1)[1].split("\n## ", 1)[0]
+    for table in (TO_PAGE, TO_KERNEL):
+        for kind in table.values():
+            row = next((line for line in section.splitlines() if f"`{kind.name}`" in line), "")
+            assert row, kind.name
+            for name, type_ in kind.fields.items():
+                assert f"`{name}{'?' if type_.endswith('?') else ''}`" in row, (kind.name, name)
+
+
+def sockets(w: CallWidget) -> dict[str, Any]:
+    return w._sockets._sockets
 
 
 def test_repr() -> None:

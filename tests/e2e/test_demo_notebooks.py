@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from .lab import Lab, Notebook
+from nbcall._testing.lab import Lab, Notebook
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

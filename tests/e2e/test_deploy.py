@@ -1,6 +1,6 @@
 """Calls that connect beyond localhost (issue #5): transports, TURN, Notebook 7.
 
-The kernel relay is proven by taking both the same-origin endpoint and the direct
+The kernel transport is proven by taking both the same-origin endpoint and the direct
 websocket away from the page; TURN by a relay-only call through a real coturn.
 """
 
@@ -18,9 +18,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Route, WebSocketRoute
 
+from nbcall._testing.lab import Lab, Notebook, write_notebook
 from nbcall.signaling import SignalingClient
-
-from .lab import Lab, Notebook, write_notebook
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -56,7 +55,7 @@ async def screenshot(nb: Notebook, name: str, user: str | None = None) -> None:
 
 
 async def finish(nb: Notebook) -> None:
-    """Close the notebook's widgets (relayed names leave the server) and its page."""
+    """Close the notebook's widgets (names registered through the kernel leave the server) and its page."""
     await nb.py("[w.close() for w in list(globals().values()) if isinstance(w, nbcall.CallWidget)]")
     await nb.close()
 
@@ -99,7 +98,7 @@ async def blocked_page(lab: Lab) -> AsyncIterator[Any]:
     await context.close()
 
 
-async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_server(
+async def test_kernel_transport_carries_the_call_when_the_browser_cannot_reach_the_server(
     tidy: list[Notebook], lab: Lab, blocked_page: Any
 ) -> None:
     path = notebook(lab, "relayed", {"rho": "rho-r", "sam": "sam-r"})
@@ -107,14 +106,14 @@ async def test_kernel_relay_carries_the_call_when_the_browser_cannot_reach_the_s
     tidy.append(nb)
     assert any("nbcall/info" in u for u in blocked_page.refused)
     assert any(u.startswith("ws://") for u in blocked_page.refused)
-    await nb.wait_py("(rho.transport, sam.transport)", "('relay', 'relay')")
+    await nb.wait_py("(rho.transport, sam.transport)", "('kernel', 'kernel')")
     shown = await nb.page.locator('.nbcall-root[data-user="rho-r"] .nbcall-transport').inner_text()
-    assert shown == "via relay"
+    assert shown == "via kernel"
     await call_and_connect(nb, "rho", "sam", "rho-r", "sam-r")
     await screenshot(nb, "relayed-call")
     await nb.py("rho.hangup()")
     await nb.wait_py("(rho.state, sam.state)", "('ended', 'ended')")
-    # The kernel holds the relayed sockets; closing the page must still take the names offline.
+    # The kernel holds the page's sockets; closing the page must still take the names offline.
     await nb.page.close(run_before_unload=True)
     async with SignalingClient(lab.signaling_url, "observer-r") as observer:
         for _ in range(50):

@@ -22,7 +22,7 @@ import av
 import pytest
 import pytest_asyncio
 
-from .lab import Lab, Notebook
+from nbcall._testing.lab import Lab, Notebook
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -56,7 +56,7 @@ _UFRAG = "(u) => (window.__nbcall.phones[u].pc.remoteDescription.sdp.match(/a=ic
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def call(lab: Lab) -> AsyncIterator[Notebook]:
-    setup = "got = []\nben.on_message(got.append)\nrecorded = []\nann.on_recording(recorded.append)"
+    setup = "got = []\nben.on_chat(got.append)\nrecorded = []\nann.on_recording(recorded.append)"
     path = lab.widgets_notebook("features", [ANN, BEN], extra=[setup])
     nb = await lab.open(path, users=[ANN, BEN])
     await nb.call_and_connect("ann", "ben", BEN)
@@ -111,7 +111,7 @@ async def test_stats_quality_and_duration(call: Notebook) -> None:
 
 async def test_chat_both_ways_non_ascii(call: Notebook) -> None:
     text = "你好 👋 — ça va?"
-    assert await call.py(f"ann.send({text!r})") == ""
+    assert await call.py(f"ann.send_chat({text!r})") == ""
     await call.wait_py("ben.messages[-1]['text'] if ben.messages else ''", text)
     await call.wait_py("[(m['from'], m['text']) for m in got]", repr([(ANN, text)]))
     await call.wait_py("ann.messages[-1]['from'], ann.messages[-1]['text']", repr((ANN, text)))
@@ -289,9 +289,9 @@ async def test_chat_survives_an_ice_restart(call: Notebook) -> None:
     await call.page.evaluate("(u) => window.__nbcall.phones[u].call.restartIce()", ANN)
     await call.wait_js(f"(b) => ({_UFRAG})('{BEN}') !== b", before, timeout=10)
     await call.wait_py("ann.state, ben.state", "('connected', 'connected')")
-    await call.py("ben.send('after restart ✓')")
+    await call.py("ben.send_chat('after restart ✓')")
     await call.wait_py("ann.messages[-1]['text']", "after restart ✓")
-    await call.py("ann.send('still here ✓')")
+    await call.py("ann.send_chat('still here ✓')")
     await call.wait_py("got[-1]['text']", "still here ✓")
 
 

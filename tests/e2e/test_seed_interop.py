@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from .lab import Lab, Notebook
+from nbcall._testing.lab import Lab, Notebook
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from .lab import Lab, Notebook
+from nbcall._testing.lab import Lab, Notebook
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

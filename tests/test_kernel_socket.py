@@ -1,4 +1,4 @@
-"""The kernel relay carries a page's frames to a real server and back, in order."""
+"""A kernel socket carries a page's frames to a real server and back, in order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nbcall.relay import KernelRelay
+from nbcall._kernel_socket import KernelSocket
 from nbcall.signaling import ServerHandle, serve
 
 
@@ -46,10 +46,10 @@ class Recorder:
         raise TimeoutError(f"no {kind} within {timeout} s: {self.messages}")
 
 
-def test_relay_registers_calls_and_keeps_frame_order(handle: ServerHandle) -> None:
+def test_kernel_socket_registers_calls_and_keeps_frame_order(handle: ServerHandle) -> None:
     alice, bob = Recorder(), Recorder()
-    a = KernelRelay(handle.url, alice.on_message, alice.on_closed)
-    b = KernelRelay(handle.url, bob.on_message, bob.on_closed)
+    a = KernelSocket(handle.url, alice.on_message, alice.on_closed)
+    b = KernelSocket(handle.url, bob.on_message, bob.on_closed)
     # sent before the sockets are open: queued, not lost
     a.send(json.dumps({"type": "register", "username": "alice", "client": "test"}))
     b.send(json.dumps({"type": "register", "username": "bob", "client": "test", "presence": True}))
@@ -70,7 +70,42 @@ def test_relay_registers_calls_and_keeps_frame_order(handle: ServerHandle) -> No
 
 def test_unreachable_server_reports_a_close_with_the_reason() -> None:
     rec = Recorder()
-    relay = KernelRelay("ws://127.0.0.1:9", rec.on_message, rec.on_closed, open_timeout=2)
-    relay.wait_closed(5)
+    socket = KernelSocket("ws://127.0.0.1:9", rec.on_message, rec.on_closed, open_timeout=2)
+    socket.wait_closed(5)
     assert rec.closed is not None and rec.closed[0] == 1006 and "could not connect" in rec.closed[1]
-    assert not relay.open
+    assert not socket.open
+
+
+def test_kernel_sockets_carry_a_widgets_signaling_as_comm_messages(handle: ServerHandle) -> None:
+    """The multiplexer of one widget: kernel_socket_* messages in, kernel_socket_* commands out."""
+    from nbcall import CallWidget
+
+    w = CallWidget("kira", server=handle.url)
+    out: list[dict[str, object]] = []
+    arrived = threading.Event()
+
+    def capture(content: dict[str, object]) -> None:
+        out.append(content)
+        arrived.set()
+
+    def wait_for(kind: str) -> dict[str, object]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = [c for c in list(out) if c["kind"] == kind]
+            if found:
+                return found[0]
+            arrived.wait(0.05)
+            arrived.clear()
+        raise TimeoutError(f"no {kind}: {out}")
+
+    w.send = capture  # type: ignore[method-assign]
+    w._handle_custom_msg({"kind": "kernel_socket_open", "id": "p1"}, [])
+    register = json.dumps({"type": "register", "username": "kira", "client": "test"})
+    w._handle_custom_msg({"kind": "kernel_socket_send", "id": "p1", "data": register}, [])
+    assert wait_for("kernel_socket_opened") == {"kind": "kernel_socket_opened", "id": "p1"}
+    reply = wait_for("kernel_socket_message")
+    assert reply["id"] == "p1" and json.loads(str(reply["data"]))["type"] == "registered"
+    w._handle_custom_msg({"kind": "kernel_socket_close", "id": "p1"}, [])
+    closed = wait_for("kernel_socket_closed")
+    assert closed["id"] == "p1" and closed["code"] == 1000 and not w._page_problems
+    w.close()

@@ -1,0 +1,226 @@
+"""The kernel transport: signaling for a page that cannot reach the server itself.
+
+On JupyterHub, Binder, VS Code remote or Colab the browser often cannot open a websocket
+to the kernel's machine (no route, or an https page refusing ``ws://``).  The widget's
+comm always works, so the page hands its signaling frames to the kernel, and a
+:class:`KernelSocket` carries them to the server over a websocket of the kernel's own.
+:class:`KernelSockets` holds one widget's sockets by the page's id (``kernel_socket_*``
+messages, see :mod:`nbcall._messages`).
+
+Page-to-kernel comm messages are handled only while the kernel is idle (between cells);
+kernel-to-page messages flow at any time.  A call set up while a long cell runs waits for
+that cell to finish, so the page prefers the same-origin endpoint or a direct websocket
+whenever it can open one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .signaling.protocol import MAX_HARD_FRAME_BYTES
+
+log = logging.getLogger("nbcall.kernel_socket")
+
+OnMessage = Callable[[str], None]
+OnClosed = Callable[[int, str], None]
+OnOpen = Callable[[], None]
+#: Handlers of page -> kernel messages: ``handler(content, buffers)``.
+Handlers = dict[str, Callable[[dict[str, Any], list[Any]], None]]
+
+MAX_SOCKETS = 4  # per widget: one is normal; a reloaded page opens another before the old one closes
+
+
+class _LoopThread:
+    """One asyncio loop in a daemon thread, shared by every kernel socket in the process."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="nbcall-kernel-socket", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
+
+
+class KernelSocket:
+    """One websocket from the kernel to a signaling server, on behalf of one page.
+
+    It starts connecting at once.  ``on_open`` is called once connected; ``on_message`` gets
+    each text frame from the server; ``on_closed`` gets the close code and reason once (also
+    when the connection could not be opened: code 1006).  All are called from the socket
+    thread.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        on_message: OnMessage,
+        on_closed: OnClosed,
+        open_timeout: float = 5.0,
+        on_open: OnOpen | None = None,
+    ) -> None:
+        self.url = url
+        self._on_open = on_open
+        self._on_message = on_message
+        self._on_closed = on_closed
+        self._open_timeout = open_timeout
+        self._loop = _LoopThread.loop()
+        self._ws: ClientConnection | None = None
+        self._closed = False
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._task: Future[None] = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+
+    @property
+    def open(self) -> bool:
+        """True while the websocket is connected."""
+        return self._ws is not None and not self._closed
+
+    async def _run(self) -> None:
+        code, reason = 1006, "could not connect"
+        writer: asyncio.Task[None] | None = None
+        try:
+            self._ws = await connect(
+                self.url, compression=None, max_size=MAX_HARD_FRAME_BYTES, open_timeout=self._open_timeout
+            )
+            writer = asyncio.create_task(self._write(self._ws))
+            if self._on_open is not None:
+                self._on_open()
+            async for frame in self._ws:
+                self._on_message(frame if isinstance(frame, str) else frame.decode())
+            code, reason = self._ws.close_code or 1000, self._ws.close_reason or ""
+        except ConnectionClosed as exc:
+            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, "connection lost")
+        except (OSError, TimeoutError) as exc:
+            reason = f"could not connect to {self.url}: {exc}"
+        except Exception as exc:  # a callback's bug must not end the socket thread silently
+            log.exception("kernel socket failed")
+            reason = f"kernel socket error: {exc}"
+        finally:
+            self._closed = True
+            if writer is not None:
+                writer.cancel()
+            self._on_closed(code, reason)
+
+    async def _write(self, ws: ClientConnection) -> None:
+        # One writer, fed by a queue: frames reach the server in the order the page sent them,
+        # including those sent before the connection was open.
+        while True:
+            frame = await self._outbox.get()
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                return
+
+    def send(self, frame: str) -> None:
+        """Forward one frame from the page, in order (queued until the connection is open)."""
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frame)
+
+    def close(self) -> None:
+        """Close the websocket (``on_closed`` follows); a no-op once closed."""
+
+        async def close() -> None:
+            if self._ws is not None:
+                await self._ws.close()
+
+        if not self._closed:
+            asyncio.run_coroutine_threadsafe(close(), self._loop)
+
+    def wait_closed(self, timeout: float | None = None) -> Any:
+        """Block until the socket has closed and ``on_closed`` has run (for tests and tools)."""
+        return self._task.result(timeout)
+
+
+class Command(Protocol):
+    """Sends one kernel -> page message: ``command(kind, **fields)``."""
+
+    def __call__(self, kind: str, /, **fields: Any) -> None: ...
+
+
+class KernelSockets:
+    """One widget's kernel sockets, by the id the page gave each (at most :data:`MAX_SOCKETS`).
+
+    Every socket connects to ``server()``, the widget's own server: the page never chooses
+    where the kernel connects.  What a socket hears goes back to the page through
+    ``command`` as ``kernel_socket_opened``/``_message``/``_closed``.
+    """
+
+    def __init__(self, server: Callable[[], str], command: Command) -> None:
+        self._server = server
+        self._command = command
+        self._lock = threading.Lock()  # the socket thread removes closed sockets
+        self._sockets: dict[str, tuple[int, KernelSocket]] = {}
+        self._serial = 0
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def handlers(self) -> Handlers:
+        """The page -> kernel messages this part handles, for the widget's dispatcher."""
+        return {
+            "kernel_socket_open": lambda content, _buffers: self.open(content["id"]),
+            "kernel_socket_send": lambda content, _buffers: self.send(content["id"], content["data"]),
+            "kernel_socket_close": lambda content, _buffers: self.close(content["id"]),
+        }
+
+    def open(self, sid: str) -> None:
+        """Open a socket for the page's id ``sid``; the oldest goes when there are too many."""
+        evicted: list[KernelSocket] = []
+        with self._lock:
+            if sid in self._sockets:
+                evicted.append(self._sockets.pop(sid)[1])
+            while len(self._sockets) >= MAX_SOCKETS:
+                evicted.append(self._sockets.pop(next(iter(self._sockets)))[1])
+            self._serial += 1
+            serial = self._serial
+            socket = KernelSocket(
+                self._server(),
+                on_open=lambda: self._command("kernel_socket_opened", id=sid),
+                on_message=lambda frame: self._command("kernel_socket_message", id=sid, data=frame),
+                on_closed=lambda code, reason: self._closed(sid, serial, code, reason),
+            )
+            self._sockets[sid] = (serial, socket)
+        for old in evicted:
+            old.close()
+
+    def send(self, sid: str, data: str) -> None:
+        """Forward a frame from the page to the server over socket ``sid``."""
+        entry = self._sockets.get(sid)
+        if entry is None:
+            log.info("kernel_socket_send for %r, which is not open: frame dropped", sid)
+        else:
+            entry[1].send(data)
+
+    def close(self, sid: str) -> None:
+        """Close socket ``sid`` at the page's request (``kernel_socket_closed`` follows)."""
+        with self._lock:
+            entry = self._sockets.pop(sid, None)
+        if entry is not None:
+            entry[1].close()
+
+    def close_all(self) -> None:
+        """Close every socket (the widget is closing)."""
+        with self._lock:
+            sockets, self._sockets = list(self._sockets.values()), {}
+        for _serial, socket in sockets:
+            socket.close()
+
+    def _closed(self, sid: str, serial: int, code: int, reason: str) -> None:
+        with self._lock:  # also waits until open() has stored this socket
+            entry = self._sockets.get(sid)
+            if entry is not None and entry[0] != serial:
+                return  # replaced by a newer socket of the same id: the page's socket is that one
+            self._sockets.pop(sid, None)
+        self._command("kernel_socket_closed", id=sid, code=code, reason=reason)
