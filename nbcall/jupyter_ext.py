@@ -18,7 +18,6 @@ must not become a way into other hosts.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,20 +28,22 @@ from tornado import web, websocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from . import __version__, _kernel_ws
+from . import _kernel_ws
 from .signaling import protocol as p
+from .signaling.forwarding import ForwardingPeer, FramePump, health_body
 from .signaling.hub import Hub, Limits
 from .signaling.server import is_loopback
 
-log = logging.getLogger("nbcall.server")
-
 SIGNAL_PATH = "nbcall/signal"
 INFO_PATH = "nbcall/info"
-_MAX_UNSENT_BYTES = 1 << 20  # one slow receiver's backlog before it is disconnected
 
 
-class SignalingWebSocket(JupyterHandler, websocket.WebSocketHandler):
-    """One signaling connection, authenticated by the Jupyter server."""
+class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHandler):
+    """One signaling connection, authenticated by the Jupyter server.
+
+    The hub's Peer is :class:`ForwardingPeer` (slow receivers dropped as by the standalone
+    server) over tornado's primitives below.
+    """
 
     hub: Hub
 
@@ -86,25 +87,25 @@ class SignalingWebSocket(JupyterHandler, websocket.WebSocketHandler):
         if session is not None:
             self.hub.disconnect(session)
 
-    # -- the hub's Peer protocol -------------------------------------------------------
+    # -- ForwardingPeer's primitives (send_bytes and the slow-receiver rule are shared) --
 
-    def send_bytes(self, data: bytes) -> bool:
+    def is_open(self) -> bool:
         connection = self.ws_connection
-        if connection is None or connection.is_closing():
-            return False
+        return connection is not None and not connection.is_closing()
+
+    def unsent_bytes(self) -> int:
         # tornado keeps no public figure for the unsent backlog; these counters are it.
-        stream: Any = getattr(connection, "stream", None)
-        unsent = stream._total_write_index - stream._total_write_done_index if stream is not None else 0
-        if unsent > _MAX_UNSENT_BYTES:
-            log.warning("closing %s: it does not read its messages", self.session.name)
-            self.close_now(p.CLOSE_TOO_SLOW, "too slow: messages were not read")
-            self.hub.disconnect(self.session)
-            return False
+        stream: Any = getattr(self.ws_connection, "stream", None)
+        return stream._total_write_index - stream._total_write_done_index if stream is not None else 0
+
+    def write_text(self, data: bytes) -> None:
         self.write_message(data, binary=False)  # bytes in a text frame: already UTF-8 JSON
-        return True
 
     def close_now(self, code: int, reason: str) -> None:
         self.close(code, reason)
+
+    def remote_label(self) -> object:
+        return self.request.remote_ip
 
 
 class UpstreamRefused(Exception):
@@ -119,8 +120,9 @@ class UpstreamBridge:
     def __init__(self, ws: ClientConnection, page: SignalingWebSocket) -> None:
         self.ws = ws
         self.page = page
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
-        self.tasks = [asyncio.create_task(self._down()), asyncio.create_task(self._up())]
+        self.pump = FramePump(maxsize=1024)  # page -> upstream
+        self.pump.start(ws)
+        self.tasks = [asyncio.create_task(self._down())]  # upstream -> page
 
     @classmethod
     async def connect(cls, target: str, page: SignalingWebSocket) -> UpstreamBridge:
@@ -137,18 +139,8 @@ class UpstreamBridge:
         return cls(ws, page)
 
     def forward(self, frame: str) -> None:
-        try:
-            self.outbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        if not self.pump.put(frame):
             self.page.session.send(p.error(p.ErrorCode.RATE_LIMITED, "too many messages in flight; slow down"))
-
-    async def _up(self) -> None:
-        while True:
-            frame = await self.outbox.get()
-            try:
-                await self.ws.send(frame)
-            except ConnectionClosed:
-                return
 
     async def _down(self) -> None:
         code, reason = 1011, "the signaling server closed the connection"
@@ -165,6 +157,7 @@ class UpstreamBridge:
         self.page.close(code, reason)
 
     def close(self) -> None:
+        self.pump.stop()
         for task in self.tasks:
             task.cancel()
         self.tasks.append(asyncio.ensure_future(self.ws.close()))
@@ -177,17 +170,7 @@ class InfoHandler(JupyterHandler):
     def get(self) -> None:
         hub: Hub = self.settings["nbcall_hub"]
         self.set_header("Content-Type", "application/json")
-        self.finish(
-            p.encode(
-                {
-                    "server": "nbcall",
-                    "version": __version__,
-                    "protocol": p.PROTOCOL_VERSION,
-                    "online": len(hub.users),
-                    "path": SIGNAL_PATH,
-                }
-            )
-        )
+        self.finish(p.encode({**health_body(hub), "path": SIGNAL_PATH}))
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,6 +19,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbcall.signaling import SignalingClient
+from nbcall.signaling import protocol as p
+from nbcall.signaling.forwarding import TOO_SLOW_REASON
 
 from .conftest import free_port, stop_process, wait_for_port
 
@@ -90,6 +94,39 @@ async def test_signaling_through_the_jupyter_origin(jupyter_server: tuple[int, s
         assert (await bob.expect("error"))["code"] == "bad_message"
         await bob.close()
         assert (await alice.expect("hangup"))["reason"] == "disconnected"
+
+
+async def test_a_receiver_that_does_not_read_is_closed_as_too_slow(jupyter_server: tuple[int, str]) -> None:
+    """The standalone server's slow-receiver rule, on tornado: over 1 MiB unsent, close 4008, leave the hub."""
+    port, token = jupyter_server
+    url = f"ws://127.0.0.1:{port}/nbcall/signal?token={token}"
+    # A small, fixed receive buffer (no autotuning) so the server's side fills quickly.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    sleeper = await connect(url, sock=sock, max_queue=1)
+    await sleeper.send(json.dumps({"type": "register", "username": "jsleeper"}))
+    assert json.loads(await sleeper.recv())["type"] == "registered"
+    async with SignalingClient(url, "jsender") as sender:
+        sleeper.transport.pause_reading()  # a client that stops reading
+        sdp = {"type": "offer", "sdp": "a" * 40_000}
+        hangup = None
+        for _ in range(1000):  # the endpoint's hub has the default rate limit: a burst of 200, then 50/s
+            await sender.send({"type": "offer", "to": "jsleeper", "sdp": sdp})
+            replies = sender.pending()
+            hangup = next((m for m in replies if m["type"] == "hangup"), None)
+            if hangup is not None:
+                break
+            if any(m.get("code") == "rate_limited" for m in replies):
+                await asyncio.sleep(0.05)
+        # The sleeper left the hub, which ended the (seed-style) call it was in.
+        assert hangup is not None and hangup["from"] == "jsleeper" and hangup["reason"] == "disconnected"
+    sleeper.transport.resume_reading()
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await sleeper.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (p.CLOSE_TOO_SLOW, TOO_SLOW_REASON)
 
 
 async def test_upstream_mode_reaches_the_kernels_server(jupyter_server: tuple[int, str]) -> None:

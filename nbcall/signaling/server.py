@@ -26,6 +26,7 @@ from websockets.typing import Origin
 
 from .._version import __version__
 from . import protocol as p
+from .forwarding import DEFAULT_MAX_BUFFER, ForwardingPeer, health_body
 from .hub import Hub, Limits
 
 log = logging.getLogger("nbcall.server")
@@ -50,7 +51,7 @@ class ServerConfig:
     token: str | None = None
     origins: Sequence[str] | None = None
     max_connections: int = 20_000
-    max_buffer: int = 1 << 20
+    max_buffer: int = DEFAULT_MAX_BUFFER
     limits: Limits = field(default_factory=Limits)
     ping_interval: float | None = 20.0
 
@@ -80,7 +81,7 @@ def is_loopback(host: str) -> bool:
 _HEADER_SHORT = [bytes((0x81, n)) for n in range(126)]  # FIN + text opcode, short length
 
 
-class SignalingConnection(ServerConnection):
+class SignalingConnection(ForwardingPeer, ServerConnection):
     """A server connection that hands each complete text frame to the hub at once."""
 
     hub: Hub
@@ -94,15 +95,14 @@ class SignalingConnection(ServerConnection):
     # -- what the hub calls (the Peer protocol) ---------------------------------------
 
     def send_bytes(self, data: bytes) -> bool:
+        # ForwardingPeer.send_bytes with its primitives (is_open, unsent_bytes, write_text)
+        # inlined: this is the relay's hottest path.  The overflow goes to the shared rule.
         if self.protocol.state is not State.OPEN:
             return False
         if self.transport.get_write_buffer_size() > self.max_buffer:
-            log.warning("closing %s: it does not read its messages", self.session.name or self.remote_address)
-            self.close_now(p.CLOSE_TOO_SLOW, "too slow: messages were not read")
-            self.hub.disconnect(self.session)
-            return False
+            return self.drop_slow_receiver()
         # A server's text frame is a 2-10 byte header and the payload, unmasked.  Writing it
-        # here skips websockets' Frame objects and output list: the relay's hottest path.
+        # here skips websockets' Frame objects and output list.
         # (No extensions are negotiated: compression=None.)
         length = len(data)
         if length < 126:
@@ -122,6 +122,9 @@ class SignalingConnection(ServerConnection):
             self.transport.abort()  # close() would wait to flush a buffer nobody reads
         else:
             self.transport.close()
+
+    def remote_label(self) -> object:  # for ForwardingPeer's log line
+        return self.remote_address
 
     # -- frames from the client ---------------------------------------------------------
 
@@ -223,13 +226,7 @@ class SignalingServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path)
         if path.path == HEALTH_PATH:
-            body = {
-                "server": "nbcall",
-                "version": __version__,
-                "protocol": p.PROTOCOL_VERSION,
-                "online": len(self.hub.users),
-            }
-            return _json_response(http.HTTPStatus.OK, body)
+            return _json_response(http.HTTPStatus.OK, health_body(self.hub))
         token = self.config.token
         if token is not None:
             offered = parse_qs(path.query).get("token", [""])[0]
