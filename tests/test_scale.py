@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall.signaling import SignalingClient
+from nbcall.signaling.names import name_key
 
 from .conftest import free_port, nbcall_server_cmd, serving
 
@@ -31,10 +32,14 @@ async def five_thousand(url: str) -> tuple[int, int, float]:
         for batch in range(0, N, 250):
             clients += await asyncio.gather(*(register(url, f"user{i}") for i in range(batch, min(N, batch + 250))))
         elapsed = time.monotonic() - started
-        # everyone is reachable: the last user relays to the first
+        # everyone is reachable: the last user calls the first, seed-style, and trickles a candidate
+        last, key = f"user{N - 1}", name_key(f"user{N - 1}")
+        await clients[-1].send(json.dumps({"type": "offer", "to": "user0", "sdp": "v=0"}))
         await clients[-1].send(json.dumps({"type": "candidate", "to": "user0", "candidate": None}))
+        offer = json.loads(await asyncio.wait_for(clients[0].recv(), 10))
         relayed = json.loads(await asyncio.wait_for(clients[0].recv(), 10))
-        assert relayed == {"type": "candidate", "from": f"user{N - 1}", "candidate": None, "from_key": f"user{N - 1}"}
+        assert offer == {"type": "offer", "from": last, "sdp": "v=0", "from_key": key}
+        assert relayed == {"type": "candidate", "from": last, "candidate": None, "from_key": key}
         await asyncio.sleep(0.5)
         updates = [m for m in watcher.pending() if m["type"] == "presence"]
         joined = len({name for m in updates for name in m.get("joined", [])} - {"watcher"})

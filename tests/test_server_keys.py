@@ -13,6 +13,7 @@ import asyncio
 from nbcall.signaling import Limits, SignalingClient, SignalingServer
 from nbcall.signaling.names import name_key
 
+STRASSE = name_key("Straße")  # == name_key("STRASSE"): one user
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 
 
@@ -21,10 +22,11 @@ async def test_registered_and_users_carry_keys_parallel_to_names(server: Signali
         reg = b.registration
         assert reg is not None
         assert reg["key"] == name_key("Ελένη")
-        assert dict(zip(reg["users"], reg["keys"], strict=True)) == {"Straße": "strasse", "Ελένη": name_key("Ελένη")}
+        keys = dict(zip(reg["users"], reg["keys"], strict=True))
+        assert keys == {"Straße": name_key("Straße"), "Ελένη": name_key("Ελένη")}
         await a.send({"type": "list"})
         users = await a.expect("users")
-        assert dict(zip(users["users"], users["keys"], strict=True))["Straße"] == "strasse"
+        assert dict(zip(users["users"], users["keys"], strict=True))["Straße"] == name_key("STRASSE")
 
 
 async def test_a_leave_and_a_join_of_one_key_in_one_batch_is_one_user(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -33,14 +35,14 @@ async def test_a_leave_and_a_join_of_one_key_in_one_batch_is_one_user(server_fac
         old = SignalingClient(server.url, "Straße")
         await old.connect()
         joined: list[str] = []
-        while "strasse" not in joined:
+        while STRASSE not in joined:
             joined += (await watcher.expect("presence"))["joined_keys"]
         # Within one batch interval: Straße leaves, STRASSE (the same key) joins.
         await old.close()
         async with SignalingClient(server.url, "STRASSE"):
             update = await watcher.expect("presence")
             assert update["joined"] == ["STRASSE"]
-            assert update["joined_keys"] == ["strasse"]
+            assert update["joined_keys"] == [STRASSE]
             assert update["left"] == update["left_keys"] == []
 
 
@@ -49,18 +51,18 @@ async def test_every_message_naming_a_user_carries_its_key(server: SignalingServ
         # The caller's page still lists the stale display name "Straße": same key, same user.
         await caller.send({"type": "invite", "to": "Straße", "call_id": "c1"})
         ringing = await caller.expect("ringing")
-        assert (ringing["from"], ringing["from_key"]) == ("STRASSE", "strasse")
+        assert (ringing["from"], ringing["from_key"]) == ("STRASSE", STRASSE)
         invite = await callee.expect("invite")
-        assert (invite["from"], invite["from_key"]) == ("Caller", "caller")
+        assert (invite["from"], invite["from_key"]) == ("Caller", name_key("Caller"))
         await callee.send({"type": "accept", "to": "caller"})
         accept = await caller.expect("accept")
-        assert (accept["from"], accept["from_key"]) == ("STRASSE", "strasse")
+        assert (accept["from"], accept["from_key"]) == ("STRASSE", STRASSE)
         await caller.send({"type": "offer", "to": "Straße", "sdp": SDP})
         offer = await callee.expect("offer")
-        assert offer["from_key"] == "caller"
+        assert offer["from_key"] == name_key("caller")
         await callee.send({"type": "hangup", "to": "CALLER"})
         hangup = await caller.expect("hangup")
-        assert hangup["from_key"] == "strasse"
+        assert hangup["from_key"] == STRASSE
 
 
 async def test_a_reconnect_learns_its_calls_peer_key(server: SignalingServer) -> None:
@@ -76,7 +78,7 @@ async def test_a_reconnect_learns_its_calls_peer_key(server: SignalingServer) ->
         reg2 = await again.connect()
         assert reg2 is not None
         assert reg2["call"]["peer"] == "Bob"
-        assert reg2["call"]["peer_key"] == "bob"
+        assert reg2["call"]["peer_key"] == name_key("Bob")
         await asyncio.gather(again.close(), alice.close())
 
 

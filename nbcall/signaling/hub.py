@@ -259,15 +259,15 @@ class Hub:
         if target is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", kind)
         call = self.calls.get(sender)
-        # An offer outside a call is a seed-style call: refuse it if the target is busy,
-        # otherwise track it so a disconnect still tells the other side.  Answers and
-        # candidates outside a call are forwarded as the seed does.
-        if kind == "offer" and (call is None or call.other(sender) != target_key):
-            busy = self.calls.get(target_key)
-            if busy is not None and not busy.implicit and busy.other(target_key) != sender:
-                session.send({"type": "busy", "from": target.name, "from_key": target_key})
+        if call is None or call.other(sender) != target_key:
+            # Offers, answers and candidates go only to the other side of your call (or
+            # ringing invite): nobody else's call can be disturbed or flooded this way.
+            if kind != "offer":
+                raise p.ProtocolError(
+                    p.ErrorCode.NO_CALL, f"you have no call with '{message['to']}'; {kind} goes only to it", kind
+                )
+            if not self._start_implicit_call(session, target, kind):
                 return
-            self._start_implicit_call(sender, target_key)
         field_name = p.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         call_id = message.get("call_id")
@@ -277,15 +277,29 @@ class Hub:
             out["from_key"] = sender
         target.send(out)
 
-    def _start_implicit_call(self, caller: str, callee: str) -> None:
-        for key in (caller, callee):
-            old = self.calls.get(key)
-            if old is not None and old.implicit:
-                self._drop_call(old)
-        if caller in self.calls or callee in self.calls:
-            return  # one side is in an explicit call (its own re-offer); nothing to track
+    def _start_implicit_call(self, session: Session, target: Session, kind: str) -> bool:
+        """A plain offer outside a call is the seed's way to call: track it as a call.
+
+        Only to someone in no call (else the sender gets ``busy``); the sender's own earlier
+        seed-style call ends (its other side is told).  False when nothing is to be forwarded.
+        """
+        caller, callee = session.key, target.key
+        assert caller is not None and callee is not None
+        if callee == caller:
+            raise p.ProtocolError(p.ErrorCode.SELF_CALL, "you cannot call yourself", kind)
+        mine = self.calls.get(caller)
+        if mine is not None and not mine.implicit:
+            raise p.ProtocolError(
+                p.ErrorCode.BUSY, f"you are in a call with '{self._display(mine.other(caller))}'; hang up first", kind
+            )
+        if callee in self.calls:
+            session.send({"type": "busy", "from": target.name, "from_key": callee})
+            return False
+        if mine is not None:
+            self._end_call(caller, "hangup", session.name)
         call = Call(secrets.token_hex(6), caller, callee, "active", implicit=True)
         self.calls[caller] = self.calls[callee] = call
+        return True
 
     # -- call control -----------------------------------------------------------------
 
@@ -335,21 +349,18 @@ class Hub:
         if callee_key == me:
             raise p.ProtocolError(p.ErrorCode.SELF_CALL, "you cannot call yourself", "invite")
         mine = self.calls.get(me)
-        if mine is not None:
-            if not mine.implicit:
-                raise p.ProtocolError(
-                    p.ErrorCode.BUSY,
-                    f"you are already in a call with '{self._display(mine.other(me))}'; hang up first",
-                    "invite",
-                )
-            self._drop_call(mine)
+        if mine is not None and not mine.implicit:
+            raise p.ProtocolError(
+                p.ErrorCode.BUSY,
+                f"you are already in a call with '{self._display(mine.other(me))}'; hang up first",
+                "invite",
+            )
         call_id = message.get("call_id") or secrets.token_hex(6)
-        theirs = self.calls.get(callee_key)
-        if theirs is not None:
-            if not theirs.implicit:
-                session.send({"type": "busy", "from": callee.name, "from_key": callee_key, "call_id": call_id})
-                return
-            self._drop_call(theirs)
+        if callee_key in self.calls:  # in any call, a seed-style one too: nobody else may end it
+            session.send({"type": "busy", "from": callee.name, "from_key": callee_key, "call_id": call_id})
+            return
+        if mine is not None:  # our own seed-style call ends: its other side is told
+            self._end_call(me, "hangup", session.name)
         if not callee.nbcall:
             # A seed client cannot ring: it answers any offer.  Accept on its behalf so
             # the caller goes straight to sending its offer, the seed's way.

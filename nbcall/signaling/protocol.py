@@ -151,33 +151,51 @@ def _short_str(data: dict[str, Any], key: str, kind: str, *, required: bool = Fa
     return value
 
 
-def _check_sdp(sdp: Any, kind: str) -> None:
+# The fields an RTCSessionDescriptionInit / RTCIceCandidateInit may carry; anything else
+# is dropped before forwarding (an extra key is only padding or a payload for the peer).
+_SDP_KEYS: Final = frozenset({"type", "sdp"})
+_CANDIDATE_KEYS: Final = frozenset({"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
+
+
+def _clean_sdp(sdp: Any, kind: str) -> Any:
+    """The session description to forward: an SDP string, or ``{type, sdp}`` with nothing else."""
     if isinstance(sdp, str):
         text = sdp
     elif isinstance(sdp, dict) and isinstance(sdp.get("sdp", ""), str) and sdp.get("type") in SDP_TYPES:
         text = sdp.get("sdp", "")
+        if len(sdp) > 2 or not sdp.keys() <= _SDP_KEYS:
+            sdp = {k: v for k, v in sdp.items() if k in _SDP_KEYS}  # the sender's key order: seed bytes
     else:
         raise ProtocolError(
             ErrorCode.BAD_MESSAGE, "'sdp' must be a session description {type, sdp} or an SDP string", kind
         )
     if len(text) > MAX_SDP_CHARS:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"the SDP is longer than {MAX_SDP_CHARS} characters", kind)
+    return sdp
 
 
-def _check_candidate(candidate: Any, kind: str) -> None:
+def _optional_short(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= MAX_TOKEN_CHARS)
+
+
+def _clean_candidate(candidate: Any, kind: str) -> Any:
+    """The ICE candidate to forward: ``{candidate, sdpMid, sdpMLineIndex, usernameFragment}`` or None."""
     if candidate is None:  # end-of-candidates
-        return
+        return None
     if isinstance(candidate, dict):
         text = candidate.get("candidate", "")
         if isinstance(text, str):
             if len(text) > MAX_CANDIDATE_CHARS:
                 raise ProtocolError(ErrorCode.TOO_LARGE, "the ICE candidate is too long", kind)
             mline = candidate.get("sdpMLineIndex")
-            mid = candidate.get("sdpMid")
-            if (mline is None or (isinstance(mline, int) and 0 <= mline < 1024)) and (
-                mid is None or (isinstance(mid, str) and len(mid) <= MAX_TOKEN_CHARS)
+            if (
+                (mline is None or (type(mline) is int and 0 <= mline < 1024))
+                and _optional_short(candidate.get("sdpMid"))
+                and _optional_short(candidate.get("usernameFragment"))
             ):
-                return
+                if candidate.keys() <= _CANDIDATE_KEYS:
+                    return candidate
+                return {k: v for k, v in candidate.items() if k in _CANDIDATE_KEYS}
     raise ProtocolError(
         ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidate {candidate, sdpMid, sdpMLineIndex}", kind
     )
@@ -223,9 +241,9 @@ def parse_request(frame: Frame) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
     _short_str(data, "call_id", kind)
     if kind in ("offer", "answer"):
-        _check_sdp(data.get("sdp"), kind)
+        data["sdp"] = _clean_sdp(data.get("sdp"), kind)
     elif kind == "candidate":
-        _check_candidate(data.get("candidate"), kind)
+        data["candidate"] = _clean_candidate(data.get("candidate"), kind)
     else:
         reason = _short_str(data, "reason", kind)
         if reason is not None and reason not in REASONS:
