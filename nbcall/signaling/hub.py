@@ -13,74 +13,16 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import orjson
+from typing import Any
 
 from . import protocol as p
 from .names import name_key
+from .presence import Presence
+from .session import Call, Limits, Peer, Session
+
+__all__ = ["Call", "Hub", "Limits", "Peer", "Session"]
 
 log = logging.getLogger("nbcall.server")
-
-
-class Peer(Protocol):
-    """The transport side of one connection, as the hub needs it."""
-
-    def send_bytes(self, data: bytes) -> bool:
-        """Queue one text frame; False when the connection is gone or too slow."""
-
-    def close_now(self, code: int, reason: str) -> None:
-        """Close at once with a websocket close code."""
-
-
-@dataclass(eq=False)
-class Session:
-    """One websocket connection and, once registered, the user it speaks for."""
-
-    peer: Peer
-    name: str | None = None
-    key: str | None = None
-    credential: str | None = None
-    nbcall: bool = False  # registered with a ``client`` field: understands the extensions
-    presence: bool = False  # asked for presence updates
-    # token bucket for the per-connection message rate
-    tokens: float = 0.0
-    stamp: float = 0.0
-    rate_warned_at: float = 0.0
-    replaced: bool = False
-
-    def send(self, message: dict[str, Any]) -> bool:
-        return self.peer.send_bytes(orjson.dumps(message))
-
-
-@dataclass(eq=False)
-class Call:
-    call_id: str
-    caller: str  # user keys
-    callee: str
-    state: str  # "ringing" | "active"
-    implicit: bool = False  # started by a plain seed offer, not an invite
-    timer: asyncio.TimerHandle | None = None
-
-    def other(self, key: str) -> str:
-        return self.callee if key == self.caller else self.caller
-
-
-@dataclass
-class Limits:
-    """Bounds the hub enforces; see ``docs/protocol.md``."""
-
-    rate: float = 50.0  # messages per second, sustained, per connection
-    burst: float = 200.0  # messages allowed at once (a trickle-ICE burst is ~20)
-    ring_timeout: float = 30.0  # seconds an invite rings before it ends with "timeout"
-    presence_interval: float = 0.25  # presence changes are batched this long
-
-
-@dataclass
-class _PresenceBatch:
-    joined: dict[str, str] = field(default_factory=dict)  # key -> display name
-    left: dict[str, str] = field(default_factory=dict)
 
 
 class Hub:
@@ -90,10 +32,8 @@ class Hub:
         self.limits = limits or Limits()
         self.users: dict[str, Session] = {}  # key -> session holding that name
         self.calls: dict[str, Call] = {}  # user key -> the call that user is in
-        self.subscribers: set[Session] = set()
+        self.presence = Presence(self.limits.presence_interval, lambda: len(self.users))
         self._clock = clock
-        self._batch = _PresenceBatch()
-        self._flush_handle: asyncio.TimerHandle | None = None
 
     # -- connection lifecycle --------------------------------------------------------
 
@@ -101,13 +41,13 @@ class Hub:
         return Session(peer=peer, tokens=self.limits.burst, stamp=self._clock())
 
     def disconnect(self, session: Session) -> None:
-        self.subscribers.discard(session)
+        self.presence.subscribers.discard(session)
         key = session.key
         if key is None or session.replaced or self.users.get(key) is not session:
             return
         del self.users[key]
         self._end_call(key, "disconnected", session.name)
-        self._presence_changed(key, session.name or key, joined=False)
+        self.presence.changed(key, session.name or key, joined=False)
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -173,7 +113,7 @@ class Hub:
                 )
             # A reconnect with the credential: the old socket hands over, calls survive.
             holder.replaced = True
-            self.subscribers.discard(holder)
+            self.presence.subscribers.discard(holder)
             holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
             holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
             joined = False
@@ -188,7 +128,7 @@ class Hub:
         session.presence = bool(message.get("presence", False))
         self.users[key] = session
         if session.presence:
-            self.subscribers.add(session)
+            self.presence.subscribers.add(session)
         reply = self._users_reply("registered")
         reply.update(username=name, key=key, credential=session.credential, protocol=p.PROTOCOL_VERSION)
         reply["ring_timeout"] = self.limits.ring_timeout
@@ -199,7 +139,7 @@ class Hub:
             reply["call"] = {"call_id": call.call_id, "peer": peer, "peer_key": other, "state": call.state}
         session.send(reply)
         if joined:
-            self._presence_changed(key, name, joined=True)
+            self.presence.changed(key, name, joined=True)
 
     def _users_reply(self, kind: str) -> dict[str, Any]:
         listed = list(self.users.items())[: p.MAX_LISTED_USERS]
@@ -213,40 +153,6 @@ class Hub:
     def _display(self, key: str) -> str:
         session = self.users.get(key)
         return session.name if session is not None and session.name else key
-
-    # -- presence ---------------------------------------------------------------------
-
-    def _presence_changed(self, key: str, name: str, *, joined: bool) -> None:
-        # The last event per user wins, and never cancels out: a client that saw this user
-        # in a snapshot (its registered reply) between a join and a leave must hear the leave.
-        batch = self._batch
-        if joined:
-            batch.left.pop(key, None)
-            batch.joined[key] = name
-        else:
-            batch.joined.pop(key, None)
-            batch.left[key] = name
-        if self._flush_handle is None and self.subscribers:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(self.limits.presence_interval, self.flush_presence)
-
-    def flush_presence(self) -> None:
-        """Send the batched joins and leaves: one message per subscriber per interval."""
-        self._flush_handle = None
-        batch, self._batch = self._batch, _PresenceBatch()
-        if not (batch.joined or batch.left):
-            return
-        update: dict[str, Any] = {"type": "presence", "online": len(self.users)}
-        if len(batch.joined) + len(batch.left) > p.MAX_LISTED_USERS:
-            update["truncated"] = True  # too many changes to list: ask with 'list'
-        else:
-            update["joined"] = list(batch.joined.values())
-            update["joined_keys"] = list(batch.joined)
-            update["left"] = list(batch.left.values())
-            update["left_keys"] = list(batch.left)
-        data = orjson.dumps(update)
-        for subscriber in list(self.subscribers):
-            subscriber.peer.send_bytes(data)
 
     # -- forwarding the seed's messages -----------------------------------------------
 

@@ -1,0 +1,67 @@
+"""The hub's view of one connection, one call, and the bounds it enforces.
+
+Plain data: :class:`Peer` is what a transport gives the hub (the standalone server's and
+the Jupyter endpoint's connections, see :mod:`.forwarding`), :class:`Session` is one
+connection and the user it speaks for, :class:`Call` one call between two user keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+
+class Peer(Protocol):
+    """The transport side of one connection, as the hub needs it."""
+
+    def send_bytes(self, data: bytes) -> bool:
+        """Queue one text frame; False when the connection is gone or too slow."""
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Close at once with a websocket close code."""
+
+
+@dataclass(eq=False)
+class Session:
+    """One websocket connection and, once registered, the user it speaks for."""
+
+    peer: Peer
+    name: str | None = None
+    key: str | None = None
+    credential: str | None = None
+    nbcall: bool = False  # registered with a ``client`` field: understands the extensions
+    presence: bool = False  # asked for presence updates
+    # token bucket for the per-connection message rate
+    tokens: float = 0.0
+    stamp: float = 0.0
+    rate_warned_at: float = 0.0
+    replaced: bool = False
+
+    def send(self, message: dict[str, Any]) -> bool:
+        return self.peer.send_bytes(orjson.dumps(message))
+
+
+@dataclass(eq=False)
+class Call:
+    call_id: str
+    caller: str  # user keys
+    callee: str
+    state: str  # "ringing" | "active"
+    implicit: bool = False  # started by a plain seed offer, not an invite
+    timer: asyncio.TimerHandle | None = None
+
+    def other(self, key: str) -> str:
+        return self.callee if key == self.caller else self.caller
+
+
+@dataclass
+class Limits:
+    """Bounds the hub enforces; see ``docs/protocol.md``."""
+
+    rate: float = 50.0  # messages per second, sustained, per connection
+    burst: float = 200.0  # messages allowed at once (a trickle-ICE burst is ~20)
+    ring_timeout: float = 30.0  # seconds an invite rings before it ends with "timeout"
+    presence_interval: float = 0.25  # presence changes are batched this long
