@@ -127,3 +127,28 @@ async def test_starting_another_seed_style_call_ends_your_own_and_says_so(server
         await second.expect("offer")
         hangup = await first.expect("hangup")
         assert (hangup["from"], hangup["reason"]) == ("seedpage", "hangup")
+
+
+LOOK_ALIKES_OF_ALICE = ["aIice", "al1ce", "ALICE", "al\u0131ce"]  # capital I, digit one, case, dotless i
+REFUSED = [
+    "alice\u034f", "alice\ufe0f", "alice\ufe00", "alice\u180b", "alice\u17b4",  # invisible tails
+    "\u3164\u3164", "\uffa0", "b\u0585b", "\u13aa\u13a0min", "\u1d00lice", "a" + "\u0301" * 63,
+]  # fmt: skip
+
+
+async def test_look_alike_names_cannot_impersonate_an_online_user(server: SignalingServer) -> None:
+    async with SignalingClient(server.url, "alice"):
+        for name in LOOK_ALIKES_OF_ALICE:
+            impostor = SignalingClient(server.url)
+            await impostor.connect()
+            await impostor.send({"type": "register", "username": name, "client": "attacker"})
+            error = await impostor.expect("error")
+            assert error["code"] == "name_taken", (name, error)
+            await impostor.close()
+        for name in REFUSED:
+            impostor = SignalingClient(server.url)
+            await impostor.connect()
+            await impostor.send({"type": "register", "username": name, "client": "attacker"})
+            assert (await impostor.expect("error"))["code"] == "invalid_name", name
+            await impostor.close()
+        assert [s.name for s in server.hub.users.values()] == ["alice"]
