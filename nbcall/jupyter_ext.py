@@ -85,7 +85,8 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
             self.upstream.close()
         session = getattr(self, "session", None)
         if session is not None:
-            self.hub.disconnect(session)
+            # tornado's close_code is the one the page sent: None when the socket just dropped.
+            self.hub.disconnect(session, clean=self.close_code is not None)
 
     # -- ForwardingPeer's primitives (send_bytes and the slow-receiver rule are shared) --
 

@@ -1,7 +1,8 @@
 """Hypothesis drives call control from several clients at once against the real server.
 
 Three nbcall clients and one seed client take random actions (invite, accept, reject,
-cancel, hangup, offer, answer, candidate, reconnect, take over their own name) at random
+cancel, hangup, offer, answer, candidate, reconnect, drop the socket and come back, take over
+their own name) at random
 targets.  After every action all clients sync (ping/pong, so every consequence has
 arrived), and these must hold:
 
@@ -27,7 +28,9 @@ from nbcall.signaling.names import name_key
 NAMES = ("ann", "ben", "cat", "sid")  # sid speaks only the seed's protocol
 SEED = "sid"
 SDP = {"type": "offer", "sdp": "v=0\r\n"}
-VERBS = ("invite", "accept", "reject", "cancel", "hangup", "offer", "answer", "candidate", "reconnect", "takeover")
+VERBS = (
+    "invite", "accept", "reject", "cancel", "hangup", "offer", "answer", "candidate", "reconnect", "takeover", "drop",
+)  # fmt: skip
 ENDINGS = ("hangup", "cancel", "reject")
 
 actions = st.lists(
@@ -69,6 +72,16 @@ async def act(world: World, actor: str, verb: str, target: str) -> None:
         await client.close()
         for _ in range(200):  # until the server has seen it go (its calls end then)
             if name_key(actor) not in world.server.hub.users:
+                break
+            await asyncio.sleep(0.01)
+        await world.join(actor, credential)
+    elif verb == "drop":  # the socket dies without a close frame; the user is back with its credential
+        credential = client.credential
+        client.ws.transport.abort()
+        await client.close()
+        for _ in range(200):  # until the server has seen it go
+            session = world.server.hub.users.get(name_key(actor))
+            if session is None or session.away:
                 break
             await asyncio.sleep(0.01)
         await world.join(actor, credential)

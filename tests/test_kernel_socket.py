@@ -55,6 +55,8 @@ def test_kernel_socket_registers_calls_and_keeps_frame_order(handle: ServerHandl
     b.send(json.dumps({"type": "register", "username": "bob", "client": "test", "presence": True}))
     alice.wait_for("registered")
     bob.wait_for("registered")
+    a.send(json.dumps({"type": "offer", "to": "bob", "sdp": "v=0"}))  # a (seed-style) call: candidates go to it
+    bob.wait_for("offer")
     for i in range(50):
         a.send(json.dumps({"type": "candidate", "to": "bob", "candidate": {"candidate": f"c{i}", "sdpMid": "0"}}))
     got = [bob.wait_for("candidate")["candidate"] for _ in range(50)]

@@ -33,6 +33,9 @@ class Hub:
         self.users: dict[str, Session] = {}  # key -> session holding that name
         self.calls: dict[str, Call] = {}  # user key -> the call that user is in
         self.presence = Presence(self.limits.presence_interval, lambda: len(self.users))
+        # After a server restart: user key -> (peer key, call_id) it says it was in, until
+        # the peer says the same (then the call is restored) or the user leaves.
+        self.announced: dict[str, tuple[str, str]] = {}
         self._clock = clock
 
     # -- connection lifecycle --------------------------------------------------------
@@ -40,14 +43,40 @@ class Hub:
     def connect(self, peer: Peer) -> Session:
         return Session(peer=peer, tokens=self.limits.burst, stamp=self._clock())
 
-    def disconnect(self, session: Session) -> None:
+    def disconnect(self, session: Session, *, clean: bool = True) -> None:
+        """The connection closed.  ``clean``: the client closed it itself (it sent a close
+        frame); otherwise it dropped, and a user in a connected call keeps its name and the
+        call for ``limits.reconnect_grace`` seconds, its partner told ``peer_status``."""
         self.presence.subscribers.discard(session)
         key = session.key
         if key is None or session.replaced or self.users.get(key) is not session:
             return
+        call = self.calls.get(key)
+        grace = self.limits.reconnect_grace
+        if not clean and grace > 0 and call is not None and call.state == "active" and not session.away:
+            session.away = True
+            session.grace_timer = asyncio.get_running_loop().call_later(grace, self._release, session)
+            self._tell_status(key, call, "reconnecting")
+            return
+        self._release(session)
+
+    def _release(self, session: Session) -> None:
+        """The user is gone: its name is free and its call ends."""
+        key = session.key
+        if key is None or self.users.get(key) is not session:
+            return
+        if session.grace_timer is not None:
+            session.grace_timer.cancel()
+            session.grace_timer = None
         del self.users[key]
+        self.announced.pop(key, None)
         self._end_call(key, "disconnected", session.name)
         self.presence.changed(key, session.name or key, joined=False)
+
+    def _tell_status(self, key: str, call: Call, status: str) -> None:
+        message: dict[str, Any] = {"type": "peer_status", "from": self._display(key), "from_key": key}
+        message.update(call_id=call.call_id, status=status, grace=self.limits.reconnect_grace)
+        self._tell(call.other(key), message)
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -114,8 +143,12 @@ class Hub:
             # A reconnect with the credential: the old socket hands over, calls survive.
             holder.replaced = True
             self.presence.subscribers.discard(holder)
-            holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
-            holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
+            if holder.grace_timer is not None:
+                holder.grace_timer.cancel()
+                holder.grace_timer = None
+            if not holder.away:
+                holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
+                holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
             joined = False
         else:
             joined = holder is None
@@ -133,13 +166,35 @@ class Hub:
         reply.update(username=name, key=key, credential=session.credential, protocol=p.PROTOCOL_VERSION)
         reply["ring_timeout"] = self.limits.ring_timeout
         call = self.calls.get(key)
+        if call is None and message.get("call") is not None:
+            call = self._restore_call(key, message["call"])
         if call is not None:
             other = call.other(key)
             peer = self._display(other)
             reply["call"] = {"call_id": call.call_id, "peer": peer, "peer_key": other, "state": call.state}
         session.send(reply)
+        if holder is not None and holder.away:
+            for data in holder.outbox:  # what the partner sent while we were away, in order
+                session.peer.send_bytes(data)
+            if call is not None:
+                self._tell_status(key, call, "connected")
         if joined:
             self.presence.changed(key, name, joined=True)
+
+    def _restore_call(self, key: str, announced: dict[str, str]) -> Call | None:
+        """A call announced at registration (the server restarted mid-call) is restored once
+        both of its sides have announced it; a one-sided claim restores nothing."""
+        peer_key, call_id = name_key(announced["peer"]), announced["call_id"]
+        if peer_key == key:
+            return None
+        if self.announced.get(peer_key) != (key, call_id) or peer_key in self.calls or peer_key not in self.users:
+            self.announced[key] = (peer_key, call_id)
+            return None
+        del self.announced[peer_key]
+        call = Call(call_id, peer_key, key, "active")
+        self.calls[key] = self.calls[peer_key] = call
+        self._tell_status(key, call, "connected")
+        return call
 
     def _users_reply(self, kind: str) -> dict[str, Any]:
         listed = list(self.users.items())[: p.MAX_LISTED_USERS]
@@ -174,6 +229,12 @@ class Hub:
                 )
             if not self._start_implicit_call(session, target, kind):
                 return
+        if target.away and len(target.outbox) >= p.MAX_AWAY_MESSAGES:
+            raise p.ProtocolError(
+                p.ErrorCode.PEER_RECONNECTING,
+                f"'{target.name}' is reconnecting and {p.MAX_AWAY_MESSAGES} messages already wait for it",
+                kind,
+            )
         field_name = p.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         call_id = message.get("call_id")

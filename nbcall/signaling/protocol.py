@@ -47,8 +47,14 @@ SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
 # with :func:`names.name_key`, so that clients compare keys and never need a name rule of
 # their own.  (Seed clients get the seed's relayed shapes byte for byte, without keys.)
 SERVER_TYPES: Final = frozenset(
-    {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy"} | SEED_RELAYED | CALL_CONTROL
+    {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy", "peer_status"}
+    | SEED_RELAYED
+    | CALL_CONTROL
 )
+
+# peer_status: how the other side of your call is reachable through the server.
+PEER_STATUSES: Final = frozenset({"reconnecting", "connected"})
+MAX_AWAY_MESSAGES: Final = 64  # forwards kept for a user whose socket dropped, until it is back
 
 # -- hang-up / end reasons ----------------------------------------------------------
 REASONS: Final = frozenset(
@@ -62,6 +68,7 @@ REASONS: Final = frozenset(
         "replaced",  # the other side's name was taken over by a reconnect
         "failed",  # media could not be established
         "closed",  # the other side closed its widget or page
+        "lost",  # the other side went silent (no media, no heartbeat) and did not come back
     }
 )
 
@@ -83,6 +90,7 @@ class ErrorCode:
     SELF_CALL: Final = "self_call"
     INTERNAL: Final = "internal_error"  # a server bug; logged with its traceback
     UPSTREAM_UNREACHABLE: Final = "upstream_unreachable"  # the Jupyter endpoint cannot reach its upstream
+    PEER_RECONNECTING: Final = "peer_reconnecting"  # the receiver's socket dropped; its queue is full
 
     ALL: ClassVar[frozenset[str]]  # every code above, filled in below the class
 
@@ -201,6 +209,19 @@ def _clean_candidate(candidate: Any, kind: str) -> Any:
     )
 
 
+def _announced_call(call: Any) -> dict[str, str]:
+    """``register.call``: the call a client was in before the server restarted, ``{peer, call_id}``."""
+    if not isinstance(call, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'call' must be {peer, call_id}", "register")
+    try:
+        peer = normalize_name(call.get("peer"))
+    except InvalidName as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'call.peer' is not a valid user name: {exc}", "register") from None
+    call_id = _short_str(call, "call_id", "register", required=True)
+    assert call_id is not None
+    return {"peer": peer, "call_id": call_id}
+
+
 def parse_request(frame: Frame) -> dict[str, Any]:
     """Decode and validate one client frame.
 
@@ -230,6 +251,8 @@ def parse_request(frame: Frame) -> dict[str, Any]:
         _short_str(data, "client", kind)
         if not isinstance(data.get("presence", False), bool):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "'presence' must be true or false", kind)
+        if data.get("call") is not None:
+            data["call"] = _announced_call(data["call"])
         return data
 
     if kind in ("list", "ping"):

@@ -221,7 +221,8 @@ class SignalingServer:
         try:
             await connection.wait_closed()
         finally:
-            self.hub.disconnect(connection.session)
+            # A client that sent a close frame left on purpose; one that dropped may come back.
+            self.hub.disconnect(connection.session, clean=connection.protocol.close_rcvd is not None)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path)

@@ -8,10 +8,12 @@ connection and the user it speaks for, :class:`Call` one call between two user k
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+
+from .protocol import MAX_AWAY_MESSAGES
 
 
 class Peer(Protocol):
@@ -39,9 +41,20 @@ class Session:
     stamp: float = 0.0
     rate_warned_at: float = 0.0
     replaced: bool = False
+    # The socket dropped during a call: the name and the call are held for a grace period,
+    # and what arrives for this user waits here (at most MAX_AWAY_MESSAGES) until it is back.
+    away: bool = False
+    outbox: list[bytes] = field(default_factory=list)
+    grace_timer: asyncio.TimerHandle | None = None
 
     def send(self, message: dict[str, Any]) -> bool:
-        return self.peer.send_bytes(orjson.dumps(message))
+        data = orjson.dumps(message)
+        if self.away:
+            if len(self.outbox) >= MAX_AWAY_MESSAGES:
+                return False
+            self.outbox.append(data)
+            return True
+        return self.peer.send_bytes(data)
 
 
 @dataclass(eq=False)
@@ -65,3 +78,5 @@ class Limits:
     burst: float = 200.0  # messages allowed at once (a trickle-ICE burst is ~20)
     ring_timeout: float = 30.0  # seconds an invite rings before it ends with "timeout"
     presence_interval: float = 0.25  # presence changes are batched this long
+    # seconds a user whose socket dropped (no close frame) keeps its name and call
+    reconnect_grace: float = 15.0
