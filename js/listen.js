@@ -2,8 +2,8 @@
 // listen to, and the returned cleanup removes exactly that.
 
 /**
- * @param {{on: Function, off: Function}} model  an anywidget model
- * @param {[string, Function][]} handlers  [event, handler] pairs
+ * @param {Pick<import("./types.js").AnyModel, "on" | "off">} model  an anywidget model
+ * @param {[string, (...args: any[]) => void][]} handlers  [event, handler] pairs
  * @returns {() => void} removes every handler it added
  */
 export function listen(model, handlers) {

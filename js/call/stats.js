@@ -2,34 +2,68 @@
 // and the coloured dot in the widget.  Bitrates and loss are rates, so each collector keeps
 // the previous sample and divides by the time between the two reports' own timestamps.
 
-/** Make a collector for one peer connection; call it about once a second. */
+/**
+ * What Python sees in `stats` (docs/widget.md); setup_ms is added by the phone.
+ * @typedef {object} CallStats
+ * @property {number} frames_decoded
+ * @property {number} fps
+ * @property {number} width
+ * @property {number} height
+ * @property {number | null} rtt_ms
+ * @property {number} bytes_received
+ * @property {number} bytes_sent
+ * @property {number} inbound_kbps
+ * @property {number} outbound_kbps
+ * @property {number} packet_loss_pct
+ * @property {number} out_fps
+ * @property {number} out_width
+ * @property {number} out_height
+ * @property {string} candidate_type
+ * @property {string} remote_candidate_type
+ * @property {Quality} quality
+ */
+
+/** @typedef {"good" | "fair" | "poor" | "unknown"} Quality */
+
+/** @returns {CallStats} */
+export function emptyStats() {
+  return {
+    frames_decoded: 0,
+    fps: 0,
+    width: 0,
+    height: 0,
+    rtt_ms: null,
+    bytes_received: 0,
+    bytes_sent: 0,
+    inbound_kbps: 0,
+    outbound_kbps: 0,
+    packet_loss_pct: 0,
+    out_fps: 0,
+    out_width: 0,
+    out_height: 0,
+    candidate_type: "",
+    remote_candidate_type: "",
+    quality: "unknown",
+  };
+}
+
+/**
+ * Make a collector for one peer connection; call it about once a second.
+ * @param {RTCPeerConnection} pc
+ * @returns {() => Promise<CallStats>}
+ */
 export function statsCollector(pc) {
-  let prev = null; // { t, bytesIn, bytesOut, packetsIn, lostIn }
+  /** @type {{t: number, bytesIn: number, bytesOut: number, packetsIn: number, lostIn: number} | null} */
+  let prev = null;
   return async function collect() {
-    const out = {
-      frames_decoded: 0,
-      fps: 0,
-      width: 0,
-      height: 0,
-      rtt_ms: null,
-      bytes_received: 0,
-      bytes_sent: 0,
-      inbound_kbps: 0,
-      outbound_kbps: 0,
-      packet_loss_pct: 0,
-      out_fps: 0,
-      out_width: 0,
-      out_height: 0,
-      candidate_type: "",
-      remote_candidate_type: "",
-      quality: "unknown",
-    };
+    const out = emptyStats();
     const report = await pc.getStats();
     let t = 0;
     let packetsIn = 0;
     let lostIn = 0;
+    /** @type {any} */
     let pair = null;
-    report.forEach((s) => {
+    report.forEach((/** @type {any} */ s) => {
       t = Math.max(t, s.timestamp || 0);
       if (s.type === "inbound-rtp") {
         out.bytes_received += s.bytesReceived || 0;
@@ -77,7 +111,11 @@ export function statsCollector(pc) {
   };
 }
 
-/** good / fair / poor from loss and round trip; "unknown" until there is a rate to judge. */
+/**
+ * good / fair / poor from loss and round trip; "unknown" until there is a rate to judge.
+ * @param {{rtt_ms: number | null, inbound_kbps: number, packet_loss_pct: number}} s
+ * @returns {Quality}
+ */
 export function quality(s) {
   if (s.rtt_ms == null && !s.inbound_kbps) return "unknown";
   const rtt = s.rtt_ms || 0;
@@ -86,4 +124,5 @@ export function quality(s) {
   return "good";
 }
 
+/** @type {Record<Quality, string>} */
 export const QUALITY_WORDS = { good: "good", fair: "fair", poor: "poor", unknown: "measuring…" };

@@ -3,37 +3,56 @@
 // A call that cannot connect must not hang in "connecting": this watches candidate
 // gathering and errors on one RTCPeerConnection, gives up early when no usable candidate
 // can ever exist (e.g. relay-only with a TURN server that refused our credentials), and
-// turns what it saw into a sentence.
+// turns what it saw into a sentence.  ("relay" here is TURN's: the relay-only policy and
+// relay candidates.)
 
-const CONNECT_TIMEOUT_MS = 20000;
+import { ICE_POLICIES } from "../messages.js";
+import { pick } from "../names.js";
+
+export const CONNECT_TIMEOUT_MS = 20000;
+const RELAY_ONLY = pick(ICE_POLICIES, "relay");
+
+/** @typedef {"host" | "srflx" | "prflx" | "relay"} CandidateType */
+/** @typedef {typeof ICE_POLICIES[number]} IcePolicy */
+
+/**
+ * @typedef {object} IceWatchOptions
+ * @property {string} [policy]  "all" | "relay" (RTCConfiguration.iceTransportPolicy)
+ * @property {RTCIceServer[]} [iceServers]
+ * @property {(words: string) => void} onHopeless  no connection can come of this
+ * @property {boolean} [held]  gathering ahead of the answer: no clock, and a verdict waits for arm()
+ */
 
 export class IceWatch {
   /**
    * @param {RTCPeerConnection} pc
-   * @param {object} opts
-   * @param {string} opts.policy          "all" | "relay"
-   * @param {object[]} opts.iceServers
-   * @param {(words: string) => void} opts.onHopeless  no connection can come of this
+   * @param {IceWatchOptions} opts
    */
   constructor(pc, { policy, iceServers, onHopeless, held = false }) {
     this.pc = pc;
-    this.policy = policy || "all";
-    this.hasTurn = (iceServers || []).some((s) => [].concat(s.urls).some((u) => String(u).startsWith("turn")));
+    this.relayOnly = policy === RELAY_ONLY;
+    this.hasTurn = (iceServers || []).some((s) => [s.urls].flat().some((u) => String(u).startsWith("turn")));
     this.onHopeless = onHopeless;
+    /** @type {Record<CandidateType, number>} */
     this.types = { host: 0, srflx: 0, prflx: 0, relay: 0 };
-    this.errors = []; // {code, url, text}
+    /** @type {{code: number, url: string, text: string}[]} */
+    this.errors = [];
     this.done = false;
-    this.held = held; // gathering ahead of the answer: no clock, and a verdict waits for arm()
+    this.held = held;
+    /** @type {{kind: string} | null} a verdict reached while held */
     this.verdict = null;
-    this.timer = null;
-    this._onCandidate = (event) => {
-      if (event.candidate && event.candidate.type) this.types[event.candidate.type] += 1;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
+    this._onCandidate = (/** @type {RTCPeerConnectionIceEvent} */ event) => {
+      const type = event.candidate && event.candidate.type;
+      if (type && type in this.types) this.types[type] += 1;
     };
-    this._onError = (event) => {
-      this.errors.push({ code: event.errorCode, url: event.url || "", text: event.errorText || "" });
+    this._onError = (/** @type {Event} */ event) => {
+      const e = /** @type {RTCPeerConnectionIceErrorEvent} */ (event);
+      this.errors.push({ code: e.errorCode, url: e.url || "", text: e.errorText || "" });
     };
     this._onGathering = () => {
-      if (pc.iceGatheringState === "complete" && this.usable() === 0) this._hopeless();
+      if (pc.iceGatheringState === "complete" && this.usable() === 0) this._hopeless("gathered");
     };
     this._onState = () => {
       if (pc.connectionState === "connected") this.stop();
@@ -55,11 +74,13 @@ export class IceWatch {
     }, CONNECT_TIMEOUT_MS);
   }
 
+  /** Candidates that could carry this call under its policy. */
   usable() {
     const t = this.types;
-    return this.policy === "relay" ? t.relay : t.host + t.srflx + t.prflx + t.relay;
+    return this.relayOnly ? t.relay : t.host + t.srflx + t.prflx + t.relay;
   }
 
+  /** @param {string} kind */
   _hopeless(kind) {
     if (this.done) return;
     if (this.held) {
@@ -71,7 +92,10 @@ export class IceWatch {
     this.onHopeless(words);
   }
 
-  /** A sentence saying why no connection could be made. */
+  /**
+   * A sentence saying why no connection could be made.
+   * @param {string} [kind]  "timeout" when the connect clock ran out
+   */
   diagnose(kind) {
     const turnAuth = this.errors.find((e) => e.code === 401);
     const unreachable = this.errors.find((e) => e.code === 701);
@@ -85,7 +109,7 @@ export class IceWatch {
         "mint fresh ones with nbcall.turn_credentials(secret, urls)"
       );
     }
-    if (this.policy === "relay" && this.types.relay === 0) {
+    if (this.relayOnly && this.types.relay === 0) {
       if (!this.hasTurn) return "relay-only policy (ice_transport_policy='relay') but no TURN server in ice_servers";
       if (unreachable) return `no relay candidate: the TURN server ${unreachable.url} could not be reached`;
       return "no relay candidate was gathered from the TURN server (relay-only policy)";

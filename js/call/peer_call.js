@@ -2,7 +2,8 @@
 // trickle ICE both ways, candidates queued until the remote description is set,
 // signaling applied strictly in order, ICE restart when the connection fails.
 
-import { statsCollector } from "./stats.js";
+import { MessageType, Reason } from "../protocol.js";
+import { statsCollector, emptyStats } from "./stats.js";
 import { IceWatch } from "./ice.js";
 
 // The in-call data channel (chat, camera/mic state): negotiated with a fixed id, created
@@ -12,41 +13,45 @@ export const DATA_CHANNEL_ID = 0;
 const RESTART_AFTER_DISCONNECT_MS = 3000; // a blip shorter than this heals by itself
 const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by then won't
 
-/** The seed sends RTCSessionDescription JSON; the protocol also allows a bare SDP string. */
+/** @typedef {{type: string, sdp?: unknown, candidate?: unknown}} Signal  offer/answer/candidate */
+
+/**
+ * The seed sends RTCSessionDescription JSON; the protocol also allows a bare SDP string.
+ * @param {string} type
+ * @param {unknown} sdp
+ * @returns {RTCSessionDescriptionInit}
+ */
 function toDescription(type, sdp) {
-  if (typeof sdp === "string") return { type, sdp };
-  if (sdp && typeof sdp === "object" && typeof sdp.sdp === "string") return { type: sdp.type || type, sdp: sdp.sdp };
+  const as = (/** @type {string} */ t) => /** @type {RTCSdpType} */ (t);
+  if (typeof sdp === "string") return { type: as(type), sdp };
+  if (sdp && typeof sdp === "object" && "sdp" in sdp && typeof sdp.sdp === "string") {
+    const own = "type" in sdp && typeof sdp.type === "string" ? sdp.type : type;
+    return { type: as(own), sdp: sdp.sdp };
+  }
   throw new Error(`bad ${type}: no sdp`);
 }
 
+/**
+ * @typedef {object} PeerCallOptions
+ * @property {boolean} polite  the callee is polite: it yields on offer collisions
+ * @property {RTCIceServer[]} [iceServers]
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy]
+ * @property {(msg: Signal) => void} send  sends offer/answer/candidate to the peer
+ * @property {(stream: MediaStream) => void} onRemoteStream
+ * @property {(state: RTCPeerConnectionState) => void} onConnectionState
+ * @property {(reason: string, words?: string) => void} onFailed  the connection cannot recover (and why)
+ * @property {(err: unknown) => void} onError
+ * @property {boolean} [dataChannel]  open the in-call data channel (not with seed clients: they have none)
+ * @property {boolean} [held]  prepare ahead of the answer: the offer and candidates are made
+ *   at once but kept back (and the connect clock not started) until `release()`
+ */
+
 export class PeerCall {
-  /**
-   * @param {object} opts
-   * @param {boolean} opts.polite          the callee is polite: it yields on offer collisions
-   * @param {RTCIceServer[]} opts.iceServers
-   * @param {(msg: object) => void} opts.send     sends offer/answer/candidate to the peer
-   * @param {(stream: MediaStream) => void} opts.onRemoteStream
-   * @param {(state: string) => void} opts.onConnectionState
-   * @param {(reason: string, words?: string) => void} opts.onFailed  the connection cannot recover (and why)
-   * @param {(err: Error) => void} opts.onError
-   * @param {boolean} [opts.dataChannel]  open the in-call data channel (not with seed clients: they have none)
-   * @param {boolean} [opts.held]  prepare ahead of the answer: the offer and candidates are made
-   *   at once but kept back (and the connect clock not started) until `release()`
-   */
-  constructor({
-    polite,
-    iceServers,
-    iceTransportPolicy,
-    send,
-    onRemoteStream,
-    onConnectionState,
-    onFailed,
-    onError,
-    dataChannel,
-    held = false,
-  }) {
+  /** @param {PeerCallOptions} opts */
+  constructor({ polite, iceServers, iceTransportPolicy, send, onRemoteStream, onConnectionState, onFailed, onError, dataChannel, held = false }) {
     this.polite = polite;
     this.transmit = send;
+    /** @type {Signal[] | null} what was prepared while held */
     this.heldBack = held ? [] : null;
     this.onRemoteStream = onRemoteStream;
     this.onConnectionState = onConnectionState;
@@ -58,19 +63,24 @@ export class PeerCall {
       policy: iceTransportPolicy,
       iceServers,
       onHopeless: (words) => {
-        if (!this.closed) this.onFailed("failed", words);
+        if (!this.closed) this.onFailed(Reason.FAILED, words);
       },
       held,
     });
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.negotiate = false; // the answerer only negotiates once the first offer is in
+    /** @type {MediaStream | null} */
     this.localStream = null;
     this.tracksAdded = false;
+    /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
+    /** @type {Promise<void>} */
     this.chain = Promise.resolve();
     this.closed = false;
+    /** @type {MediaStream | null} */
     this.remoteStream = null;
+    /** @type {Set<ReturnType<typeof setTimeout>>} */
     this.timers = new Set();
     this.connectedAt = 0;
     this.collectStats = statsCollector(this.pc);
@@ -82,7 +92,7 @@ export class PeerCall {
     pc.onnegotiationneeded = () => this._negotiate();
     pc.onicecandidate = ({ candidate }) => {
       // Only real candidates: the seed's page would choke on a null end-of-candidates.
-      if (candidate && !this.closed) this.send({ type: "candidate", candidate: candidate.toJSON() });
+      if (candidate && !this.closed) this.send({ type: MessageType.CANDIDATE, candidate: candidate.toJSON() });
     };
     pc.ontrack = (event) => {
       const stream = event.streams && event.streams[0];
@@ -97,7 +107,7 @@ export class PeerCall {
     pc.onconnectionstatechange = () => this._connectionStateChanged();
   }
 
-  /** Offer, candidates and anything else to the peer, in order (kept back while held). */
+  /** Offer, candidates and anything else to the peer, in order (kept back while held). @param {Signal} msg */
   send(msg) {
     if (this.heldBack) this.heldBack.push(msg);
     else this.transmit(msg);
@@ -112,18 +122,19 @@ export class PeerCall {
     this.ice.arm();
   }
 
-  /** The caller: add what we send (or receive-only transceivers) and let negotiation offer. */
+  /** The caller: add what we send (or receive-only transceivers) and let negotiation offer. @param {MediaStream | null} stream */
   startAsOfferer(stream) {
     this.localStream = stream;
     this.negotiate = true;
     this._addLocal(true);
   }
 
-  /** The callee: keep the stream until the offer arrives, then answer with it. */
+  /** The callee: keep the stream until the offer arrives, then answer with it. @param {MediaStream | null} stream */
   startAsAnswerer(stream) {
     this.localStream = stream;
   }
 
+  /** @param {boolean} offerer */
   _addLocal(offerer) {
     if (this.tracksAdded) return;
     this.tracksAdded = true;
@@ -149,7 +160,8 @@ export class PeerCall {
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
-      this.send({ type: "offer", sdp: this.pc.localDescription.toJSON() });
+      const local = this.pc.localDescription;
+      if (local) this.send({ type: MessageType.OFFER, sdp: local.toJSON() });
     } catch (err) {
       if (!this.closed) this.onError(err);
     } finally {
@@ -157,7 +169,10 @@ export class PeerCall {
     }
   }
 
-  /** Apply an offer/answer/candidate from the peer, strictly after the previous one. */
+  /**
+   * Apply an offer/answer/candidate from the peer, strictly after the previous one.
+   * @param {Signal} msg
+   */
   handle(msg) {
     this.chain = this.chain
       .then(() => this._apply(msg))
@@ -167,35 +182,40 @@ export class PeerCall {
     return this.chain;
   }
 
+  /** @param {Signal} msg */
   async _apply(msg) {
     if (this.closed) return;
     const pc = this.pc;
-    if (msg.type === "offer" || msg.type === "answer") {
+    if (msg.type === MessageType.OFFER || msg.type === MessageType.ANSWER) {
       const description = toDescription(msg.type, msg.sdp);
-      const collision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+      const isOffer = description.type === MessageType.OFFER;
+      const collision = isOffer && (this.makingOffer || pc.signalingState !== "stable");
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
       // An answer only makes sense while our offer is out; a stray one would throw.
-      if (description.type === "answer" && pc.signalingState !== "have-local-offer") return;
+      if (description.type === MessageType.ANSWER && pc.signalingState !== "have-local-offer") return;
       await pc.setRemoteDescription(description); // a polite collision rolls back implicitly
-      if (description.type === "offer") {
+      if (isOffer) {
         this._addLocal(false);
         this.negotiate = true;
         await pc.setLocalDescription();
-        this.send({ type: "answer", sdp: pc.localDescription.toJSON() });
+        const local = pc.localDescription;
+        if (local) this.send({ type: MessageType.ANSWER, sdp: local.toJSON() });
       }
       const queued = this.pendingCandidates.splice(0);
       for (const candidate of queued) await this._addCandidate(candidate);
-    } else if (msg.type === "candidate") {
+    } else if (msg.type === MessageType.CANDIDATE) {
       if (!msg.candidate) return;
+      const candidate = /** @type {RTCIceCandidateInit} */ (msg.candidate);
       if (!pc.remoteDescription) {
-        this.pendingCandidates.push(msg.candidate);
+        this.pendingCandidates.push(candidate);
         return;
       }
-      await this._addCandidate(msg.candidate);
+      await this._addCandidate(candidate);
     }
   }
 
+  /** @param {RTCIceCandidateInit} candidate */
   async _addCandidate(candidate) {
     try {
       await this.pc.addIceCandidate(candidate);
@@ -205,6 +225,7 @@ export class PeerCall {
     }
   }
 
+  /** @param {() => void} fn @param {number} ms */
   _later(fn, ms) {
     const id = setTimeout(() => {
       this.timers.delete(id);
@@ -233,7 +254,7 @@ export class PeerCall {
     } else if (state === "failed") {
       this.restartIce();
       this._later(() => {
-        if (this.pc.connectionState !== "connected") this.onFailed("failed", this.ice.diagnose());
+        if (this.pc.connectionState !== "connected") this.onFailed(Reason.FAILED, this.ice.diagnose());
       }, GIVE_UP_AFTER_FAILURE_MS);
     }
   }
@@ -244,9 +265,37 @@ export class PeerCall {
     this.pc.restartIce();
   }
 
+  /**
+   * Put `track` where `old` was: in its sender (replaceTrack, no renegotiation) and in the
+   * local stream.  With no `old` (the call began without this kind), the receive-only
+   * transceiver's sender starts sending, which needs one (perfect) renegotiation.
+   * @param {MediaStreamTrack | null} old
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<MediaStream>} the new local stream (a new object, so views re-attach)
+   */
+  async replaceTrack(old, track) {
+    const pc = this.pc;
+    const sender = old ? pc.getSenders().find((s) => s.track === old) : null;
+    if (sender) {
+      await sender.replaceTrack(track);
+    } else {
+      const tr = pc.getTransceivers().find((t) => t.receiver.track.kind === track.kind && !t.sender.track && t.currentDirection !== "stopped");
+      if (tr) {
+        await tr.sender.replaceTrack(track);
+        if (tr.direction === "recvonly") tr.direction = "sendrecv";
+        else if (tr.direction === "inactive") tr.direction = "sendonly";
+      } else {
+        pc.addTrack(track, this.localStream || new MediaStream());
+      }
+    }
+    const others = this.localStream ? this.localStream.getTracks().filter((t) => t !== old) : [];
+    this.localStream = new MediaStream([...others, track]);
+    return this.localStream;
+  }
+
   /** Numbers for Python, the quality dot and the tests (see stats.js). */
   async stats() {
-    if (this.closed) return { frames_decoded: 0, fps: 0, width: 0, height: 0, rtt_ms: null, bytes_received: 0 };
+    if (this.closed) return emptyStats();
     return this.collectStats();
   }
 

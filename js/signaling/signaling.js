@@ -1,46 +1,72 @@
 // The registered connection to the nbcall signaling server, over whichever transport
-// works from this page (transports.js: same-origin, direct, kernel relay).
+// works from this page (transports.js: same-origin, direct, kernel).
 //
-// The first transport that opens is kept.  Keeps one registered connection alive: when the socket drops it reconnects with
-// exponential backoff and re-registers with the name's credential, so the server hands
-// the name (and any call in progress) back to us instead of refusing it as taken.
+// The first transport that registers is kept.  Keeps one registered connection alive: when
+// the socket drops it reconnects with exponential backoff and re-registers with the name's
+// credential, so the server hands the name (and any call in progress) back to us instead
+// of refusing it as taken.
 
-import { OPEN_TIMEOUT_MS } from "./transports.js";
+import { MessageType, CloseCode } from "../protocol.js";
+import { OPEN_TIMEOUT_MS, DIRECT } from "./transports.js";
 
-const CLOSE_REPLACED = 4001;
-const REPLAN_AFTER_FAILURES = 3; // a kept transport that fails this often in a row: choose again
+/** @typedef {import("../types.js").SocketLike} SocketLike */
+/** @typedef {import("../types.js").Transport} Transport */
+/** @typedef {import("../types.js").ServerMessage} ServerMessage */
+
+/**
+ * How the connection is doing:
+ *   connecting | transport (detail: its name) | registered | retrying (detail: why, when)
+ *   | replaced (detail: words) | closed
+ * @typedef {"connecting" | "transport" | "registered" | "retrying" | "replaced" | "closed"} SignalingStatus
+ */
+
+export const REPLAN_AFTER_FAILURES = 3; // a kept transport that fails this often in a row: choose again
+const MAX_OUTBOX = 200;
+const OPEN = 1; // WebSocket.OPEN, and KernelSocket's
+const CLIENT = "nbcall-widget";
+
+/**
+ * @typedef {object} SignalingOptions
+ * @property {string} url  ws:// URL of the server
+ * @property {string} username  name to register
+ * @property {string} [credential]
+ * @property {(msg: ServerMessage) => void} onMessage  every message from the server, in order
+ * @property {(status: SignalingStatus, detail?: string) => void} onStatus
+ * @property {() => Promise<Transport[]>} [plan]  the transports to try, in order; default: a direct websocket to url
+ */
 
 export class Signaling {
-  /**
-   * @param {object} opts
-   * @param {string} opts.url        ws:// URL of the server
-   * @param {string} opts.username   name to register
-   * @param {string} [opts.credential]
-   * @param {(msg: object) => void} opts.onMessage   every message from the server, in order
-   * @param {(status: string, detail?: string) => void} opts.onStatus
-   *     connecting|transport (detail: its name)|registered|retrying|replaced|closed
-   * @param {() => Promise<Array<{name: string, open: () => WebSocket}>>} [opts.plan]
-   *     the transports to try, in order; default: a direct websocket to url
-   */
+  /** @param {SignalingOptions} opts */
   constructor({ url, username, credential, onMessage, onStatus, plan }) {
     this.url = url;
-    this.plan = plan || (async () => [{ name: "direct", open: () => new WebSocket(url) }]);
-    this.candidates = null; // the current plan, tried in order until one opens
+    this.plan = plan || (async () => [this._direct()]);
+    /** @type {Transport[] | null} the current plan, tried in order until one registers */
+    this.candidates = null;
     this.index = 0;
-    this.kept = null; // the transport that opened, kept for reconnects
+    /** @type {Transport | null} the transport that registered, kept for reconnects */
+    this.kept = null;
     this.failuresInARow = 0;
+    /** @type {string[]} */
     this.failures = [];
     this.transport = "";
     this.username = username;
     this.credential = credential || null;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
+    /** @type {SocketLike | null} */
     this.ws = null;
     this.closed = false;
     this.registered = false;
     this.attempt = 0;
-    this.timer = null;
-    this.outbox = []; // messages sent while reconnecting, flushed after re-registering
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
+    /** @type {object[]} messages sent while reconnecting, flushed after re-registering */
+    this.outbox = [];
+  }
+
+  /** @returns {Transport} */
+  _direct() {
+    return { name: DIRECT, open: () => new WebSocket(this.url) };
   }
 
   start() {
@@ -54,8 +80,8 @@ export class Signaling {
     if (!this.candidates) {
       try {
         this.candidates = await this.plan();
-      } catch (err) {
-        this.candidates = [{ name: "direct", open: () => new WebSocket(this.url) }];
+      } catch {
+        this.candidates = [this._direct()];
       }
       this.index = 0;
       this.failures = [];
@@ -66,9 +92,14 @@ export class Signaling {
     try {
       ws = candidate.open();
     } catch (err) {
-      this._failed(candidate, false, String(err.message || err));
+      this._failed(candidate, false, err instanceof Error ? err.message : String(err));
       return;
     }
+    this._watch(ws, candidate);
+  }
+
+  /** @param {SocketLike} ws @param {Transport} candidate */
+  _watch(ws, candidate) {
     this.ws = ws;
     // A transport works once the server has registered us through it; one that neither
     // registers nor fails (a filtered port, a busy kernel) is given up on.
@@ -78,30 +109,20 @@ export class Signaling {
       if (!registered && this.ws === ws) ws.close();
     }, OPEN_TIMEOUT_MS);
     ws.onopen = () => this._sendRegister(ws);
-    ws.onmessage = (event) => {
+    ws.onmessage = (/** @type {{data: unknown}} */ event) => {
+      /** @type {ServerMessage} */
       let msg;
       try {
-        msg = JSON.parse(event.data);
+        msg = JSON.parse(String(event.data));
       } catch {
         return; // the server only sends JSON; ignore anything else rather than crash
       }
-      if (msg.type === "registered") {
+      if (!msg || typeof msg !== "object") return;
+      if (msg.type === MessageType.REGISTERED) {
         registered = true;
         clearTimeout(openTimer);
-        this.failures = [];
-        if (this.kept !== candidate) {
-          this.kept = candidate;
-          this.transport = candidate.name;
-          this.onStatus("transport", candidate.name);
-        }
-        this.registered = true;
-        this.attempt = 0;
-        this.failuresInARow = 0;
-        if (msg.credential) this.credential = msg.credential;
-        const queued = this.outbox.splice(0);
-        for (const m of queued) ws.send(JSON.stringify(m));
-        this.onStatus("registered");
-      } else if (!registered && msg.type === "error" && msg.request !== "register") {
+        this._registered(ws, candidate, msg);
+      } else if (!registered && msg.type === MessageType.ERROR && msg.request !== MessageType.REGISTER) {
         // Not about us but about this way in: it becomes the transport's failure reason,
         // so the widget's error stays one stable sentence across retries.
         refusal = `${msg.code}: ${msg.message}`;
@@ -109,13 +130,13 @@ export class Signaling {
       }
       this.onMessage(msg);
     };
-    ws.onclose = (event) => {
+    ws.onclose = (/** @type {{code: number, reason?: string}} */ event) => {
       clearTimeout(openTimer);
       if (this.ws !== ws) return;
       this.ws = null;
       this.registered = false;
       if (this.closed) return;
-      if (event.code === CLOSE_REPLACED) {
+      if (event.code === CloseCode.REPLACED) {
         // Another page took this name with our credential: fighting back would flap.
         this.closed = true;
         this.onStatus("replaced", "this name was taken over by another page or connection");
@@ -128,8 +149,26 @@ export class Signaling {
     };
   }
 
+  /** @param {SocketLike} ws @param {Transport} candidate @param {ServerMessage} msg */
+  _registered(ws, candidate, msg) {
+    this.failures = [];
+    if (this.kept !== candidate) {
+      this.kept = candidate;
+      this.transport = candidate.name;
+      this.onStatus("transport", candidate.name);
+    }
+    this.registered = true;
+    this.attempt = 0;
+    this.failuresInARow = 0;
+    if (msg.credential) this.credential = msg.credential;
+    for (const m of this.outbox.splice(0)) ws.send(JSON.stringify(m));
+    this.onStatus("registered");
+  }
+
+  /** @param {SocketLike} ws */
   _sendRegister(ws) {
-    const msg = { type: "register", username: this.username, client: "nbcall-widget", presence: true };
+    /** @type {Record<string, unknown>} */
+    const msg = { type: MessageType.REGISTER, username: this.username, client: CLIENT, presence: true };
     if (this.credential) msg.credential = this.credential;
     ws.send(JSON.stringify(msg));
   }
@@ -137,9 +176,10 @@ export class Signaling {
   /** Ask again on the open socket (the name was taken a moment ago and may be free now). */
   register() {
     const ws = this.ws;
-    if (!this.closed && ws && !this.registered && ws.readyState === WebSocket.OPEN) this._sendRegister(ws);
+    if (!this.closed && ws && !this.registered && ws.readyState === OPEN) this._sendRegister(ws);
   }
 
+  /** @param {Transport} candidate @param {boolean} worked @param {string} detail */
   _failed(candidate, worked, detail) {
     if (!worked) this.failures.push(`${candidate.name}: ${detail}`);
     if (!this.kept && this.candidates && this.index < this.candidates.length - 1) {
@@ -156,6 +196,7 @@ export class Signaling {
     this._retry(summary);
   }
 
+  /** @param {string} detail */
   _retry(detail) {
     if (this.closed) return;
     // 0.25 s, 0.5 s, 1 s ... capped at 8 s, with jitter so many pages don't stampede.
@@ -166,14 +207,18 @@ export class Signaling {
     this.timer = setTimeout(() => this._connect(), delay);
   }
 
-  /** Send a message now, or after re-registering when the socket is down. */
+  /**
+   * Send a message now, or after re-registering when the socket is down.
+   * @param {object} msg
+   * @returns {boolean} sent now
+   */
   send(msg) {
     if (this.closed) return false;
-    if (this.ws && this.registered && this.ws.readyState === WebSocket.OPEN) {
+    if (this.ws && this.registered && this.ws.readyState === OPEN) {
       this.ws.send(JSON.stringify(msg));
       return true;
     }
-    if (this.outbox.length < 200) this.outbox.push(msg);
+    if (this.outbox.length < MAX_OUTBOX) this.outbox.push(msg);
     return false;
   }
 

@@ -1,12 +1,23 @@
 // Recording a call with MediaRecorder (WebM), sent to Python in chunks as it records:
 // every TIMESLICE_MS the recorder hands over a Blob, which becomes one comm message with one
-// binary buffer and a sequence number, so no message is ever the size of the whole file.
+// binary buffer and a sequence number (from 0), so no message is ever the size of the whole
+// file; recording_done then says how many chunks there were.  Nothing is sent after it.
 
+import { TO_KERNEL_KIND, RECORDING_SOURCES } from "../messages.js";
+import { pick } from "../names.js";
+import { randomId } from "../ids.js";
 import { playTrack, release } from "./snapshot.js";
+
+/** @typedef {import("../dispatch.js").ToKernelKind} ToKernelKind */
+/** @typedef {(kind: ToKernelKind, fields: Record<string, unknown>, buffers?: ArrayBuffer[]) => void} Send */
 
 export const TIMESLICE_MS = 500;
 const COMPOSITE_FPS = 20;
+const REMOTE = pick(RECORDING_SOURCES, "remote");
+const LOCAL = pick(RECORDING_SOURCES, "local");
+const BOTH = pick(RECORDING_SOURCES, "both");
 
+/** @param {boolean} hasAudio */
 function pickMime(hasAudio) {
   const candidates = hasAudio
     ? ["video/webm;codecs=vp8,opus", "video/webm;codecs=vp9,opus", "video/webm"]
@@ -16,17 +27,22 @@ function pickMime(hasAudio) {
 
 /**
  * Remote video large, local video in a corner, both sides' audio mixed: one stream to record.
+ * @param {MediaStream | null} remote
+ * @param {MediaStream | null} local
  * @returns {Promise<{stream: MediaStream, stop: () => void}>}
  */
 async function composite(remote, local) {
+  /** @type {HTMLVideoElement[]} */
   const videos = [];
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let timer = undefined;
+  /** @type {AudioContext | null} */
+  let audioCtx = null;
   const stopAll = () => {
     clearInterval(timer);
     for (const v of videos) release(v);
     if (audioCtx) audioCtx.close();
   };
-  let timer = null;
-  let audioCtx = null;
   const remoteTrack = remote && remote.getVideoTracks()[0];
   const localTrack = local && local.getVideoTracks()[0];
   try {
@@ -41,6 +57,10 @@ async function composite(remote, local) {
   canvas.width = main ? main.videoWidth : 640;
   canvas.height = main ? main.videoHeight : 480;
   const ctx = canvas.getContext("2d");
+  if (!ctx) {
+    stopAll();
+    throw new Error("the browser gave no 2d canvas");
+  }
   // setInterval, not requestAnimationFrame: rAF stops while the tab is hidden and the recording would freeze.
   timer = setInterval(() => {
     ctx.fillStyle = "#000";
@@ -55,11 +75,11 @@ async function composite(remote, local) {
   const out = canvas.captureStream(COMPOSITE_FPS);
   const audioTracks = [remote, local].flatMap((s) => (s ? s.getAudioTracks() : []));
   if (audioTracks.length) {
-    audioCtx = new AudioContext();
+    const context = (audioCtx = new AudioContext());
     // Started from Python there is no click: a suspended context would record silence.
-    audioCtx.resume().catch(() => {});
-    const dest = audioCtx.createMediaStreamDestination();
-    for (const t of audioTracks) audioCtx.createMediaStreamSource(new MediaStream([t])).connect(dest);
+    context.resume().catch(() => {});
+    const dest = context.createMediaStreamDestination();
+    for (const t of audioTracks) context.createMediaStreamSource(new MediaStream([t])).connect(dest);
     for (const t of dest.stream.getAudioTracks()) out.addTrack(t);
   }
   return { stream: out, stop: stopAll };
@@ -68,29 +88,37 @@ async function composite(remote, local) {
 export class Recording {
   /**
    * @param {object} opts
-   * @param {(content: object, buffers?: ArrayBuffer[]) => void} opts.send  a comm message to Python
-   * @param {() => void} opts.onEnd  the recorder stopped and its last chunk is sent
+   * @param {Send} opts.send  a message to the kernel (sendToKernel's arguments)
+   * @param {() => void} opts.onEnd  the recorder stopped and recording_done is sent
    */
   constructor({ send, onEnd }) {
     this.send = send;
     this.onEnd = onEnd;
-    this.id = Math.random().toString(36).slice(2, 10);
-    this.seq = 0;
-    this.chain = Promise.resolve(); // blob.arrayBuffer() is async: keep chunks in order
+    this.id = randomId(4);
+    this.seq = 0; // the next chunk's number
+    this.done = false;
+    this.mime = "";
+    /** @type {Promise<void>} blob.arrayBuffer() is async: keep chunks in order */
+    this.chain = Promise.resolve();
+    /** @type {MediaRecorder | null} */
     this.recorder = null;
     this.cleanup = () => {};
   }
 
-  /** Start recording `which` of the phone's streams; throws with a readable message. */
-  async start(which, phone) {
+  /**
+   * Start recording `which` of the call's streams; throws with a readable message.
+   * @param {string} which  remote | local | both
+   * @param {{remote: MediaStream | null, local: MediaStream | null}} streams
+   */
+  async start(which, { remote, local }) {
     let stream;
-    if (which === "remote") stream = phone.remoteStream;
-    else if (which === "local") stream = phone.localStream;
-    else if (which === "both") {
-      const mixed = await composite(phone.remoteStream, phone.localStream);
+    if (which === REMOTE) stream = remote;
+    else if (which === LOCAL) stream = local;
+    else if (which === BOTH) {
+      const mixed = await composite(remote, local);
       stream = mixed.stream;
       this.cleanup = mixed.stop;
-    } else throw new Error(`which must be remote, local or both, not ${which}`);
+    } else throw new Error(`which must be ${RECORDING_SOURCES.join(", ")}, not ${which}`);
     if (!stream || !stream.getVideoTracks().length) throw new Error(`no ${which} video to record`);
     // A recorder on a stream that later gains or loses a track stops: record a fixed copy.
     const fixed = new MediaStream(stream.getTracks());
@@ -100,22 +128,25 @@ export class Recording {
     this.recorder = recorder;
     recorder.ondataavailable = (event) => {
       const blob = event.data;
-      if (!blob || !blob.size) return;
+      if (!blob || !blob.size || this.done) return;
       this.chain = this.chain.then(async () => {
         const buffer = await blob.arrayBuffer();
-        this.send({ kind: "recording_chunk", id: this.id, seq: this.seq++ }, [buffer]);
+        if (this.done) return;
+        this.send(TO_KERNEL_KIND.RECORDING_CHUNK, { id: this.id, seq: this.seq++ }, [buffer]);
       });
     };
     recorder.onstop = () => {
       this.chain = this.chain.then(() => {
+        if (this.done) return;
+        this.done = true;
         this.cleanup();
-        this.send({ kind: "recording_done", id: this.id, chunks: this.seq, mime: this.mime });
+        this.send(TO_KERNEL_KIND.RECORDING_DONE, { id: this.id, chunks: this.seq });
         this.onEnd();
       });
     };
-    recorder.onerror = (event) => console.warn("nbcall recorder", event.error || event);
+    recorder.onerror = (event) => console.warn("nbcall recorder", event);
     recorder.start(TIMESLICE_MS);
-    this.send({ kind: "recording_started", id: this.id, which, mime: this.mime });
+    this.send(TO_KERNEL_KIND.RECORDING_STARTED, { id: this.id, which, mime: this.mime });
   }
 
   stop() {

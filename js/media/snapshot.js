@@ -3,7 +3,12 @@
 
 const FRAME_TIMEOUT_MS = 5000;
 
-/** A muted, off-page <video> playing `track`; resolves once it has a frame. Caller must release it. */
+/**
+ * A muted, off-page <video> playing `track`; resolves once it has a frame. Caller must release it.
+ * @param {MediaStreamTrack} track
+ * @param {number} [timeoutMs]
+ * @returns {Promise<HTMLVideoElement>}
+ */
 export function playTrack(track, timeoutMs = FRAME_TIMEOUT_MS) {
   const video = document.createElement("video");
   video.muted = true;
@@ -18,8 +23,10 @@ export function playTrack(track, timeoutMs = FRAME_TIMEOUT_MS) {
       if (video.videoWidth > 0 && video.readyState >= 2) {
         clearTimeout(timer);
         resolve(video);
+      } else if ("requestVideoFrameCallback" in video) {
+        video.requestVideoFrameCallback(ready);
       } else {
-        video.requestVideoFrameCallback ? video.requestVideoFrameCallback(ready) : setTimeout(ready, 50);
+        setTimeout(ready, 50);
       }
     };
     video.addEventListener("loadeddata", ready, { once: true });
@@ -27,14 +34,18 @@ export function playTrack(track, timeoutMs = FRAME_TIMEOUT_MS) {
   });
 }
 
+/** @param {HTMLVideoElement} video */
 export function release(video) {
   video.pause();
   video.srcObject = null;
 }
 
+/** @typedef {{width: number, height: number, png: ArrayBuffer, rgba: ArrayBuffer}} Frame */
+
 /**
  * Grab the current frame of `stream`'s video track.
- * @returns {Promise<{width: number, height: number, png: ArrayBuffer, rgba: ArrayBuffer}>}
+ * @param {MediaStream | null} stream
+ * @returns {Promise<Frame>}
  */
 export async function grabFrame(stream) {
   const track = stream && stream.getVideoTracks().find((t) => t.readyState === "live");
@@ -47,8 +58,10 @@ export async function grabFrame(stream) {
     canvas.width = width;
     canvas.height = height;
     const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    if (!ctx) throw new Error("the browser gave no 2d canvas");
     ctx.drawImage(video, 0, 0, width, height);
-    const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
+    const rgba = /** @type {ArrayBuffer} */ (ctx.getImageData(0, 0, width, height).data.buffer);
+    /** @type {Blob | null} */
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
     if (!blob) throw new Error("the browser could not encode the PNG");
     const png = await blob.arrayBuffer();

@@ -1,0 +1,69 @@
+// ESLint (flat config) for the page's JavaScript in js/ (`npm run lint`).  .mjs: the
+// top-level package.json is not "type": "module" (JupyterLab's own node scripts run from
+// this repository and expect CommonJS there).
+import js from "@eslint/js";
+import globals from "globals";
+
+// The one door between kernel and page is js/dispatch.js: nothing else listens to
+// msg:custom or calls model.send (anywidget's comm), so every message is checked.  And the
+// page holds no name rule: which names are one user is the server's key, never a
+// lower-cased or normalised name here.
+const HOUSE_RULES = [
+  {
+    selector: "CallExpression[callee.property.name=/^(toLowerCase|toLocaleLowerCase|normalize)$/]",
+    message: "The page holds no name rule: compare the server's keys (from_key, keys, peerKey).",
+  },
+  {
+    selector: "CallExpression[callee.property.name='on'][arguments.0.value='msg:custom']",
+    message: "Kernel messages arrive through the Dispatcher (js/dispatch.js): register a handler there.",
+  },
+  {
+    selector: "CallExpression[callee.property.name='send'][callee.object.name='model']",
+    message: "Send to the kernel with sendToKernel / dispatcher.send (js/dispatch.js), which checks the table.",
+  },
+  {
+    selector: "CallExpression[callee.property.name='send'][callee.object.property.name='model']",
+    message: "Send to the kernel with sendToKernel / dispatcher.send (js/dispatch.js), which checks the table.",
+  },
+];
+
+export default [
+  { ignores: ["nbcall/static/**", "node_modules/**", ".venv/**"] },
+  js.configs.recommended,
+  {
+    files: ["js/**/*.js"],
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: "module",
+      globals: { ...globals.browser },
+    },
+    linterOptions: { reportUnusedDisableDirectives: "error" },
+    rules: {
+      "no-unused-vars": ["error", { args: "after-used", argsIgnorePattern: "^_", caughtErrors: "none" }],
+      eqeqeq: ["error", "smart"],
+      "prefer-const": "error",
+      "no-var": "error",
+      "no-shadow": "error",
+      "no-throw-literal": "error",
+      "no-implicit-coercion": ["error", { allow: ["!!"] }],
+      "no-console": ["error", { allow: ["warn", "error"] }],
+      "object-shorthand": "error",
+      "max-lines": ["error", { max: 400, skipBlankLines: true, skipComments: true }],
+      "no-restricted-syntax": ["error", ...HOUSE_RULES],
+    },
+  },
+  {
+    files: ["js/dispatch.js"], // the door itself
+    rules: { "no-restricted-syntax": ["error", HOUSE_RULES[0]] },
+  },
+  {
+    files: ["js/test/**/*.js"],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
+    rules: { "no-restricted-syntax": "off" },
+  },
+  {
+    // Generated from Python by nbcall._codegen: checked there.
+    files: ["js/protocol.js", "js/messages.js"],
+    rules: { "max-lines": "off" },
+  },
+];

@@ -1,0 +1,431 @@
+// The call of one widget model: registration, presence, ringing, the peer connection and
+// its media.  One Phone per model (created in `initialize`); views only display it, so
+// several views of one widget show the same call.
+//
+// State changes only through `_transition` (call_state.js has the table).  Listeners are
+// told through events: "change" (anything shown changed), "state" (to, from, why),
+// "callstart" (the PeerCall), "connected", "callend".  In-call features act through
+// methods (phone.setError; phone.media: setDevices, replaceLocalTrack...), never by
+// writing fields.
+
+import { MessageType, ErrorCode, Reason } from "../protocol.js";
+import { END_REASONS } from "../messages.js";
+import { State } from "../names.js";
+import { Emitter } from "../emitter.js";
+import { Signaling } from "../signaling/signaling.js";
+import { CallState, canCall, inCall, busy } from "./call_state.js";
+import { CallMedia } from "./call_media.js";
+import { Peers } from "./peers.js";
+import { registerPhone, unregisterPhone } from "../registry.js";
+import { randomId } from "../ids.js";
+
+/** @typedef {import("./call_state.js").CallStateName} CallStateName */
+/** @typedef {import("../types.js").ServerMessage} ServerMessage */
+/** @typedef {import("../signaling/signaling.js").SignalingStatus} SignalingStatus */
+
+/** @typedef {import("../types.js").PhoneEvents} PhoneEvents */
+/** @typedef {import("../types.js").PhoneOptions} PhoneOptions */
+
+const { REGISTERING, IDLE, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
+const NAME_GRACE_MS = 5000;
+const NAME_RETRY_MS = 200;
+/** @type {Set<string>} */
+const SIGNALS = new Set([MessageType.OFFER, MessageType.ANSWER, MessageType.CANDIDATE]);
+/** @type {Set<string>} */
+const ENDINGS = new Set([MessageType.REJECT, MessageType.BUSY, MessageType.CANCEL, MessageType.HANGUP]);
+// Nothing shown changes with these: no "change" event after them.
+/** @type {Set<string>} */
+const QUIET = new Set([MessageType.ANSWER, MessageType.CANDIDATE, MessageType.RINGING, MessageType.PONG, MessageType.REPLACED]);
+
+/** @param {unknown} value */
+const str = (value) => (typeof value === "string" ? value : "");
+
+export class Phone {
+  /** @param {PhoneOptions} opts */
+  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan, replaces }) {
+    this.user = user;
+    this.key = ""; // our own key, from `registered`
+    this.registryName = user;
+    this.server = server;
+    this.transport = ""; // which transport reaches the server: same-origin, direct or kernel
+    this.media = new CallMedia({ audio, video, iceServers, iceTransportPolicy, onChange: () => this._changed() });
+    this.machine = new CallState(REGISTERING);
+    /** @type {Emitter<PhoneEvents>} */
+    this.events = new Emitter();
+    this.peer = ""; // the other side of the current or last call, as the server names it
+    this.peerKey = ""; // its key: what messages from it carry as from_key
+    this.incoming = "";
+    this.peers = new Peers();
+    this.error = "";
+    this.endReason = "";
+    /** @type {Record<string, unknown>} */
+    this.stats = {};
+    /** @type {string | null} */
+    this.callId = null;
+    this.seedCall = false; // the peer speaks the seed's protocol: plain offer, no invite
+    this.setupStart = 0;
+    this.everRegistered = false;
+    // This widget replaced one of the same name (a cell run again): that one's registration
+    // may still be leaving the server, so name_taken is retried for a few seconds.
+    this.nameGraceUntil = replaces ? performance.now() + NAME_GRACE_MS : 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.nameRetry = undefined;
+    this.connectedAt = 0; // Date.now() when the last call connected
+    this.signaling = new Signaling({
+      url: server,
+      username: user,
+      credential,
+      onMessage: (msg) => this._onServer(msg),
+      onStatus: (status, detail) => this._onSignalingStatus(status, detail || ""),
+      plan,
+    });
+    registerPhone(user, this);
+  }
+
+  start() {
+    this.signaling.start();
+  }
+
+  /** @returns {CallStateName} */
+  get state() {
+    return this.machine.state;
+  }
+
+  /** The call's peer connection side (null between calls). */
+  get call() {
+    return this.media.call;
+  }
+
+  get pc() {
+    return this.media.call ? this.media.call.pc : null;
+  }
+
+  get localStream() {
+    return this.media.localStream;
+  }
+
+  get remoteStream() {
+    return this.media.remoteStream;
+  }
+
+  /** Signals of this call that arrived before its PeerCall. */
+  get pendingSignals() {
+    return this.media.pending;
+  }
+
+  /**
+   * @template {keyof PhoneEvents} K
+   * @param {K} event
+   * @param {(...args: PhoneEvents[K]) => void} fn
+   */
+  on(event, fn) {
+    return this.events.on(event, fn);
+  }
+
+  /** Be told of every change (the "change" event). @param {(phone: Phone) => void} fn */
+  subscribe(fn) {
+    return this.events.on("change", fn);
+  }
+
+  _changed() {
+    this.events.emit("change", this);
+  }
+
+  /** The one way the state changes. @param {CallStateName} to @param {string} why */
+  _transition(to, why) {
+    const from = this.state;
+    if (this.machine.transition(to, why)) this.events.emit("state", to, from, why);
+  }
+
+  /** @param {string} type @param {Record<string, unknown>} [fields] */
+  _send(type, fields = {}) {
+    this.signaling.send({ type, ...fields });
+  }
+
+  // -- signaling ----------------------------------------------------------------------
+
+  /** @param {SignalingStatus} status @param {string} detail */
+  _onSignalingStatus(status, detail) {
+    if (status === "transport") {
+      this.transport = detail;
+    } else if (status === "registered") {
+      this.everRegistered = true;
+      return;
+    } else if (status === "retrying") {
+      if (this.everRegistered && this.signaling.attempt <= 1) {
+        // A dropped socket that worked before: reconnect quietly once before calling it an error.
+        if (!busy(this.state)) this._transition(REGISTERING, "socket dropped");
+      } else {
+        this.error = `signaling server ${this.server} unreachable: ${detail}`;
+        if (!busy(this.state)) this._transition(ERROR, "server unreachable");
+      }
+    } else if (status === "replaced") {
+      this._endCall(Reason.REPLACED, false);
+      this._transition(ERROR, "name taken over");
+      this.error = detail;
+    } else {
+      return;
+    }
+    this._changed();
+  }
+
+  /** The message comes from the other side of this call (the server's key says who). @param {ServerMessage} msg */
+  _fromPeer(msg) {
+    if (typeof msg.from_key === "string") return !!this.peerKey && msg.from_key === this.peerKey;
+    return !!this.peer && msg.from === this.peer; // a server that sends no keys
+  }
+
+  /** @param {ServerMessage} msg */
+  _onServer(msg) {
+    const type = msg.type;
+    if (type === MessageType.REGISTERED) this._onRegistered(msg);
+    else if (type === MessageType.PRESENCE) {
+      if (msg.truncated) this._send(MessageType.LIST);
+      this.peers.leave(msg.left, msg.left_keys);
+      this.peers.join(msg.joined, msg.joined_keys, this.key);
+    } else if (type === MessageType.USERS) this.peers.replace(msg.users, msg.keys, this.key);
+    else if (type === MessageType.INVITE) {
+      if (canCall(this.state)) {
+        const peer = str(msg.from);
+        this._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
+      } // else busy: the server tells the caller
+    } else if (type === MessageType.RINGING) {
+      // The callee is an nbcall widget (a seed callee is accepted at once instead): make the
+      // offer and gather candidates now, so answering costs one round trip, not camera + ICE.
+      if (this.state === CALLING && this._fromPeer(msg) && !this.media.starting) this._startPeer(true);
+    } else if (type === MessageType.ACCEPT) {
+      if (this.state !== CALLING || !this._fromPeer(msg)) return;
+      this.seedCall = !!msg.seed;
+      this._transition(CONNECTING, "accepted");
+      if (this.call) this.call.release();
+      else if (!this.media.starting) this._startPeer(true);
+    } else if (ENDINGS.has(type)) {
+      if (!this._fromPeer(msg) || !busy(this.state)) return;
+      this._endCall(type === MessageType.BUSY ? Reason.BUSY : str(msg.reason) || type, false);
+    } else if (SIGNALS.has(type)) this._onSignal(msg);
+    else if (type === MessageType.ERROR) this._onServerError(msg);
+    if (!QUIET.has(type)) this._changed();
+  }
+
+  /** @param {ServerMessage} msg */
+  _onRegistered(msg) {
+    this.key = str(msg.key) || this.key;
+    this.user = str(msg.username) || this.user;
+    this.peers.replace(msg.users, msg.keys, this.key);
+    if (typeof msg.online === "number" && Array.isArray(msg.users) && msg.online > msg.users.length) {
+      this._send(MessageType.LIST);
+    }
+    const call = msg.call && typeof msg.call === "object" ? msg.call : null;
+    const ours = call && (!call.peer_key || call.peer_key === this.peerKey);
+    if (busy(this.state) && !ours) {
+      // Our socket dropped and the server ended the call meanwhile.
+      this._endCall(Reason.DISCONNECTED, false);
+    } else if (this.state === REGISTERING || this.state === ERROR) {
+      this._transition(IDLE, "registered");
+    }
+    this.error = "";
+  }
+
+  /** offer / answer / candidate from the server. @param {ServerMessage} msg */
+  _onSignal(msg) {
+    const fromPeer = this._fromPeer(msg);
+    if (this.call && fromPeer) {
+      this.call.handle(msg);
+    } else if (fromPeer && (this.state === CONNECTING || this.state === RINGING)) {
+      // Signals of the call being set up (media still opening), or a repeated seed offer.
+      if (msg.type === MessageType.OFFER && this.state === RINGING && this.seedCall) this.media.pending = [];
+      this.media.pending.push(msg);
+    } else if (msg.type === MessageType.OFFER && canCall(this.state)) {
+      // A seed client calls with a plain offer and no invite: ring like any call.
+      const peer = str(msg.from);
+      this._newCall(RINGING, "seed offer", { peer, peerKey: str(msg.from_key), incoming: peer, seedCall: true });
+      this.media.pending = [msg];
+    }
+  }
+
+  /** @param {ServerMessage} msg */
+  _onServerError(msg) {
+    const text = `${msg.code}: ${msg.message}`;
+    if (msg.request === MessageType.REGISTER) {
+      if (msg.code === ErrorCode.NAME_TAKEN && performance.now() < this.nameGraceUntil) {
+        clearTimeout(this.nameRetry);
+        this.nameRetry = setTimeout(() => this.signaling.register(), NAME_RETRY_MS);
+        return;
+      }
+      if (busy(this.state)) this._endCall(Reason.DISCONNECTED, false);
+      this._transition(ERROR, `register refused: ${msg.code}`);
+      this.error = `cannot register as ${this.user}: ${text}`;
+      this.signaling.close();
+      return;
+    }
+    if (msg.request === MessageType.INVITE && this.state === CALLING) {
+      const code = str(msg.code);
+      const known = /** @type {readonly string[]} */ (END_REASONS).includes(code);
+      this._endCall(code === ErrorCode.BUSY ? Reason.BUSY : known ? code : Reason.FAILED, false);
+    } else if (SIGNALS.has(msg.request) && msg.code === ErrorCode.UNKNOWN_PEER && this.call) {
+      this._endCall(Reason.DISCONNECTED, false);
+    }
+    this.error = text;
+  }
+
+  // -- actions (from Python or the buttons): each returns an error sentence, or "" -------
+
+  /** Ring a user this page lists as online. @param {string} to */
+  placeCall(to) {
+    if (!to) return "whom to call?";
+    if (to === this.user) return "you cannot call yourself";
+    if (!canCall(this.state)) return `cannot call while ${this.state}`;
+    const peerKey = this.peers.keyOf(to);
+    if (!peerKey) return `${to} is not online`;
+    const peer = this.peers.get(peerKey) || to;
+    this._newCall(CALLING, "placed", { peer, peerKey, callId: randomId(6) });
+    this.setupStart = performance.now();
+    this._send(MessageType.INVITE, { to: peer, call_id: this.callId });
+    this.media.openEarly();
+    this._changed();
+    return "";
+  }
+
+  accept() {
+    if (this.state !== RINGING) return `nothing to accept (${this.state})`;
+    this.setupStart = performance.now();
+    if (!this.seedCall) this._send(MessageType.ACCEPT, { to: this.peer });
+    this.incoming = "";
+    this._transition(CONNECTING, "answered");
+    this._startPeer(false);
+    this._changed();
+    return "";
+  }
+
+  reject() {
+    if (this.state !== RINGING) return `nothing to reject (${this.state})`;
+    // A seed caller cannot be told "rejected"; hang up so the server stops tracking it.
+    if (this.seedCall) this._send(MessageType.HANGUP, { to: this.peer, reason: Reason.REJECTED });
+    else this._send(MessageType.REJECT, { to: this.peer });
+    this._endCall(Reason.REJECTED, false);
+    this._changed();
+    return "";
+  }
+
+  hangup() {
+    if (this.state === RINGING) return this.reject();
+    if (!inCall(this.state)) return `no call to hang up (${this.state})`;
+    const cancel = this.state === CALLING;
+    this._send(cancel ? MessageType.CANCEL : MessageType.HANGUP, { to: this.peer });
+    this._endCall(cancel ? Reason.CANCELLED : Reason.HANGUP, false);
+    this._changed();
+    return "";
+  }
+
+  // -- for the model and the in-call features ------------------------------------------
+
+  /** Show a problem in words (in the widget and the `error` trait). @param {string} text */
+  setError(text) {
+    this.error = text;
+    this._changed();
+  }
+
+  // -- the peer connection ---------------------------------------------------------------
+
+  /**
+   * The one reset for a new call (placed here, an invite, a seed offer).
+   * @param {CallStateName} to
+   * @param {string} why
+   * @param {{peer: string, peerKey: string, incoming?: string, callId?: string | null, seedCall?: boolean}} call
+   */
+  _newCall(to, why, { peer, peerKey, incoming = "", callId = null, seedCall = false }) {
+    this._resetCall();
+    this.peer = peer;
+    this.peerKey = peerKey;
+    this.incoming = incoming;
+    this.callId = callId;
+    this.seedCall = seedCall;
+    this.endReason = "";
+    this.stats = {}; // a new call: the last call's numbers no longer apply
+    this.error = "";
+    this._transition(to, why);
+  }
+
+  /** @param {boolean} offerer */
+  async _startPeer(offerer) {
+    const peer = this.peer;
+    const started = await this.media.start(offerer, () => ({
+      dataChannel: !this.seedCall,
+      held: this.state === CALLING, // still ringing: prepare, send once accepted
+      send: (m) => {
+        /** @type {Record<string, unknown>} */
+        const out = { ...m, to: peer };
+        if (this.callId && !this.seedCall) out.call_id = this.callId;
+        this.signaling.send(out);
+      },
+      onConnectionState: (state) => {
+        if (state === "connected" && this.state === CONNECTING) {
+          this._transition(CONNECTED, "media connected");
+          this.stats = { ...this.stats, setup_ms: Math.round(performance.now() - this.setupStart) };
+          this.connectedAt = Date.now();
+          this.events.emit("connected");
+          this.media.watchStats((numbers) => {
+            this.stats = { ...this.stats, ...numbers };
+            this._changed();
+          });
+        }
+        this._changed();
+      },
+      onFailed: (reason, words) => {
+        if (!busy(this.state)) return;
+        if (words) this.error = `call failed: ${words}`;
+        this._send(MessageType.HANGUP, { to: peer, reason });
+        this._endCall(reason, false);
+        this._changed();
+      },
+      onError: (err) => {
+        console.warn("nbcall call", err);
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.setError(`call: ${e.name || "Error"}: ${e.message}`);
+      },
+    }));
+    if (!started) return; // the call ended while the camera opened
+    if (started.error) this.error = started.error;
+    this.events.emit("callstart", started.call);
+    this.media.begin(offerer);
+    this._changed();
+  }
+
+  _resetCall() {
+    if (this.media.call) this.events.emit("callend");
+    this.media.reset();
+  }
+
+  /**
+   * End the call (if any) for `reason`; `notify` tells the peer first.
+   * @param {string} reason
+   * @param {boolean} notify
+   */
+  _endCall(reason, notify) {
+    if (notify && this.peer && inCall(this.state)) {
+      // The server accepts only its own reasons (protocol.REASONS); anything else is a plain hang-up.
+      const told = reason === Reason.FAILED || reason === Reason.CLOSED ? reason : Reason.HANGUP;
+      this._send(MessageType.HANGUP, { to: this.peer, reason: told });
+    }
+    const wasBusy = busy(this.state);
+    this._resetCall();
+    this.incoming = "";
+    this.endReason = reason;
+    if (wasBusy) this._transition(ENDED, reason);
+  }
+
+  /** End any call, stop the camera, leave the server; `why` is shown in views that remain. */
+  close(why = "") {
+    if (busy(this.state)) this._endCall(Reason.CLOSED, true);
+    else this._resetCall();
+    clearTimeout(this.nameRetry);
+    this.signaling.close();
+    if (why) {
+      this._transition(ERROR, "closed");
+      this.error = why;
+      this._changed();
+    }
+    this.events.clear();
+    unregisterPhone(this.registryName, this);
+  }
+}

@@ -1,0 +1,295 @@
+// In-call features of one widget model: live mute/camera toggles told to the peer, chat
+// over the call's data channel, snapshots and recordings sent to Python, the call's
+// duration, and (devices.js) device switching and screen sharing.
+//
+// One InCall per model (like the Phone).  It follows the call through the phone's events
+// (callstart, connected, callend), handles the kernel's chat / snapshot / recording_*
+// commands through the dispatcher, and mirrors its lasting state into traits.  Views render
+// it with ui/features_view.js and hear of changes through its "change" event.
+
+import { TO_PAGE_KIND, TO_KERNEL_KIND, SNAPSHOT_SOURCES, RECORDING_SOURCES } from "../messages.js";
+import { State, pick } from "../names.js";
+import { Emitter } from "../emitter.js";
+import { listen } from "../listen.js";
+import { grabFrame } from "../media/snapshot.js";
+import { Recording } from "../media/recorder.js";
+import { Devices } from "./devices.js";
+
+/** @typedef {import("../types.js").AnyModel} AnyModel */
+/** @typedef {import("../dispatch.js").Dispatcher} Dispatcher */
+/** @typedef {import("../call/phone.js").Phone} Phone */
+/** @typedef {import("../call/peer_call.js").PeerCall} PeerCall */
+/** @typedef {{from: string, text: string, time: number}} ChatMessage */
+
+export const MAX_MESSAGES = 500; // the chat history kept in the `messages` trait
+export const MAX_CHAT_CHARS = 4000;
+const TICK_MS = 1000; // the duration shown and synced
+const REMOTE = pick(SNAPSHOT_SOURCES, "remote");
+const LOCAL = pick(SNAPSHOT_SOURCES, "local");
+const BOTH = pick(RECORDING_SOURCES, "both");
+
+// What travels on the data channel between the two pages (not the kernel's table).
+export const Channel = Object.freeze({ CHAT: "chat", MEDIA: "media" });
+
+/** @param {unknown} err */
+const words = (err) => (err instanceof Error ? err.message : String(err));
+
+export class InCall {
+  /**
+   * @param {AnyModel} model
+   * @param {Phone} phone
+   * @param {Dispatcher} dispatcher
+   */
+  constructor(model, phone, dispatcher) {
+    this.model = model;
+    this.phone = phone;
+    this.dispatcher = dispatcher;
+    /** @type {RTCDataChannel | null} */
+    this.channel = null;
+    /** @type {ChatMessage[]} */
+    this.messages = [];
+    this.remote = { audio: true, video: true, screen: false }; // what the peer says it sends
+    /** @type {Recording | null} */
+    this.recording = null;
+    this.connectedAt = 0;
+    this.endedAt = 0;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.timer = undefined;
+    /** @type {Emitter<{change: []}>} */
+    this.events = new Emitter();
+    this.devices = new Devices(model, phone, {
+      changed: () => this._changed(),
+      failed: (err) => phone.setError(`${err instanceof Error ? err.name : "Error"}: ${words(err)}`),
+      sharing: () => {
+        this._sendMediaState();
+        this._changed();
+      },
+    });
+    phone.media.setDevices({ camera: model.get("camera"), microphone: model.get("microphone") });
+
+    const onToggle = () => {
+      this.devices.ensureTracks();
+      this._sendMediaState();
+      this._changed();
+    };
+    const offs = [
+      phone.on("callstart", (call) => this._callStart(call)),
+      phone.on("connected", () => this._connected()),
+      phone.on("callend", () => this._callEnd()),
+      phone.on("change", () => this._sync()),
+      dispatcher.handle({
+        [TO_PAGE_KIND.CHAT]: (msg) => this._fail("chat", this.sendChat(msg.text)),
+        [TO_PAGE_KIND.SNAPSHOT]: (msg) => this.snapshot(msg.which, msg.id),
+        [TO_PAGE_KIND.RECORDING_START]: (msg) => this._fail("start_recording", this.startRecording(msg.which)),
+        [TO_PAGE_KIND.RECORDING_STOP]: () => this._fail("stop_recording", this.stopRecording()),
+      }),
+      listen(model, [
+        ["change:audio", onToggle],
+        ["change:video", onToggle],
+        ["change:camera", () => this.devices.chosen("video")],
+        ["change:microphone", () => this.devices.chosen("audio")],
+        ["change:screen_share", () => this.devices.shareWanted()],
+      ]),
+    ];
+    this.unlisten = () => offs.forEach((off) => off());
+    this.devices.refresh();
+  }
+
+  destroy() {
+    this.unlisten();
+    this.devices.destroy();
+    clearInterval(this.timer);
+    if (this.recording) this.recording.stop();
+    this.events.clear();
+  }
+
+  /** @param {() => void} fn */
+  subscribe(fn) {
+    return this.events.on("change", fn);
+  }
+
+  _changed() {
+    this._sync();
+    this.events.emit("change");
+  }
+
+  get duration() {
+    if (!this.connectedAt) return 0;
+    return ((this.endedAt || Date.now()) - this.connectedAt) / 1000;
+  }
+
+  /** Mirror lasting state into traitlets (only what changed). */
+  _sync() {
+    const next = {
+      messages: this.messages,
+      remote_audio: this.remote.audio,
+      remote_video: this.remote.video,
+      cameras: this.devices.lists.cameras,
+      microphones: this.devices.lists.microphones,
+      connected_at: this.connectedAt / 1000,
+      duration: Math.round(this.duration * 10) / 10,
+    };
+    let dirty = false;
+    for (const [name, value] of Object.entries(next)) {
+      if (JSON.stringify(this.model.get(name)) !== JSON.stringify(value)) {
+        this.model.set(name, value);
+        dirty = true;
+      }
+    }
+    if (dirty) this.model.save_changes();
+  }
+
+  /**
+   * An action that could not be done: say why in the widget and to the kernel.
+   * @param {string} action
+   * @param {string} message  "" when it worked
+   */
+  _fail(action, message) {
+    if (!message) return;
+    this.phone.setError(`${action}: ${message}`);
+    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message });
+  }
+
+  // -- call life (phone events) ------------------------------------------------------------
+
+  /** @param {PeerCall} call */
+  _callStart(call) {
+    this.remote = { audio: true, video: true, screen: false };
+    this.connectedAt = 0;
+    this.endedAt = 0;
+    this.channel = call.channel;
+    if (this.channel) {
+      this.channel.onopen = () => {
+        this._sendMediaState();
+        this._changed();
+      };
+      this.channel.onmessage = (event) => this._onChannel(event.data);
+      this.channel.onclose = () => this._changed();
+    }
+    this._changed();
+  }
+
+  _connected() {
+    this.connectedAt = this.phone.connectedAt || Date.now();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this._changed(), TICK_MS); // the duration ticks
+    this.devices.refresh(); // labels appear once the camera permission is granted
+    this._changed();
+  }
+
+  _callEnd() {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.connectedAt) this.endedAt = Date.now();
+    if (this.recording) this.recording.stop();
+    this.devices.callEnded();
+    this.channel = null;
+    this._changed();
+  }
+
+  // -- data channel: chat and media state ----------------------------------------------------
+
+  get channelOpen() {
+    return !!this.channel && this.channel.readyState === "open";
+  }
+
+  _sendMediaState() {
+    if (!this.channel || !this.channelOpen) return;
+    const screen = !!this.devices.screenTrack;
+    const out = { kind: Channel.MEDIA, audio: !!this.model.get("audio"), video: !!this.model.get("video") || screen, screen };
+    this.channel.send(JSON.stringify(out));
+  }
+
+  /** Send a chat line to the peer; returns an error sentence or "". @param {string} text */
+  sendChat(text) {
+    if (!text) return "empty message";
+    if (text.length > MAX_CHAT_CHARS) return `message longer than ${MAX_CHAT_CHARS} characters`;
+    if (!this.channel || !this.channelOpen) return "chat needs a connected call";
+    const time = Date.now() / 1000;
+    this.channel.send(JSON.stringify({ kind: Channel.CHAT, text, time }));
+    this._addMessage({ from: this.phone.user, text, time });
+    return "";
+  }
+
+  /** @param {ChatMessage} message */
+  _addMessage(message) {
+    this.messages = [...this.messages, message].slice(-MAX_MESSAGES);
+    this._changed();
+  }
+
+  /** @param {unknown} data */
+  _onChannel(data) {
+    let msg;
+    try {
+      msg = JSON.parse(String(data));
+    } catch {
+      return; // not ours
+    }
+    if (!msg || typeof msg !== "object") return;
+    if (msg.kind === Channel.CHAT && typeof msg.text === "string") {
+      const time = typeof msg.time === "number" ? msg.time : Date.now() / 1000;
+      this._addMessage({ from: this.phone.peer, text: msg.text.slice(0, MAX_CHAT_CHARS), time });
+    } else if (msg.kind === Channel.MEDIA) {
+      this.remote = { audio: msg.audio !== false, video: msg.video !== false, screen: !!msg.screen };
+      this._changed();
+    }
+  }
+
+  // -- snapshots and recordings -------------------------------------------------------------
+
+  /**
+   * Grab a frame of the remote or local video and send it to the kernel.
+   * @param {string} which  remote | local
+   * @param {string | null} [id]  the kernel's request id (none for the widget's button)
+   */
+  async snapshot(which, id = null) {
+    const reply = { id, which };
+    try {
+      if (which !== REMOTE && which !== LOCAL) throw new Error(`which must be ${SNAPSHOT_SOURCES.join(" or ")}, not ${which}`);
+      const frame = await grabFrame(which === LOCAL ? this.phone.localStream : this.phone.remoteStream);
+      const size = { width: frame.width, height: frame.height };
+      this.dispatcher.send(TO_KERNEL_KIND.SNAPSHOT_TAKEN, { ...reply, ok: true, ...size }, [frame.png, frame.rgba]);
+    } catch (err) {
+      this.dispatcher.send(TO_KERNEL_KIND.SNAPSHOT_TAKEN, { ...reply, ok: false, error: words(err) });
+    }
+  }
+
+  /** Returns an error sentence or "" (the recording starts asynchronously). @param {string} which */
+  startRecording(which) {
+    if (this.recording) return "already recording";
+    if (this.phone.state !== State.CONNECTED) return "recording needs a connected call";
+    const recording = new Recording({
+      send: (kind, fields, buffers) => this.dispatcher.send(kind, fields, buffers),
+      onEnd: () => {
+        if (this.recording === recording) this.recording = null;
+        this._changed();
+      },
+    });
+    this.recording = recording;
+    this._changed();
+    const streams = { remote: this.phone.remoteStream, local: this.phone.localStream };
+    recording.start(which, streams).catch((err) => {
+      if (this.recording === recording) this.recording = null;
+      this._fail("start_recording", words(err));
+      this.dispatcher.send(TO_KERNEL_KIND.RECORDING_FAILED, { id: recording.id, message: words(err) });
+      this._changed();
+    });
+    return "";
+  }
+
+  /** Returns an error sentence or "". */
+  stopRecording() {
+    if (!this.recording) return "not recording";
+    this.recording.stop();
+    return "";
+  }
+
+  /** The widget's Record button: records both sides, or stops. */
+  toggleRecording() {
+    if (this.recording) this.stopRecording();
+    else {
+      const error = this.startRecording(BOTH);
+      if (error) this.phone.setError(`record: ${error}`);
+    }
+  }
+}

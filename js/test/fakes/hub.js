@@ -1,0 +1,173 @@
+// A small signaling server for tests of several phones: registration with credentials,
+// presence, invite / ringing / accept / reject / cancel / hangup and relayed
+// offer / answer / candidate, shaped like nbcall.signaling's (keys beside every name).
+// Frames are delivered on microtasks, like a network: `await flush()` lets them arrive.
+
+import { FakeWebSocket } from "./websocket.js";
+
+/** The server's name rule, enough for the tests: NFKC + case folding (ß → ss). @param {string} name */
+export function nameKey(name) {
+  return name.normalize("NFKC").trim().toLowerCase().replace(/ß/g, "ss");
+}
+
+/** @typedef {{ws: FakeWebSocket, name: string, key: string, credential: string, nbcall: boolean}} Client */
+/** @typedef {{caller: string, callee: string, id: string, state: "ringing" | "active"}} HubCall */
+
+export class FakeHub {
+  constructor(url = "ws://hub") {
+    this.url = url;
+    /** @type {Map<string, Client>} key -> client */
+    this.users = new Map();
+    /** @type {Map<string, HubCall>} key -> call */
+    this.calls = new Map();
+    /** @type {FakeWebSocket[]} */
+    this.sockets = [];
+    this.nextCredential = 1;
+  }
+
+  /**
+   * A client of the seed's kind (registered without `client`): the test plays it on the
+   * returned socket.
+   * @param {string} name
+   */
+  seedClient(name) {
+    const ws = this.socket();
+    queueMicrotask(() => ws.send(JSON.stringify({ type: "register", username: name })));
+    return ws;
+  }
+
+  /** A Signaling plan whose one transport connects to this hub. */
+  plan() {
+    return async () => [{ name: /** @type {const} */ ("direct"), open: () => this.socket() }];
+  }
+
+  socket() {
+    const ws = new FakeWebSocket(this.url);
+    this.sockets.push(ws);
+    ws.onsend = (msg) => queueMicrotask(() => this._receive(ws, msg));
+    queueMicrotask(() => ws.serverOpen());
+    return ws;
+  }
+
+  /** @param {FakeWebSocket} ws @param {object} msg */
+  _deliver(ws, msg) {
+    queueMicrotask(() => {
+      if (ws.readyState === FakeWebSocket.OPEN) ws.serverSend(msg);
+    });
+  }
+
+  /** @param {string} key @param {object} msg */
+  tell(key, msg) {
+    const client = this.users.get(key);
+    if (client) this._deliver(client.ws, msg);
+  }
+
+  /** @param {FakeWebSocket} ws */
+  _client(ws) {
+    for (const client of this.users.values()) if (client.ws === ws) return client;
+    return null;
+  }
+
+  /** The page's socket died and the server noticed: leave, end its call. @param {string} key */
+  disconnect(key) {
+    const client = this.users.get(key);
+    if (!client) return;
+    this.users.delete(key);
+    client.ws.serverClose(1006);
+    this.endCall(key, "disconnected");
+    for (const other of this.users.values()) {
+      this._deliver(other.ws, { type: "presence", joined: [], joined_keys: [], left: [client.name], left_keys: [key], online: this.users.size });
+    }
+  }
+
+  /** @param {string} key @param {string} reason */
+  endCall(key, reason) {
+    const call = this.calls.get(key);
+    if (!call) return;
+    this.calls.delete(call.caller);
+    this.calls.delete(call.callee);
+    const other = call.caller === key ? call.callee : call.caller;
+    const name = this.users.get(key)?.name || key;
+    this.tell(other, { type: "hangup", from: name, from_key: key, call_id: call.id, reason });
+  }
+
+  /** @param {FakeWebSocket} ws @param {any} msg */
+  _receive(ws, msg) {
+    if (msg.type === "register") return this._register(ws, msg);
+    const me = this._client(ws);
+    if (!me) return this._deliver(ws, { type: "error", code: "not_registered", message: "register first", request: msg.type });
+    const to = typeof msg.to === "string" ? nameKey(msg.to) : "";
+    const target = this.users.get(to);
+    const stamp = { from: me.name, from_key: me.key };
+    if (msg.type === "list") {
+      this._deliver(ws, { type: "users", ...this._users() });
+    } else if (msg.type === "invite") {
+      if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: `'${msg.to}' is not online`, request: "invite" });
+      if (this.calls.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
+      if (this.calls.has(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
+      /** @type {HubCall} */
+      const call = { caller: me.key, callee: to, id: msg.call_id || "c1", state: "ringing" };
+      this.calls.set(me.key, call);
+      this.calls.set(to, call);
+      if (!target.nbcall) {
+        // A seed client cannot ring: the server accepts on its behalf.
+        call.state = "active";
+        return this._deliver(ws, { type: "accept", from: target.name, from_key: to, call_id: call.id, seed: true });
+      }
+      this.tell(to, { type: "invite", ...stamp, call_id: call.id });
+      this._deliver(ws, { type: "ringing", from: target.name, from_key: to, call_id: call.id });
+    } else if (["accept", "reject", "cancel", "hangup"].includes(msg.type)) {
+      const call = this.calls.get(me.key);
+      if (!call || (call.caller !== to && call.callee !== to)) {
+        return this._deliver(ws, { type: "error", code: "no_call", message: "no such call", request: msg.type });
+      }
+      if (msg.type === "accept") {
+        call.state = "active";
+        return this.tell(to, { type: "accept", ...stamp, call_id: call.id });
+      }
+      this.calls.delete(call.caller);
+      this.calls.delete(call.callee);
+      const reason = msg.reason || { reject: "rejected", cancel: "cancelled", hangup: "hangup" }[/** @type {"reject"} */ (msg.type)];
+      this.tell(to, { type: msg.type, ...stamp, call_id: call.id, reason });
+    } else if (["offer", "answer", "candidate"].includes(msg.type)) {
+      if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: "not online", request: msg.type });
+      const field = msg.type === "candidate" ? "candidate" : "sdp";
+      /** @type {Record<string, unknown>} */
+      const out = { type: msg.type, from: me.name, [field]: msg[field] };
+      if (msg.call_id !== undefined) out.call_id = msg.call_id;
+      if (target.nbcall) out.from_key = me.key; // a seed client gets the seed's shape
+      this.tell(to, out);
+    }
+  }
+
+  _users() {
+    const all = [...this.users.values()];
+    return { users: all.map((c) => c.name), keys: all.map((c) => c.key), online: all.length };
+  }
+
+  /** @param {FakeWebSocket} ws @param {any} msg */
+  _register(ws, msg) {
+    const name = String(msg.username).normalize("NFKC").trim();
+    const key = nameKey(name);
+    const holder = this.users.get(key);
+    if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN && holder.credential !== msg.credential) {
+      return this._deliver(ws, { type: "error", code: "name_taken", message: `'${name}' is taken`, request: "register" });
+    }
+    if (holder && holder.ws !== ws) holder.ws.serverClose(4001, "replaced"); // a reconnect takes over
+    const credential = msg.credential || `cred-${this.nextCredential++}`;
+    this.users.set(key, { ws, name, key, credential, nbcall: msg.client !== undefined });
+    const call = this.calls.get(key);
+    /** @type {Record<string, unknown>} */
+    const reply = { type: "registered", username: name, key, credential, ...this._users(), protocol: 1, ring_timeout: 30 };
+    if (call) {
+      const other = call.caller === key ? call.callee : call.caller;
+      reply.call = { call_id: call.id, peer: this.users.get(other)?.name || other, peer_key: other, state: call.state };
+    }
+    this._deliver(ws, reply);
+    if (!holder) {
+      for (const c of this.users.values()) {
+        if (c.key !== key) this._deliver(c.ws, { type: "presence", joined: [name], joined_keys: [key], left: [], left_keys: [], online: this.users.size });
+      }
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// What several test files share: a fresh fake browser per test, phones on a FakeHub, and
+// a call taken all the way to connected.
+
+import { installGlobals, FakeClock, FakeHub, flush } from "./fakes/index.js";
+import { Phone } from "../call/phone.js";
+
+/** @typedef {import("./fakes/index.js").FakePeerConnection} FakePeerConnection */
+
+/**
+ * Fake globals and clock for one test, undone when it ends.
+ * @param {import("node:test").TestContext} t
+ */
+export function fakeBrowser(t) {
+  const env = installGlobals();
+  const clock = new FakeClock().install();
+  const hub = new FakeHub();
+  /** @type {Phone[]} */
+  const phones = [];
+  t.after(() => {
+    for (const phone of phones) phone.close();
+    clock.uninstall();
+    env.restore();
+  });
+  /**
+   * A phone registered on the hub.
+   * @param {string} user
+   * @param {Partial<import("../types.js").PhoneOptions>} [opts]
+   */
+  const phone = async (user, opts = {}) => {
+    const p = new Phone({ user, server: hub.url, plan: hub.plan(), audio: true, video: true, ...opts });
+    phones.push(p);
+    p.start();
+    await flush();
+    return p;
+  };
+  return { env, clock, hub, phone };
+}
+
+/** The FakePeerConnection of a phone's call. @param {Phone} phone */
+export function fakePc(phone) {
+  const pc = phone.pc;
+  if (!pc) throw new Error(`${phone.user} has no peer connection`);
+  return /** @type {FakePeerConnection} */ (/** @type {unknown} */ (pc));
+}
+
+/**
+ * `a` calls `b`, `b` answers, and both connections come up.
+ * @param {Phone} a
+ * @param {Phone} b
+ */
+export async function connect(a, b) {
+  if (a.placeCall(b.user)) throw new Error("placeCall failed");
+  await flush();
+  if (b.accept()) throw new Error("accept failed");
+  await flush();
+  fakePc(a).setConnectionState("connected");
+  fakePc(b).setConnectionState("connected");
+  await flush();
+}

@@ -1,0 +1,114 @@
+// In-call features over a connected fake call: chat over the data channel, the media state
+// told to the peer, a device switch without renegotiation, recording through the kernel's
+// commands, and the features' messages checked by the table.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeModel, FakeMediaRecorder, flush } from "./fakes/index.js";
+import { fakeBrowser, fakePc, connect } from "./helpers.js";
+import { Dispatcher } from "../dispatch.js";
+import { InCall } from "../features/in_call.js";
+
+/** @typedef {import("./fakes/index.js").FakeDataChannel} FakeDataChannel */
+
+/** @param {import("node:test").TestContext} t */
+async function call(t) {
+  const browser = fakeBrowser(t);
+  const alice = await browser.phone("alice");
+  const bob = await browser.phone("bob");
+  const model = new FakeModel({ audio: true, video: true, camera: "", microphone: "", screen_share: false, messages: [] });
+  const dispatcher = new Dispatcher(/** @type {any} */ (model));
+  const features = new InCall(/** @type {any} */ (model), alice, dispatcher);
+  t.after(() => features.destroy());
+  await connect(alice, bob);
+  const channel = /** @type {FakeDataChannel} */ (/** @type {unknown} */ (features.channel));
+  return { ...browser, alice, bob, model, features, channel };
+}
+
+test("chat: needs an open channel; a line goes out, is kept in `messages`, and one comes in", async (t) => {
+  const { model, channel } = await call(t);
+  model.custom({ kind: "chat", text: "too early" });
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.message), ["chat needs a connected call"]);
+  channel.open();
+  model.custom({ kind: "chat", text: "héllo 小文" });
+  const out = channel.sent.map((d) => JSON.parse(d)).filter((m) => m.kind === "chat");
+  assert.equal(out.length, 1);
+  assert.equal(out[0].text, "héllo 小文");
+  channel.receive({ kind: "chat", text: "hi back", time: 1 });
+  assert.deepEqual(model.get("messages").map((/** @type {any} */ m) => [m.from, m.text]), [["alice", "héllo 小文"], ["bob", "hi back"]]);
+});
+
+test("mute and camera: the peer is told over the channel; its own state sets remote_*", async (t) => {
+  const { model, channel } = await call(t);
+  channel.open();
+  model.set("video", false);
+  const last = JSON.parse(channel.sent[channel.sent.length - 1]);
+  assert.deepEqual(last, { kind: "media", audio: true, video: false, screen: false });
+  channel.receive({ kind: "media", audio: false, video: true, screen: false });
+  assert.equal(model.get("remote_audio"), false);
+  assert.equal(model.get("remote_video"), true);
+});
+
+test("a camera switch replaces the sender's track: same connection, no new offer, old track stopped", async (t) => {
+  const { model, alice } = await call(t);
+  const pc = fakePc(alice);
+  const old = alice.media.localTrack("video");
+  const offers = pc.localDescription.sdp;
+  model.set("camera", "cam2");
+  await flush();
+  const now = alice.media.localTrack("video");
+  assert.ok(now && now !== old);
+  assert.equal(old?.readyState, "ended");
+  assert.ok(pc.getSenders().some((s) => /** @type {unknown} */ (s.track) === now));
+  assert.equal(pc.localDescription.sdp, offers, "no renegotiation");
+  assert.equal(alice.pc, pc);
+});
+
+test("recording with nothing to record: recording_failed and action_failed say why", async (t) => {
+  const { model } = await call(t);
+  model.custom({ kind: "recording_start", which: "remote" }); // the fake peer sent no media
+  await flush();
+  assert.deepEqual(model.sentOf("recording_failed").map((m) => m.content.message), ["no remote video to record"]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.action), ["start_recording"]);
+});
+
+test("recording the local video: the messages the kernel assembles", async (t) => {
+  const { model } = await call(t);
+  model.custom({ kind: "recording_start", which: "local" });
+  await flush();
+  const recorder = FakeMediaRecorder.instances[0];
+  recorder.emit("a");
+  model.custom({ kind: "recording_stop" });
+  await flush();
+  assert.deepEqual(
+    model.sent.map((m) => m.content.kind).filter((k) => k.startsWith("recording")),
+    ["recording_started", "recording_chunk", "recording_chunk", "recording_done"],
+  );
+  assert.deepEqual(model.sentOf("recording_chunk").map((m) => m.content.seq), [0, 1]);
+  assert.equal(model.sentOf("recording_done")[0].content.chunks, 2);
+  model.custom({ kind: "recording_stop" });
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "stop_recording", message: "not recording" }]);
+});
+
+test("a snapshot that cannot be taken answers ok: false with the reason", async (t) => {
+  const { model } = await call(t);
+  model.custom({ kind: "snapshot", id: "s1", which: "sideways" });
+  await flush();
+  assert.deepEqual(model.sentOf("snapshot_taken").map((m) => m.content), [
+    { kind: "snapshot_taken", id: "s1", which: "sideways", ok: false, error: "which must be remote or local, not sideways" },
+  ]);
+});
+
+test("the call's end stops its recording and freezes the duration", async (t) => {
+  const { model, alice, clock } = await call(t);
+  model.custom({ kind: "recording_start", which: "local" });
+  await flush();
+  clock.tick(3000);
+  alice.hangup();
+  await flush();
+  assert.equal(model.sentOf("recording_done").length, 1);
+  const frozen = model.get("duration");
+  assert.equal(frozen, 3);
+  clock.tick(5000);
+  assert.equal(model.get("duration"), frozen);
+});

@@ -1,0 +1,103 @@
+// The anywidget entry with a fake model, signaling through the kernel transport (the
+// test plays the kernel): one msg:custom listener, commands routed, every listener and
+// socket gone after cleanup.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { installGlobals, FakeClock, FakeModel, flush } from "./fakes/index.js";
+import widget from "../widget.js";
+import { modelContexts } from "../registry.js";
+
+/** The traits of nbcall.CallWidget the page reads. @param {Record<string, unknown>} [over] */
+function traits(over = {}) {
+  return {
+    user: "alice", server: "ws://127.0.0.1:9900", _credential: "cred-a", _replaces: false,
+    ice_servers: [], ice_transport_policy: "all", connect_via: "relay", audio: true, video: true,
+    camera: "", microphone: "", screen_share: false, state: "registering", peers: [], messages: [],
+    ...over,
+  };
+}
+
+/** @param {import("node:test").TestContext} t */
+function start(t, over = {}) {
+  const env = installGlobals();
+  const clock = new FakeClock().install();
+  const model = new FakeModel(traits(over));
+  const cleanup = widget.initialize({ model: /** @type {any} */ (model) });
+  t.after(() => {
+    clock.uninstall();
+    env.restore();
+  });
+  /** The kernel answers on its socket. @param {object} msg */
+  const fromServer = (msg) => {
+    const id = model.sentOf("kernel_socket_open")[0].content.id;
+    model.custom({ kind: "kernel_socket_message", id, data: JSON.stringify(msg) });
+  };
+  /** Frames the page sent through the kernel. */
+  const toServer = () => model.sentOf("kernel_socket_send").map((m) => JSON.parse(m.content.data));
+  return { model, cleanup, fromServer, toServer };
+}
+
+test("initialize is quick and quiet: ready, one listener, a kernel socket asked for ('relay' means kernel)", async (t) => {
+  const { model, cleanup } = start(t);
+  assert.equal(model.sent[0].content.kind, "ready");
+  assert.equal(model.count("msg:custom"), 1);
+  await flush();
+  const open = model.sentOf("kernel_socket_open");
+  assert.equal(open.length, 1);
+  assert.deepEqual(Object.keys(open[0].content).sort(), ["id", "kind"], "no url: the kernel connects to the widget's own server");
+  cleanup();
+});
+
+test("through the kernel socket: register, the traits, a call placed by a kernel command", async (t) => {
+  const { model, cleanup, fromServer, toServer } = start(t);
+  await flush();
+  const id = model.sentOf("kernel_socket_open")[0].content.id;
+  model.custom({ kind: "kernel_socket_opened", id });
+  assert.deepEqual(toServer()[0], { type: "register", username: "alice", client: "nbcall-widget", presence: true, credential: "cred-a" });
+  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  assert.equal(model.get("state"), "idle");
+  assert.equal(model.get("transport"), "kernel");
+  assert.deepEqual(model.get("peers"), ["bob"]);
+  model.custom({ kind: "call", to: "bob" });
+  assert.equal(model.get("state"), "calling");
+  assert.equal(toServer()[1].type, "invite");
+  model.custom({ kind: "call", to: "bob" });
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "call", message: "cannot call while calling" }]);
+  assert.equal(model.get("error"), "call: cannot call while calling");
+  cleanup();
+});
+
+test("an unknown or malformed command is reported to the kernel", async (t) => {
+  const { model, cleanup } = start(t);
+  t.mock.method(console, "warn", () => {});
+  model.custom({ kind: "record_start", which: "both" }); // the old name
+  model.custom({ kind: "chat" });
+  assert.deepEqual(model.sentOf("protocol_error").map((m) => m.content.detail), ["unknown message kind 'record_start'", "'chat' needs 'text'"]);
+  cleanup();
+});
+
+test("cleanup removes every listener, closes the kernel socket and forgets the model", async (t) => {
+  const { model, cleanup } = start(t);
+  await flush();
+  const id = model.sentOf("kernel_socket_open")[0].content.id;
+  model.custom({ kind: "kernel_socket_opened", id });
+  assert.ok(modelContexts().has("cred-a"));
+  cleanup();
+  for (const [event, set] of model.handlers) assert.equal(set.size, 0, event);
+  assert.deepEqual(model.sentOf("kernel_socket_close").map((m) => m.content.id), [id]);
+  assert.equal(modelContexts().has("cred-a"), false);
+  assert.equal(/** @type {any} */ (globalThis).__nbcall?.phones.alice, undefined);
+});
+
+test("the kernel's socket closing is a transport failure: retried, then the error says why", async (t) => {
+  const { model, cleanup } = start(t);
+  await flush();
+  const id = model.sentOf("kernel_socket_open")[0].content.id;
+  model.custom({ kind: "kernel_socket_closed", id, code: 1011, reason: "server unreachable" });
+  assert.equal(model.get("state"), "error");
+  assert.match(model.get("error"), /kernel: server unreachable/);
+  model.custom({ kind: "kernel_socket_message", id, data: "{}" }); // late, for a closed socket: dropped
+  assert.equal(model.sentOf("protocol_error").length, 0);
+  cleanup();
+});
