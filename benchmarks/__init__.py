@@ -1,6 +1,6 @@
 """nbcall's benchmarks (not part of the test suite); run them from the checkout's root as modules:
 
-    .venv/bin/python -m benchmarks.relay
+    .venv/bin/python -m benchmarks.forwarding
     .venv/bin/python -m benchmarks.memory
     .venv/bin/python -m benchmarks.call_setup
 

@@ -1,4 +1,4 @@
-"""A realistic SDP for the relay benchmark's offers and answers."""
+"""A realistic SDP for the forwarding benchmark's offers and answers."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ export const ErrorCode = Object.freeze({
   UPSTREAM_UNREACHABLE: "upstream_unreachable",
 });
 
-/** Reasons the server relays on a call's end. */
+/** Reasons the server passes on when a call ends. */
 export const Reason = Object.freeze({
   BUSY: "busy",
   CANCELLED: "cancelled",

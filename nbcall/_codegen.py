@@ -58,7 +58,7 @@ def protocol_js() -> str:
         ),
         _frozen_object("ErrorCode", error_codes, "Codes of {type: 'error'} replies."),
         _frozen_object(
-            "Reason", {_upper(r): r for r in sorted(p.REASONS)}, "Reasons the server relays on a call's end."
+            "Reason", {_upper(r): r for r in sorted(p.REASONS)}, "Reasons the server passes on when a call ends."
         ),
         _frozen_object("CloseCode", p.CLOSE_CODES, "WebSocket close codes the server uses."),
         _frozen_object("Limit", p.CLIENT_LIMITS, "Sizes the server refuses past."),

@@ -3,7 +3,7 @@
 One definition for Python and the page: ``js/messages.js`` is generated from this module
 and :mod:`nbcall._messages` by :mod:`nbcall._codegen` (``tests/test_codegen.py`` fails
 when the committed copy differs).  Signaling-level constants (message types, error codes,
-the reasons a server relays) live in :mod:`nbcall.signaling.protocol`.
+the reasons a server passes on) live in :mod:`nbcall.signaling.protocol`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DEPRECATED_TRANSPORTS: Final = {"relay": "kernel"}
 # RTCConfiguration.iceTransportPolicy: "relay" sends media only through TURN servers.
 ICE_POLICIES: Final = ("all", "relay")
 
-# Why a call ended (CallWidget.end_reason): a reason the server relays, or the error code
+# Why a call ended (CallWidget.end_reason): a reason the server passes on, or the error code
 # the server answered an invite with (e.g. unknown_peer when the callee left meanwhile).
 END_REASONS: Final = tuple(sorted(p.REASONS)) + tuple(sorted(p.ErrorCode.ALL - p.REASONS))
 

@@ -15,7 +15,7 @@ from nbcall.signaling import SignalingClient, SignalingServer
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
-PADDED = {**CANDIDATE, "pad": "x" * 60_000}  # extra keys used to pass validation and be relayed
+PADDED = {**CANDIDATE, "pad": "x" * 60_000}  # extra keys used to pass validation and be forwarded
 
 
 async def in_a_call(alice: SignalingClient, bob: SignalingClient) -> None:

@@ -86,10 +86,10 @@ async def test_seed_clients_get_no_presence_noise(server: SignalingServer) -> No
         assert [m for m in seed.pending() if m["type"] == "presence"] == []
 
 
-# -- the seed's relay -------------------------------------------------------------------
+# -- the seed's messages, forwarded -------------------------------------------------------------------
 
 
-async def test_seed_messages_are_relayed_in_the_seeds_exact_shape(server: SignalingServer) -> None:
+async def test_seed_messages_are_forwarded_in_the_seeds_exact_shape(server: SignalingServer) -> None:
     async with connect(server.url) as a, connect(server.url) as b:
         await a.send(seed_json({"type": "register", "id": "wzh111", "username": "小文111"}))
         await b.send(seed_json({"type": "register", "id": "wzh222", "username": "小文222"}))

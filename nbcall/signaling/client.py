@@ -1,4 +1,4 @@
-"""An asyncio client for the signaling protocol (tests, tools, and the kernel relay)."""
+"""An asyncio client for the signaling protocol (tests, tools, and the kernel transport)."""
 
 from __future__ import annotations
 

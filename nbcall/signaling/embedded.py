@@ -12,7 +12,7 @@ docs/protocol.md):
   not a symlink, owned by this user, not readable by others, in a directory others
   cannot write) and sends ``GET /health?challenge=<nonce>``.  The server adds
   ``"proof": HMAC-SHA256(secret, "nbcall-server-proof\\n<port>\\n<nonce>")`` to its
-  health record; the port is the one the server listens on, so a squatter that relays
+  health record; the port is the one the server listens on, so a squatter that passes
   the challenge to a real server elsewhere gets a proof for the wrong port.
 """
 

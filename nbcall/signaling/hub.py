@@ -95,7 +95,7 @@ class Hub:
                 session.send(self._users_reply("users"))
             elif session.key is None:
                 raise p.ProtocolError(p.ErrorCode.NOT_REGISTERED, "send 'register' with a username first", kind)
-            elif kind in p.SEED_RELAYED:
+            elif kind in p.SEED_FORWARDED:
                 self._forward(session, message)
             else:
                 self._call_control(session, message)

@@ -104,7 +104,7 @@ def normalize_name(raw: object) -> str:
     return _normalize(raw)
 
 
-# Every relayed message names its target: the same few names, over and over.
+# Every forwarded message names its target: the same few names, over and over.
 @lru_cache(maxsize=8192)
 def _normalize(raw: str) -> str:
     name = unicodedata.normalize("NFKC", raw).strip()

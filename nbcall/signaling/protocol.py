@@ -33,11 +33,11 @@ MAX_TOKEN_CHARS: Final = 256  # credential, id, call_id, reason, client
 MAX_LISTED_USERS: Final = 1000  # users sent in one reply; the rest are counted
 
 # -- message types ------------------------------------------------------------------
-SEED_RELAYED: Final = frozenset({"offer", "answer", "candidate"})
+SEED_FORWARDED: Final = frozenset({"offer", "answer", "candidate"})
 CALL_CONTROL: Final = frozenset({"invite", "accept", "reject", "cancel", "hangup"})
-CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_RELAYED | CALL_CONTROL)
+CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_FORWARDED | CALL_CONTROL)
 
-# What each relayed type carries besides type/from, in the seed's key order.
+# What each forwarded type carries besides type/from, in the seed's key order.
 PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
 
 SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
@@ -45,10 +45,10 @@ SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
 # What the server sends.  Every message that names a user also carries that user's *key*
 # (``from_key``, ``key``, ``keys``, ``joined_keys`` ...): the identity the server derived
 # with :func:`names.name_key`, so that clients compare keys and never need a name rule of
-# their own.  (Seed clients get the seed's relayed shapes byte for byte, without keys.)
+# their own.  (Seed clients get the seed's forwarded shapes byte for byte, without keys.)
 SERVER_TYPES: Final = frozenset(
     {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy", "peer_status"}
-    | SEED_RELAYED
+    | SEED_FORWARDED
     | CALL_CONTROL
 )
 

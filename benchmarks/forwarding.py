@@ -1,4 +1,4 @@
-"""Relay throughput and latency: nbcall's signaling server against the seed's node server.
+"""Forwarding throughput and latency: nbcall's signaling server against the seed's node server.
 
 N pairs of clients play closed-loop offer/answer ping-pong through the server with
 ~3 KB SDP payloads: A sends an offer to B; B, on receiving it, sends an answer to A; A,
@@ -7,8 +7,8 @@ with taskset); the load generator is a separate process (pinned to the other CPU
 is the same code for both servers.  Runs alternate between the servers (ABBA order) for
 several rounds; the summary is the median over rounds.
 
-    .venv/bin/python -m benchmarks.relay                  # 100 pairs, 5 rounds, 3 s + 10 s each
-    .venv/bin/python -m benchmarks.relay --pairs 10 --rounds 3 --json out.json
+    .venv/bin/python -m benchmarks.forwarding             # 100 pairs, 5 rounds, 3 s + 10 s each
+    .venv/bin/python -m benchmarks.forwarding --pairs 10 --rounds 3 --json out.json
 
 nbcall's per-connection rate limit (50 msg/s, burst 200) would throttle a closed-loop
 client, so nbcall is started with ``--rate 1000000 --burst 1000000`` here.
@@ -179,7 +179,7 @@ async def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_generator(args: argparse.Namespace, server: wb.ServerProcess) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "benchmarks.relay", "--generate",
+        sys.executable, "-m", "benchmarks.forwarding", "--generate",
         "--port", str(server.port), "--server-pid", str(server.pid),
         "--pairs", str(args.pairs), "--warmup", str(args.warmup), "--duration", str(args.duration),
     ]
@@ -291,7 +291,7 @@ def main() -> int:
         return 0
 
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
-    logdir = Path(tempfile.mkdtemp(prefix="nbcall-relay-"))
+    logdir = Path(tempfile.mkdtemp(prefix="nbcall-forwarding-"))
     servers: dict[str, wb.ServerProcess] = {}
     code = wb.code_version()  # read as the servers start: the code they run
     wb.log(f"nbcall at {code['commit'][:12]}{' + uncommitted changes' if code['dirty'] else ''}")
