@@ -73,7 +73,7 @@ class PlainSetting(Setting):
         await wait_for(
             page,
             "([a, b]) => { const p = window.__nbcall.phones; return p[a]?.state === 'idle' && p[b]?.state === 'idle'"
-            " && p[a].peers.has(b) && p[b].peers.has(a); }",
+            " && p[a].peers.keyOf(b) && p[b].peers.keyOf(a); }",
             [self.alice, self.bob],
         )
         self.load = dict(await page.evaluate("() => ({ importMs: harness.importMs, startMs: harness.startMs })"))
@@ -130,7 +130,7 @@ class TwoPageSetting(Setting):
             await wait_for(
                 page,
                 "([a, b]) => { const p = window.__nbcall?.phones;"
-                " return p?.[a]?.state === 'idle' && p[a].peers.has(b); }",
+                " return p?.[a]?.state === 'idle' && p[a].peers.keyOf(b); }",
                 [me, other],
             )
         await self.pb.evaluate(ACCEPT_JS, self.bob)

@@ -70,6 +70,7 @@ def serve_pages() -> tuple[ThreadingHTTPServer, str]:
         "/widget.js": BUNDLE,
         "/widget.css": CSS,
         "/seed_page.html": SEED_PAGE,
+        "/fake_model.js": ROOT / "js" / "test" / "fakes" / "model.js",
     }
 
     class Handler(SimpleHTTPRequestHandler):
