@@ -22,6 +22,9 @@ export const ICE_POLICIES = Object.freeze(["all", "relay"]);
 /** @type {ReadonlyArray<"busy" | "cancelled" | "closed" | "disconnected" | "failed" | "hangup" | "lost" | "rejected" | "replaced" | "timeout" | "bad_message" | "internal_error" | "invalid_name" | "name_taken" | "no_call" | "not_registered" | "peer_reconnecting" | "rate_limited" | "self_call" | "server_full" | "too_large" | "unauthorized" | "unknown_peer" | "upstream_unreachable">} nbcall._enums.END_REASONS */
 export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "disconnected", "failed", "hangup", "lost", "rejected", "replaced", "timeout", "bad_message", "internal_error", "invalid_name", "name_taken", "no_call", "not_registered", "peer_reconnecting", "rate_limited", "self_call", "server_full", "too_large", "unauthorized", "unknown_peer", "upstream_unreachable"]);
 
+/** @type {ReadonlyArray<"" | "connected" | "reconnecting">} nbcall._enums.PEER_STATUSES */
+export const PEER_STATUSES = Object.freeze(["", "connected", "reconnecting"]);
+
 /** @type {ReadonlyArray<"idle" | "recording" | "stopping" | "done" | "error">} nbcall._enums.RECORDING_STATES */
 export const RECORDING_STATES = Object.freeze(["idle", "recording", "stopping", "done", "error"]);
 
@@ -125,4 +128,25 @@ export const TO_KERNEL_KIND = Object.freeze({
   KERNEL_SOCKET_CLOSE: "kernel_socket_close",
 });
 
+/**
+ * Messages data channel ({fields: name -> type, '?' = optional; buffers}):
+ *   chat: A chat line; time is the sender's clock (epoch seconds).
+ *   media: What the sender sends now: microphone, camera, screen.
+ *   heartbeat: I am here: sent every HEARTBEAT_INTERVAL_MS while the channel is open.
+ */
+export const DATA_CHANNEL = Object.freeze({
+  chat: {"fields": {"text": "str", "time": "num?"}, "buffers": 0},
+  media: {"fields": {"audio": "bool", "video": "bool", "screen": "bool?"}, "buffers": 0},
+  heartbeat: {"fields": {"seq": "int?"}, "buffers": 0},
+});
+
+/** Kinds of messages data channel. */
+export const DATA_CHANNEL_KIND = Object.freeze({
+  CHAT: "chat",
+  MEDIA: "media",
+  HEARTBEAT: "heartbeat",
+});
+
 export const MAX_ID_CHARS = 64;
+
+export const MAX_CHAT_CHARS = 4000;

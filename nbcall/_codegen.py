@@ -98,6 +98,7 @@ def messages_js() -> str:
             )
         )
     parts.append(f"export const MAX_ID_CHARS = {_messages.MAX_ID_CHARS};\n")
+    parts.append(f"export const MAX_CHAT_CHARS = {_messages.MAX_CHAT_CHARS};\n")
     return "\n".join(parts)
 
 

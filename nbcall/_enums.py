@@ -36,6 +36,11 @@ ICE_POLICIES: Final = ("all", "relay")
 # the server answered an invite with (e.g. unknown_peer when the callee left meanwhile).
 END_REASONS: Final = tuple(sorted(p.REASONS)) + tuple(sorted(p.ErrorCode.ALL - p.REASONS))
 
+# How the other side of the current call is reachable (CallWidget.peer_status): "" with no
+# connected call, "connected", or "reconnecting" after ~1.5 s without its heartbeat or
+# media, or when the server says its signaling dropped.
+PEER_STATUSES: Final = ("", "connected", "reconnecting")
+
 RECORDING_STATES: Final = ("idle", "recording", "stopping", "done", "error")
 SNAPSHOT_SOURCES: Final = ("remote", "local")
 RECORDING_SOURCES: Final = ("remote", "local", "both")
@@ -48,6 +53,7 @@ ENUMS: Final = {
     "CONNECT_VIA": CONNECT_VIA,
     "ICE_POLICIES": ICE_POLICIES,
     "END_REASONS": END_REASONS,
+    "PEER_STATUSES": PEER_STATUSES,
     "RECORDING_STATES": RECORDING_STATES,
     "SNAPSHOT_SOURCES": SNAPSHOT_SOURCES,
     "RECORDING_SOURCES": RECORDING_SOURCES,

@@ -100,7 +100,22 @@ TO_KERNEL: Final = _table(
     Kind("kernel_socket_close", "Close that websocket.", {"id": "str"}),
 )
 
-DIRECTIONS: Final = {"to_page": TO_PAGE, "to_kernel": TO_KERNEL}
+# -- page <-> page: the call's data channel ------------------------------------------------
+# Sent by the other side of a call: hostile until checked.  Each side validates every
+# message against this table and drops (and counts) what does not fit; a Python peer
+# (aiortc) speaks the same messages.
+MAX_CHAT_CHARS: Final = 4000  # one chat line
+DATA_CHANNEL: Final = _table(
+    Kind("chat", "A chat line; time is the sender's clock (epoch seconds).", {"text": "str", "time": "num?"}),
+    Kind(
+        "media",
+        "What the sender sends now: microphone, camera, screen.",
+        {"audio": "bool", "video": "bool", "screen": "bool?"},
+    ),
+    Kind("heartbeat", "I am here: sent every HEARTBEAT_INTERVAL_MS while the channel is open.", {"seq": "int?"}),
+)
+
+DIRECTIONS: Final = {"to_page": TO_PAGE, "to_kernel": TO_KERNEL, "data_channel": DATA_CHANNEL}
 
 
 def problem(table: dict[str, Kind], content: object, buffers: int = 0) -> str | None:

@@ -36,6 +36,9 @@ class Hub:
         # After a server restart: user key -> (peer key, call_id) it says it was in, until
         # the peer says the same (then the call is restored) or the user leaves.
         self.announced: dict[str, tuple[str, str]] = {}
+        # Tells a reconnecting client whether it reached the same server (whose grace may
+        # have ended its call) or a restarted one (which knows nothing: announce the call).
+        self.instance = secrets.token_hex(8)
         self._clock = clock
 
     # -- connection lifecycle --------------------------------------------------------
@@ -164,6 +167,7 @@ class Hub:
             self.presence.subscribers.add(session)
         reply = self._users_reply("registered")
         reply.update(username=name, key=key, credential=session.credential, protocol=p.PROTOCOL_VERSION)
+        reply["server_id"] = self.instance
         reply["ring_timeout"] = self.limits.ring_timeout
         call = self.calls.get(key)
         if call is None and message.get("call") is not None:
