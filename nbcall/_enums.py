@@ -12,14 +12,14 @@ from typing import Final
 
 from .signaling import protocol as p
 
-# The call state machine of one widget (js/call_state.js holds the allowed transitions).
+# The call state machine of one widget (js/call/call_state.js holds the allowed transitions).
 CALL_STATES: Final = ("idle", "registering", "calling", "ringing", "connecting", "connected", "ended", "error")
 # States in which a new call can be placed: registered and not in a call.
 CAN_CALL_STATES: Final = ("idle", "ended")
 # States of an outgoing or established call (``ringing`` is an incoming call, not yet ours).
 IN_CALL_STATES: Final = ("calling", "connecting", "connected")
 
-# How the page reaches the signaling server (js/transports.js, nbcall/_kernel_socket.py).
+# How the page reaches the signaling server (js/signaling/transports.js, nbcall/_kernel_socket.py).
 #   same-origin  the Jupyter server's own endpoint ({base_url}nbcall/signal)
 #   direct       a websocket straight to the server URL
 #   kernel       the widget's comm to the kernel, whose websocket talks to the server
