@@ -35,17 +35,23 @@ def drop(client: SignalingClient) -> None:
     client.ws.transport.abort()
 
 
+async def bob_calls_then_drops(server: SignalingServer, alice: SignalingClient) -> SignalingClient:
+    """bob joins, is in a call with alice, and his socket drops; alice has been told."""
+    bob = SignalingClient(server.url, "bob")
+    await bob.connect()
+    await in_a_call(alice, bob)
+    drop(bob)
+    status = await alice.expect("peer_status", timeout=2)
+    assert (status["from_key"], status["status"], status["call_id"]) == (name_key("bob"), "reconnecting", "call-1")
+    return bob
+
+
 async def test_a_dropped_socket_keeps_its_call_and_gets_what_was_sent_meanwhile(server_factory: Any) -> None:
     server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=5))
     async with SignalingClient(server.url, "alice") as alice:
-        bob = SignalingClient(server.url, "bob")
-        await bob.connect()
-        await in_a_call(alice, bob)
-        dropped_at = time.monotonic()
-        drop(bob)
-        status = await alice.expect("peer_status", timeout=2)
-        assert (status["from_key"], status["status"], status["call_id"]) == (name_key("bob"), "reconnecting", "call-1")
-        assert time.monotonic() - dropped_at < 1.0
+        started = time.monotonic()
+        bob = await bob_calls_then_drops(server, alice)
+        assert time.monotonic() - started < 1.0  # the call set-up, the drop, and alice told
         with pytest.raises(SignalingError, match="name_taken"):  # the name is held for bob
             await SignalingClient(server.url, "bob").connect()
         await alice.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})  # waits for bob
@@ -62,11 +68,7 @@ async def test_a_dropped_socket_keeps_its_call_and_gets_what_was_sent_meanwhile(
 async def test_a_dropped_socket_that_does_not_come_back_ends_the_call_after_the_grace(server_factory: Any) -> None:
     server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.5))
     async with SignalingClient(server.url, "alice") as alice:
-        bob = SignalingClient(server.url, "bob")
-        await bob.connect()
-        await in_a_call(alice, bob)
-        drop(bob)
-        await alice.expect("peer_status")
+        await bob_calls_then_drops(server, alice)
         waited = time.monotonic()
         hangup = await alice.expect("hangup", timeout=3)
         assert hangup["reason"] == "disconnected" and 0.3 < time.monotonic() - waited < 2
@@ -93,11 +95,7 @@ async def test_a_ringing_call_or_a_clean_close_ends_at_once(server_factory: Any)
 async def test_what_waits_for_a_dropped_user_is_bounded(server_factory: Any) -> None:
     server = await server_factory(limits=Limits(rate=1e6, burst=1e6, presence_interval=0.05, reconnect_grace=5))
     async with SignalingClient(server.url, "alice") as alice:
-        bob = SignalingClient(server.url, "bob")
-        await bob.connect()
-        await in_a_call(alice, bob)
-        drop(bob)
-        await alice.expect("peer_status")
+        await bob_calls_then_drops(server, alice)
         for _ in range(p.MAX_AWAY_MESSAGES + 5):
             await alice.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})
         errors = []
