@@ -93,9 +93,13 @@ export const TO_PAGE_KIND = Object.freeze({
  *   recording_chunk: One chunk of WebM, numbered from 0, as one buffer.
  *   recording_done: The recording ended after this many chunks.
  *   recording_failed: The recording could not start or went wrong.
+ *   chat_sent: A chat line this page sent to the peer (send_chat or the text box); time: this page's clock.
+ *   chat_received: A chat line from the call's peer, checked and within the rate limit; from: the call's peer.
+ *   chat_dropped: Channel messages from the peer dropped since the last report: over the rate limit, or malformed.
  *   kernel_socket_open: Open a websocket from the kernel to the widget's server on the page's behalf.
  *   kernel_socket_send: A text frame for the server, in order.
  *   kernel_socket_close: Close that websocket.
+ *   kernel_socket_ping: The page holding this socket is alive: sent every second while it is open. The kernel drops a socket that has had none for a few idle seconds (a crashed page).
  */
 export const TO_KERNEL = Object.freeze({
   ready: {"fields": {}, "buffers": 0},
@@ -107,9 +111,13 @@ export const TO_KERNEL = Object.freeze({
   recording_chunk: {"fields": {"id": "str", "seq": "int"}, "buffers": 1},
   recording_done: {"fields": {"id": "str", "chunks": "int"}, "buffers": 0},
   recording_failed: {"fields": {"id": "str", "message": "str"}, "buffers": 0},
+  chat_sent: {"fields": {"text": "str", "time": "num"}, "buffers": 0},
+  chat_received: {"fields": {"from": "str", "text": "str", "time": "num"}, "buffers": 0},
+  chat_dropped: {"fields": {"from": "str", "flood": "int", "malformed": "int"}, "buffers": 0},
   kernel_socket_open: {"fields": {"id": "str"}, "buffers": 0},
   kernel_socket_send: {"fields": {"id": "str", "data": "str"}, "buffers": 0},
   kernel_socket_close: {"fields": {"id": "str"}, "buffers": 0},
+  kernel_socket_ping: {"fields": {"id": "str"}, "buffers": 0},
 });
 
 /** Kinds of messages to kernel. */
@@ -123,9 +131,13 @@ export const TO_KERNEL_KIND = Object.freeze({
   RECORDING_CHUNK: "recording_chunk",
   RECORDING_DONE: "recording_done",
   RECORDING_FAILED: "recording_failed",
+  CHAT_SENT: "chat_sent",
+  CHAT_RECEIVED: "chat_received",
+  CHAT_DROPPED: "chat_dropped",
   KERNEL_SOCKET_OPEN: "kernel_socket_open",
   KERNEL_SOCKET_SEND: "kernel_socket_send",
   KERNEL_SOCKET_CLOSE: "kernel_socket_close",
+  KERNEL_SOCKET_PING: "kernel_socket_ping",
 });
 
 /**
@@ -150,3 +162,11 @@ export const DATA_CHANNEL_KIND = Object.freeze({
 export const MAX_ID_CHARS = 64;
 
 export const MAX_CHAT_CHARS = 4000;
+
+export const MAX_CHAT_LINES = 200;
+
+export const MAX_CHAT_BYTES = 262144;
+
+export const CHAT_RATE = 5;
+
+export const CHAT_BURST = 20;

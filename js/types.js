@@ -56,6 +56,7 @@
  * @property {boolean} video
  * @property {() => Promise<Transport[]>} [plan]
  * @property {boolean} [replaces]  this widget replaced one of the same name (a cell run again)
+ * @property {number} [lostAfter]  seconds of silence from the peer after which a call ends `lost` (default 10)
  */
 
 export {};

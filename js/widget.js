@@ -35,6 +35,7 @@ function syncModel(model, phone) {
     end_reason: phone.endReason,
     stats: phone.stats,
     transport: phone.transport,
+    peer_status: phone.peerStatus,
   };
   let dirty = false;
   for (const [name, value] of Object.entries(next)) {
@@ -65,6 +66,7 @@ function initialize({ model }) {
     audio: model.get("audio"),
     video: model.get("video"),
     replaces: model.get("_replaces"),
+    lostAfter: model.get("lost_after"),
   });
   /** @param {string} action @param {string} error  "" when the action started */
   const act = (action, error) => {
@@ -103,6 +105,7 @@ function initialize({ model }) {
       ["change:video", () => phone.media.setSend({ audio: model.get("audio"), video: model.get("video") })],
       ["change:ice_servers", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
       ["change:ice_transport_policy", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
+      ["change:lost_after", () => phone.setLostAfter(model.get("lost_after"))],
     ]),
   ];
   phone.start();

@@ -99,6 +99,8 @@ def messages_js() -> str:
         )
     parts.append(f"export const MAX_ID_CHARS = {_messages.MAX_ID_CHARS};\n")
     parts.append(f"export const MAX_CHAT_CHARS = {_messages.MAX_CHAT_CHARS};\n")
+    for name in ("MAX_CHAT_LINES", "MAX_CHAT_BYTES", "CHAT_RATE", "CHAT_BURST"):
+        parts.append(f"export const {name} = {getattr(_messages, name)};\n")
     return "\n".join(parts)
 
 

@@ -2,17 +2,141 @@
 
 A mixin: the traits are declared with the others in :mod:`nbcall.widget`; what the page
 sends back (frames, recording chunks) is assembled by :class:`nbcall._media.MediaInbox`.
+
+Chat cannot be used as a weapon (docs/widget.md "Chat"): the page checks and rate limits
+what the peer sends and tells the kernel one line at a time (``chat_sent``,
+``chat_received``); here each line is appended to a :class:`ChatHistory` bounded by count
+and bytes, which backs the ``messages`` trait (kernel-side: it is never sent back to the
+page), and ``on_chat`` callbacks run once per received line.  ``send_chat`` has the same
+rate limit as the page, so Python cannot flood the peer either.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import logging
+import math
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
+
+import traitlets
 
 from ._enums import RECORDING_SOURCES, SNAPSHOT_SOURCES
 from ._errors import CallError
 from ._media import MediaInbox, Snapshot
+from ._messages import CHAT_BURST, CHAT_RATE, MAX_CHAT_BYTES, MAX_CHAT_CHARS, MAX_CHAT_LINES
+
+log = logging.getLogger("nbcall.widget")
+
+ChatLine = dict[str, Any]  # {"from": str, "text": str, "time": float}
+Handler = Callable[[dict[str, Any], list[Any]], None]
+_MAX_TIME = 1e11  # a sender's time past this (or not finite, or negative) is replaced by the kernel's clock
+_QUIET_S = 10.0  # a drop report after this long without one is logged as a warning (the rest: debug)
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (a lone surrogate counts 3), as the page counts them."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def js_len(text: str) -> int:
+    """Length of ``text`` as JavaScript counts it (UTF-16 code units): what MAX_CHAT_CHARS limits."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def line_bytes(line: ChatLine) -> int:
+    """What a line costs in the history's byte bound: its sender and text in UTF-8."""
+    return utf8_len(str(line.get("from", ""))) + utf8_len(str(line.get("text", "")))
+
+
+class ChatHistory:
+    """Chat lines, newest last: at most ``max_lines`` and ``max_bytes`` (oldest dropped first)."""
+
+    def __init__(self, max_lines: int = MAX_CHAT_LINES, max_bytes: int = MAX_CHAT_BYTES) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self._lines: collections.deque[ChatLine] = collections.deque()
+        self._costs: collections.deque[int] = collections.deque()
+        self.bytes = 0
+
+    def append(self, line: ChatLine) -> int:
+        """Add a line; returns how many of the oldest went to stay within the bounds."""
+        cost = line_bytes(line)
+        self._lines.append(line)
+        self._costs.append(cost)
+        self.bytes += cost
+        dropped = 0
+        while len(self._lines) > self.max_lines or (self.bytes > self.max_bytes and len(self._lines) > 1):
+            self._lines.popleft()
+            self.bytes -= self._costs.popleft()
+            dropped += 1
+        return dropped
+
+    def replace(self, lines: Iterable[ChatLine]) -> None:
+        """Start again from ``lines`` (the newest of them that fit)."""
+        self._lines.clear()
+        self._costs.clear()
+        self.bytes = 0
+        for line in lines:
+            self.append(line)
+
+    def lines(self) -> list[ChatLine]:
+        return list(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+class TokenBucket:
+    """``rate`` a second sustained, ``burst`` at once."""
+
+    def __init__(
+        self, rate: float = CHAT_RATE, burst: float = CHAT_BURST, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.last = clock()
+
+    def take(self) -> bool:
+        """Take one token; False when there is none (over the limit)."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ChatState:
+    """The chat of one widget in the kernel: its history, send limit, callbacks and drop counts."""
+
+    def __init__(self) -> None:
+        self.history = ChatHistory()
+        self.send_bucket = TokenBucket()
+        self.callbacks: list[Callable[[ChatLine], Any]] = []
+        self.dropped = {"flood": 0, "malformed": 0}
+        self.last_report = -math.inf
+        self.updating = False  # the kernel itself is setting `messages` from the page's chat events
+
+    @contextlib.contextmanager
+    def updating_messages(self) -> Iterator[None]:
+        self.updating = True
+        try:
+            yield
+        finally:
+            self.updating = False
+
+
+def _line_time(value: Any) -> float:
+    """The sender's time if it is a plausible epoch time in seconds, else now."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) and 0 <= value <= _MAX_TIME else time.time()
 
 
 class _Widget(Protocol):
@@ -20,6 +144,8 @@ class _Widget(Protocol):
 
     user: str
     state: str
+    peer: str
+    messages: list[dict[str, Any]]
     screen_share: bool
     recording_state: str
     _media: MediaInbox
@@ -30,6 +156,9 @@ class _Widget(Protocol):
     def observe(self, handler: Callable[[dict[str, Any]], None], names: list[str]) -> None: ...
     def send_chat(self, text: str) -> None: ...
     def on_chat(self, callback: Callable[[dict[str, Any]], Any]) -> None: ...
+    @property
+    def _chat(self) -> ChatState: ...
+    def _chat_append(self, line: ChatLine) -> ChatLine: ...
 
 
 class InCallFeatures:
@@ -37,22 +166,45 @@ class InCallFeatures:
 
     # -- chat ----------------------------------------------------------------------------------
 
+    @property
+    def _chat(self) -> ChatState:
+        """This widget's chat state (made on first use: trait validation may need it during ``__init__``)."""
+        state: ChatState | None = self.__dict__.get("_chat_state")
+        if state is None:
+            state = self.__dict__["_chat_state"] = ChatState()
+        return state
+
     def send_chat(self: _Widget, text: str) -> None:
         """Send a chat message to the other side over the call's data channel.
 
         It appears in both widgets' ``messages`` (this side's once the page has sent it).
-        Raises :class:`~nbcall.CallError` when there is no connected call.
+        Raises :class:`~nbcall.CallError` when there is no connected call, when ``text`` is
+        empty or longer than ``MAX_CHAT_CHARS`` (4000), and over the rate limit: at most 5
+        lines a second with bursts of 20 (the other side drops the rest as a flood).
         """
         if not isinstance(text, str) or not text:
             raise CallError("a chat message is a non-empty string")
+        if js_len(text) > MAX_CHAT_CHARS:
+            raise CallError(f"a chat message has at most {MAX_CHAT_CHARS} characters, not {js_len(text)}")
         self._require_connected("send a message")
+        if not self._chat.send_bucket.take():
+            raise CallError(
+                f"cannot send a message: at most {CHAT_RATE} lines a second (bursts of {CHAT_BURST}), "
+                "or the other side drops them as a flood; wait a moment"
+            )
         self._command("chat", text=text)
 
     def on_chat(self: _Widget, callback: Callable[[dict[str, Any]], Any]) -> None:
-        """Call ``callback({'from', 'text', 'time'})`` for every chat message received from the other side."""
+        """Call ``callback({'from', 'text', 'time'})`` once for every chat line received from the other side."""
+        chat = self._chat
+        chat.callbacks.append(callback)
 
         def handler(change: dict[str, Any]) -> None:
-            seen = {(m.get("from"), m.get("time"), m.get("text")) for m in change["old"] or []}
+            # `messages` set by code rather than by the page's chat events: report what is new.
+            if chat.updating:
+                return
+            old = change["old"] if isinstance(change["old"], list) else []  # Undefined before the first set
+            seen = {(m.get("from"), m.get("time"), m.get("text")) for m in old}
             for message in change["new"]:
                 if (message.get("from"), message.get("time"), message.get("text")) in seen:
                     continue
@@ -60,6 +212,66 @@ class InCallFeatures:
                     callback(message)
 
         self.observe(handler, names=["messages"])
+
+    @property
+    def chat_dropped(self: _Widget) -> dict[str, int]:
+        """Channel messages from peers that the page dropped: ``flood`` (over the rate limit), ``malformed``."""
+        return dict(self._chat.dropped)
+
+    @traitlets.validate("messages")
+    def _bound_messages(self: _Widget, proposal: Any) -> list[ChatLine]:
+        """``messages`` set by code: bounded like the history, which starts again from it."""
+        value: list[ChatLine] = proposal["value"]
+        chat = self._chat
+        if chat.updating:
+            return value
+        chat.history.replace(value)
+        return value if len(chat.history) == len(value) else chat.history.lines()
+
+    def _chat_append(self: _Widget, line: ChatLine) -> ChatLine:
+        """One line into the bounded history, and ``messages`` from it."""
+        chat = self._chat
+        chat.history.append(line)
+        with chat.updating_messages():
+            self.messages = chat.history.lines()
+        return line
+
+    def _chat_handlers(self: _Widget) -> dict[str, Handler]:
+        """The page's chat events, one line each (page -> kernel kinds of nbcall._messages)."""
+
+        def text(content: dict[str, Any]) -> str:
+            return str(content["text"])[:MAX_CHAT_CHARS]
+
+        def sent(content: dict[str, Any], _buffers: list[Any]) -> None:
+            self._chat_append({"from": self.user, "text": text(content), "time": _line_time(content["time"])})
+
+        def received(content: dict[str, Any], _buffers: list[Any]) -> None:
+            sender = str(content["from"])[:64] or self.peer
+            line = self._chat_append({"from": sender, "text": text(content), "time": _line_time(content["time"])})
+            for callback in list(self._chat.callbacks):
+                try:
+                    callback(line)
+                except Exception:
+                    log.warning("CallWidget(%r): an on_chat callback failed", self.user, exc_info=True)
+
+        def dropped(content: dict[str, Any], _buffers: list[Any]) -> None:
+            chat = self._chat
+            flood, malformed = max(0, int(content["flood"])), max(0, int(content["malformed"]))
+            chat.dropped["flood"] += flood
+            chat.dropped["malformed"] += malformed
+            now = time.monotonic()
+            level = logging.WARNING if now - chat.last_report > _QUIET_S else logging.DEBUG
+            chat.last_report = now
+            log.log(
+                level,
+                "CallWidget(%r): dropped chat from %s: %d over the rate limit (flood), %d malformed",
+                self.user,
+                content["from"] or "the other side",
+                flood,
+                malformed,
+            )
+
+        return {"chat_sent": sent, "chat_received": received, "chat_dropped": dropped}
 
     def send_message(self: _Widget, text: str) -> None:
         """Deprecated: use :meth:`send_chat`."""

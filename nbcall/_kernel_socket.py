@@ -11,6 +11,14 @@ Page-to-kernel comm messages are handled only while the kernel is idle (between 
 kernel-to-page messages flow at any time.  A call set up while a long cell runs waits for
 that cell to finish, so the page prefers the same-origin endpoint or a direct websocket
 whenever it can open one.
+
+A page that crashes (no ``pagehide``, so no ``kernel_socket_close``) would leave its socket,
+and its name on the server, open for as long as the kernel lives.  So the page sends
+``kernel_socket_ping`` every second for each open socket, and a socket that has been pinged
+once is dropped (no close frame: the server treats it as a lost connection, so a call gets
+its reconnect grace) after :data:`PAGE_SILENCE` seconds without one.  Only *idle* seconds
+count: while a cell runs the kernel reads no comm messages, so a busy kernel never drops a
+live page (:class:`KernelActivity`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -36,6 +45,52 @@ OnOpen = Callable[[], None]
 Handlers = dict[str, Callable[[dict[str, Any], list[Any]], None]]
 
 MAX_SOCKETS = 4  # per widget: one is normal; a reloaded page opens another before the old one closes
+PAGE_SILENCE = 3.0  # idle seconds without a kernel_socket_ping before a pinged socket is dropped
+_WATCH_EVERY = 0.25  # how often the socket thread looks for silent pages
+
+
+class KernelActivity:
+    """Whether this kernel is running code, so reads no comm messages (IPython's execute events).
+
+    ``quiet_since(heard)`` is when the silence of a page last heard at ``heard`` began, as far
+    as the kernel could have heard it: never while code runs, and only from the end of the
+    last execution.  Without IPython (a plain Python process) the kernel is always idle.
+    """
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.idle_since = time.monotonic()
+        self._hooked = False
+
+    def hook(self) -> None:
+        """Follow this process's IPython shell, if there is one (once; from the kernel's thread)."""
+        if self._hooked:
+            return
+        self._hooked = True
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
+            return
+        shell = get_ipython()
+        if shell is not None:
+            # pre/post_execute fire around every execution, silent ones too.
+            shell.events.register("pre_execute", self.started)
+            shell.events.register("post_execute", self.finished)
+
+    def started(self) -> None:
+        self.busy = True
+
+    def finished(self) -> None:
+        self.busy = False
+        self.idle_since = time.monotonic()
+
+    def quiet_since(self, heard: float) -> float | None:
+        """When counting silence starts for a page last heard at ``heard``; None while busy."""
+        return None if self.busy else max(heard, self.idle_since)
+
+
+#: One per process: every widget's sockets share the kernel's execution state.
+ACTIVITY = KernelActivity()
 
 
 class _LoopThread:
@@ -138,6 +193,19 @@ class KernelSocket:
         if not self._closed:
             asyncio.run_coroutine_threadsafe(close(), self._loop)
 
+    def abort(self) -> None:
+        """Drop the connection without a close frame (the page is gone, not leaving): the
+        server keeps a call's name for its reconnect grace.  ``on_closed`` follows (1006)."""
+
+        def abort() -> None:
+            if self._ws is not None:
+                self._ws.transport.abort()
+            elif not self._task.done():
+                self._task.cancel()  # still connecting
+
+        if not self._closed:
+            self._loop.call_soon_threadsafe(abort)
+
     def wait_closed(self, timeout: float | None = None) -> Any:
         """Block until the socket has closed and ``on_closed`` has run (for tests and tools)."""
         return self._task.result(timeout)
@@ -157,12 +225,24 @@ class KernelSockets:
     ``command`` as ``kernel_socket_opened``/``_message``/``_closed``.
     """
 
-    def __init__(self, server: Callable[[], str], command: Command) -> None:
+    def __init__(
+        self,
+        server: Callable[[], str],
+        command: Command,
+        silence: float = PAGE_SILENCE,
+        activity: KernelActivity = ACTIVITY,
+    ) -> None:
         self._server = server
         self._command = command
         self._lock = threading.Lock()  # the socket thread removes closed sockets
         self._sockets: dict[str, tuple[int, KernelSocket]] = {}
         self._serial = 0
+        self.silence = silence
+        self._activity = activity
+        # Sockets whose page pings (an older page does not: never dropped): id -> last ping.
+        self._heard: dict[str, float] = {}
+        self._watching = False
+        self.dropped = 0  # sockets dropped because their page went silent
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -173,6 +253,7 @@ class KernelSockets:
             "kernel_socket_open": lambda content, _buffers: self.open(content["id"]),
             "kernel_socket_send": lambda content, _buffers: self.send(content["id"], content["data"]),
             "kernel_socket_close": lambda content, _buffers: self.close(content["id"]),
+            "kernel_socket_ping": lambda content, _buffers: self.ping(content["id"]),
         }
 
     def open(self, sid: str) -> None:
@@ -182,7 +263,10 @@ class KernelSockets:
             if sid in self._sockets:
                 evicted.append(self._sockets.pop(sid)[1])
             while len(self._sockets) >= MAX_SOCKETS:
-                evicted.append(self._sockets.pop(next(iter(self._sockets)))[1])
+                oldest = next(iter(self._sockets))
+                evicted.append(self._sockets.pop(oldest)[1])
+                self._heard.pop(oldest, None)
+            self._heard.pop(sid, None)
             self._serial += 1
             serial = self._serial
             socket = KernelSocket(
@@ -194,6 +278,41 @@ class KernelSockets:
             self._sockets[sid] = (serial, socket)
         for old in evicted:
             old.close()
+
+    def ping(self, sid: str) -> None:
+        """The page holding socket ``sid`` is alive; from now on its silence is watched."""
+        self._activity.hook()
+        start = False
+        with self._lock:
+            if sid not in self._sockets:
+                return
+            self._heard[sid] = time.monotonic()
+            if not self._watching:
+                self._watching = start = True
+        if start:
+            asyncio.run_coroutine_threadsafe(self._watch(), _LoopThread.loop())
+
+    async def _watch(self) -> None:
+        """In the socket thread: drop the sockets of pages silent for ``silence`` idle seconds."""
+        while True:
+            await asyncio.sleep(_WATCH_EVERY)
+            now = time.monotonic()
+            with self._lock:
+                if not self._heard:
+                    self._watching = False
+                    return
+                silent = []
+                for sid, heard in self._heard.items():
+                    since = self._activity.quiet_since(heard)
+                    if since is not None and now - since > self.silence:
+                        silent.append(sid)
+                dropped = [self._sockets.pop(sid)[1] for sid in silent if sid in self._sockets]
+                for sid in silent:
+                    del self._heard[sid]
+            for socket in dropped:
+                log.info("the page of a kernel socket went silent: dropping its connection")
+                self.dropped += 1
+                socket.abort()
 
     def send(self, sid: str, data: str) -> None:
         """Forward a frame from the page to the server over socket ``sid``."""
@@ -207,6 +326,7 @@ class KernelSockets:
         """Close socket ``sid`` at the page's request (``kernel_socket_closed`` follows)."""
         with self._lock:
             entry = self._sockets.pop(sid, None)
+            self._heard.pop(sid, None)
         if entry is not None:
             entry[1].close()
 
@@ -214,6 +334,7 @@ class KernelSockets:
         """Close every socket (the widget is closing)."""
         with self._lock:
             sockets, self._sockets = list(self._sockets.values()), {}
+            self._heard.clear()
         for _serial, socket in sockets:
             socket.close()
 
@@ -223,4 +344,5 @@ class KernelSockets:
             if entry is not None and entry[0] != serial:
                 return  # replaced by a newer socket of the same id: the page's socket is that one
             self._sockets.pop(sid, None)
+            self._heard.pop(sid, None)
         self._command("kernel_socket_closed", id=sid, code=code, reason=reason)

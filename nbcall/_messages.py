@@ -92,19 +92,49 @@ TO_KERNEL: Final = _table(
     Kind("recording_done", "The recording ended after this many chunks.", {"id": "str", "chunks": "int"}),
     Kind("recording_failed", "The recording could not start or went wrong.", {"id": "str", "message": "str"}),
     Kind(
+        "chat_sent",
+        "A chat line this page sent to the peer (send_chat or the text box); time: this page's clock.",
+        {"text": "str", "time": "num"},
+    ),
+    Kind(
+        "chat_received",
+        "A chat line from the call's peer, checked and within the rate limit; from: the call's peer.",
+        {"from": "str", "text": "str", "time": "num"},
+    ),
+    Kind(
+        "chat_dropped",
+        "Channel messages from the peer dropped since the last report: over the rate limit, or malformed.",
+        {"from": "str", "flood": "int", "malformed": "int"},
+    ),
+    Kind(
         "kernel_socket_open",
         "Open a websocket from the kernel to the widget's server on the page's behalf.",
         {"id": "str"},
     ),
     Kind("kernel_socket_send", "A text frame for the server, in order.", {"id": "str", "data": "str"}),
     Kind("kernel_socket_close", "Close that websocket.", {"id": "str"}),
+    Kind(
+        "kernel_socket_ping",
+        "The page holding this socket is alive: sent every second while it is open. The kernel "
+        "drops a socket that has had none for a few idle seconds (a crashed page).",
+        {"id": "str"},
+    ),
 )
 
 # -- page <-> page: the call's data channel ------------------------------------------------
 # Sent by the other side of a call: hostile until checked.  Each side validates every
 # message against this table and drops (and counts) what does not fit; a Python peer
 # (aiortc) speaks the same messages.
-MAX_CHAT_CHARS: Final = 4000  # one chat line
+MAX_CHAT_CHARS: Final = 4000  # one chat line (UTF-16 code units, as JavaScript counts)
+# Chat that cannot be used as a weapon (docs/widget.md "Chat"): the page and the kernel each
+# keep at most MAX_CHAT_LINES lines and MAX_CHAT_BYTES bytes (UTF-8 of sender and text),
+# oldest dropped first; each side sends, and accepts from its peer, at most CHAT_RATE lines
+# a second with bursts of CHAT_BURST (a token bucket); what comes in over it is dropped and
+# counted.
+MAX_CHAT_LINES: Final = 200
+MAX_CHAT_BYTES: Final = 256 * 1024
+CHAT_RATE: Final = 5  # lines per second, sustained
+CHAT_BURST: Final = 20  # lines at once
 DATA_CHANNEL: Final = _table(
     Kind("chat", "A chat line; time is the sender's clock (epoch seconds).", {"text": "str", "time": "num?"}),
     Kind(

@@ -37,6 +37,7 @@ from ._enums import (
     DEPRECATED_TRANSPORTS,
     ICE_POLICIES,
     IN_CALL_STATES,
+    PEER_STATUSES,
     RECORDING_STATES,
     TRANSPORTS,
 )
@@ -97,7 +98,7 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
     peers = traitlets.List(traitlets.Unicode(), help="Users online on the server, excluding this one.").tag(sync=True)
     error = traitlets.Unicode("", help="The last problem, in words (empty when none).").tag(sync=True)
     end_reason = traitlets.Unicode(
-        "", help="Why the last call ended: hangup, rejected, busy, cancelled, timeout, disconnected, failed, ..."
+        "", help="Why the last call ended: hangup, rejected, busy, cancelled, timeout, disconnected, failed, lost, ..."
     ).tag(sync=True)
     audio = traitlets.Bool(True, help="Send the microphone (can be toggled during a call).").tag(sync=True)
     video = traitlets.Bool(True, help="Send the camera (can be toggled during a call).").tag(sync=True)
@@ -124,12 +125,24 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
         help="The transport in use, set by the page: 'same-origin', 'direct' or 'kernel' ('' until connected). "
         "The kernel transport passes through this kernel, which reads the page's messages only between cells.",
     ).tag(sync=True)
+    peer_status = traitlets.Enum(
+        PEER_STATUSES,
+        default_value="",
+        help="How the other side of a connected call is doing, set by the page: 'connected', 'reconnecting' "
+        "(nothing from it for ~1.5 s: no heartbeat on the data channel, no media; or the server says its "
+        "signaling dropped), '' with no connected call. observe(names=['peer_status']) to follow it.",
+    ).tag(sync=True)
+    lost_after = traitlets.Float(
+        10.0,
+        help="Seconds of silence from the other side (no heartbeat, no media) after which the call ends "
+        "with end_reason 'lost'. Must be > 0.",
+    ).tag(sync=True)
     stats = traitlets.Dict(
         help="Call quality from the browser, refreshed every second while connected: rtt_ms, inbound_kbps, "
         "outbound_kbps, fps, width, height, packet_loss_pct, candidate_type (host/srflx/prflx/relay), quality, "
         "frames_decoded, bytes_received, bytes_sent, out_fps, out_width, out_height, setup_ms."
     ).tag(sync=True)
-    # In-call features (nbcall/_in_call.py, js/features.js; docs/widget.md "In a call").
+    # In-call features (nbcall/_in_call.py, js/features/; docs/widget.md "In a call").
     remote_audio = traitlets.Bool(True, help="The other side sends its microphone (False: it muted).").tag(sync=True)
     remote_video = traitlets.Bool(True, help="The other side sends video (False: its camera is off).").tag(sync=True)
     cameras = traitlets.List(
@@ -145,9 +158,12 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
     screen_share = traitlets.Bool(
         False, help="Send the screen instead of the camera (set by share_screen()/stop_sharing() or the widget)."
     ).tag(sync=True)
+    # Kernel-side, not synced: the page reports each chat line once (chat_sent/chat_received).
     messages = traitlets.List(
-        traitlets.Dict(), help="Chat history of this widget: [{'from', 'text', 'time' (epoch seconds)}]."
-    ).tag(sync=True)
+        traitlets.Dict(),
+        help="Chat history of this widget: [{'from', 'text', 'time' (epoch seconds)}], newest last; at most "
+        "200 lines and 256 KiB (oldest dropped first).",
+    )
     recording_state = traitlets.Enum(
         RECORDING_STATES, default_value="idle", help="idle, recording, stopping, done (see .recording) or error."
     ).tag(sync=True)
@@ -199,6 +215,7 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
             "protocol_error": self._on_protocol_error,
             **self._sockets.handlers(),
             **self._media.handlers(),
+            **self._chat_handlers(),
         }
         self.on_msg(self._on_page_message)
 
@@ -212,6 +229,13 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
             return validate_ice_servers(proposal["value"])
         except ValueError as exc:
             raise traitlets.TraitError(str(exc)) from None
+
+    @traitlets.validate("lost_after")
+    def _check_lost_after(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not value > 0 or value == float("inf"):
+            raise traitlets.TraitError(f"lost_after must be a number of seconds > 0, not {proposal['value']!r}")
+        return value
 
     @traitlets.validate("connect_via")
     def _check_connect_via(self, proposal: dict[str, Any]) -> str:

@@ -7,42 +7,53 @@
 // "callstart" (the PeerCall), "connected", "callend".  In-call features act through
 // methods (phone.setError; phone.media: setDevices, replaceLocalTrack...), never by
 // writing fields.
+//
+// What the signaling server says is read in server_inbox.js, which acts through the
+// Phone's methods; the actions (placeCall, accept, reject, hangup) and the peer
+// connection's life are here.
+//
+// Outages (docs/protocol.md "Calls and outages").  The peer's liveness is a status beside
+// the state, not a state: `peerStatus` is "reconnecting" while the heartbeat hears nothing
+// (heartbeat.js) or the server says the peer's signaling dropped (`peer_status`), and a
+// call silent for `lostAfter` ends with reason `lost`.  Our own socket dropping does not
+// end a connected call: see server_inbox.js.
 
-import { MessageType, ErrorCode, Reason } from "../protocol.js";
-import { END_REASONS } from "../messages.js";
-import { State } from "../names.js";
+import { MessageType, Reason } from "../protocol.js";
+import { PEER_STATUSES } from "../messages.js";
+import { State, pick } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { Signaling } from "../signaling/signaling.js";
 import { CallState, canCall, inCall, busy } from "./call_state.js";
 import { CallMedia } from "./call_media.js";
+import { Heartbeat } from "./heartbeat.js";
 import { Peers } from "./peers.js";
+import { ServerInbox } from "./server_inbox.js";
 import { registerPhone, unregisterPhone } from "../registry.js";
 import { randomId } from "../ids.js";
 
 /** @typedef {import("./call_state.js").CallStateName} CallStateName */
-/** @typedef {import("../types.js").ServerMessage} ServerMessage */
-/** @typedef {import("../signaling/signaling.js").SignalingStatus} SignalingStatus */
-
 /** @typedef {import("../types.js").PhoneEvents} PhoneEvents */
 /** @typedef {import("../types.js").PhoneOptions} PhoneOptions */
 
-const { REGISTERING, IDLE, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
+const { REGISTERING, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
 const NAME_GRACE_MS = 5000;
-const NAME_RETRY_MS = 200;
-/** @type {Set<string>} */
-const SIGNALS = new Set([MessageType.OFFER, MessageType.ANSWER, MessageType.CANDIDATE]);
-/** @type {Set<string>} */
-const ENDINGS = new Set([MessageType.REJECT, MessageType.BUSY, MessageType.CANCEL, MessageType.HANGUP]);
-// Nothing shown changes with these: no "change" event after them.
-/** @type {Set<string>} */
-const QUIET = new Set([MessageType.ANSWER, MessageType.CANDIDATE, MessageType.RINGING, MessageType.PONG, MessageType.REPLACED]);
+export const DEFAULT_LOST_AFTER_S = 10;
+/** @typedef {"" | "connected" | "reconnecting"} PeerStatus  (PEER_STATUSES in messages.js) */
+/** The values of `peerStatus` (the peer_status trait), by name. */
+export const PeerStatus = Object.freeze({
+  NONE: pick(PEER_STATUSES, ""),
+  CONNECTED: pick(PEER_STATUSES, "connected"),
+  RECONNECTING: pick(PEER_STATUSES, "reconnecting"),
+});
 
-/** @param {unknown} value */
-const str = (value) => (typeof value === "string" ? value : "");
+/** lost_after in seconds: a finite number > 0, else the default. @param {unknown} value */
+function validLostAfter(value) {
+  return typeof value === "number" && value > 0 && Number.isFinite(value) ? value : DEFAULT_LOST_AFTER_S;
+}
 
 export class Phone {
   /** @param {PhoneOptions} opts */
-  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan, replaces }) {
+  constructor({ user, server, credential, iceServers, iceTransportPolicy, audio, video, plan, replaces, lostAfter }) {
     this.user = user;
     this.key = ""; // our own key, from `registered`
     this.registryName = user;
@@ -71,13 +82,22 @@ export class Phone {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.nameRetry = undefined;
     this.connectedAt = 0; // Date.now() when the last call connected
+    this.lostAfterMs = validLostAfter(lostAfter) * 1000;
+    /** @type {Heartbeat | null} the peer's liveness while connected */
+    this.heartbeat = null;
+    this.peerSilent = false; // the heartbeat hears nothing from the peer
+    this.peerAway = false; // the server says the peer's signaling dropped (peer_status)
+    this.serverId = ""; // registered.server_id: which server instance we registered with last
+    this.inbox = new ServerInbox(this); // reads what the server says (the signaling's callbacks)
     this.signaling = new Signaling({
       url: server,
       username: user,
       credential,
-      onMessage: (msg) => this._onServer(msg),
-      onStatus: (status, detail) => this._onSignalingStatus(status, detail || ""),
+      onMessage: (msg) => this.inbox.onMessage(msg),
+      onStatus: (status, detail) => this.inbox.onStatus(status, detail || ""),
       plan,
+      announce: () => this._announcement(),
+      urgent: () => busy(this.state),
     });
     registerPhone(user, this);
   }
@@ -106,6 +126,16 @@ export class Phone {
 
   get remoteStream() {
     return this.media.remoteStream;
+  }
+
+  /**
+   * How the other side of a connected call is doing: "" with no connected call,
+   * "reconnecting" while nothing comes from it or its signaling is down, else "connected".
+   * @returns {PeerStatus}
+   */
+  get peerStatus() {
+    if (this.state !== CONNECTED) return PeerStatus.NONE;
+    return this.peerSilent || this.peerAway ? PeerStatus.RECONNECTING : PeerStatus.CONNECTED;
   }
 
   /** Signals of this call that arrived before its PeerCall. */
@@ -140,132 +170,6 @@ export class Phone {
   /** @param {string} type @param {Record<string, unknown>} [fields] */
   _send(type, fields = {}) {
     this.signaling.send({ type, ...fields });
-  }
-
-  // -- signaling ----------------------------------------------------------------------
-
-  /** @param {SignalingStatus} status @param {string} detail */
-  _onSignalingStatus(status, detail) {
-    if (status === "transport") {
-      this.transport = detail;
-    } else if (status === "registered") {
-      this.everRegistered = true;
-      return;
-    } else if (status === "retrying") {
-      if (this.everRegistered && this.signaling.attempt <= 1) {
-        // A dropped socket that worked before: reconnect quietly once before calling it an error.
-        if (!busy(this.state)) this._transition(REGISTERING, "socket dropped");
-      } else {
-        this.error = `signaling server ${this.server} unreachable: ${detail}`;
-        if (!busy(this.state)) this._transition(ERROR, "server unreachable");
-      }
-    } else if (status === "replaced") {
-      this._endCall(Reason.REPLACED, false);
-      this._transition(ERROR, "name taken over");
-      this.error = detail;
-    } else {
-      return;
-    }
-    this._changed();
-  }
-
-  /** The message comes from the other side of this call (the server's key says who). @param {ServerMessage} msg */
-  _fromPeer(msg) {
-    if (typeof msg.from_key === "string") return !!this.peerKey && msg.from_key === this.peerKey;
-    return !!this.peer && msg.from === this.peer; // a server that sends no keys
-  }
-
-  /** @param {ServerMessage} msg */
-  _onServer(msg) {
-    const type = msg.type;
-    if (type === MessageType.REGISTERED) this._onRegistered(msg);
-    else if (type === MessageType.PRESENCE) {
-      if (msg.truncated) this._send(MessageType.LIST);
-      this.peers.leave(msg.left, msg.left_keys);
-      this.peers.join(msg.joined, msg.joined_keys, this.key);
-    } else if (type === MessageType.USERS) this.peers.replace(msg.users, msg.keys, this.key);
-    else if (type === MessageType.INVITE) {
-      if (canCall(this.state)) {
-        const peer = str(msg.from);
-        this._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
-      } // else busy: the server tells the caller
-    } else if (type === MessageType.RINGING) {
-      // The callee is an nbcall widget (a seed callee is accepted at once instead): make the
-      // offer and gather candidates now, so answering costs one round trip, not camera + ICE.
-      if (this.state === CALLING && this._fromPeer(msg) && !this.media.starting) this._startPeer(true);
-    } else if (type === MessageType.ACCEPT) {
-      if (this.state !== CALLING || !this._fromPeer(msg)) return;
-      this.seedCall = !!msg.seed;
-      this._transition(CONNECTING, "accepted");
-      if (this.call) this.call.release();
-      else if (!this.media.starting) this._startPeer(true);
-    } else if (ENDINGS.has(type)) {
-      if (!this._fromPeer(msg) || !busy(this.state)) return;
-      this._endCall(type === MessageType.BUSY ? Reason.BUSY : str(msg.reason) || type, false);
-    } else if (SIGNALS.has(type)) this._onSignal(msg);
-    else if (type === MessageType.ERROR) this._onServerError(msg);
-    if (!QUIET.has(type)) this._changed();
-  }
-
-  /** @param {ServerMessage} msg */
-  _onRegistered(msg) {
-    this.key = str(msg.key) || this.key;
-    this.user = str(msg.username) || this.user;
-    this.peers.replace(msg.users, msg.keys, this.key);
-    if (typeof msg.online === "number" && Array.isArray(msg.users) && msg.online > msg.users.length) {
-      this._send(MessageType.LIST);
-    }
-    const call = msg.call && typeof msg.call === "object" ? msg.call : null;
-    const ours = call && (!call.peer_key || call.peer_key === this.peerKey);
-    if (busy(this.state) && !ours) {
-      // Our socket dropped and the server ended the call meanwhile.
-      this._endCall(Reason.DISCONNECTED, false);
-    } else if (this.state === REGISTERING || this.state === ERROR) {
-      this._transition(IDLE, "registered");
-    }
-    this.error = "";
-  }
-
-  /** offer / answer / candidate from the server. @param {ServerMessage} msg */
-  _onSignal(msg) {
-    const fromPeer = this._fromPeer(msg);
-    if (this.call && fromPeer) {
-      this.call.handle(msg);
-    } else if (fromPeer && (this.state === CONNECTING || this.state === RINGING)) {
-      // Signals of the call being set up (media still opening), or a repeated seed offer.
-      if (msg.type === MessageType.OFFER && this.state === RINGING && this.seedCall) this.media.pending = [];
-      this.media.pending.push(msg);
-    } else if (msg.type === MessageType.OFFER && canCall(this.state)) {
-      // A seed client calls with a plain offer and no invite: ring like any call.
-      const peer = str(msg.from);
-      this._newCall(RINGING, "seed offer", { peer, peerKey: str(msg.from_key), incoming: peer, seedCall: true });
-      this.media.pending = [msg];
-    }
-  }
-
-  /** @param {ServerMessage} msg */
-  _onServerError(msg) {
-    const text = `${msg.code}: ${msg.message}`;
-    if (msg.request === MessageType.REGISTER) {
-      if (msg.code === ErrorCode.NAME_TAKEN && performance.now() < this.nameGraceUntil) {
-        clearTimeout(this.nameRetry);
-        this.nameRetry = setTimeout(() => this.signaling.register(), NAME_RETRY_MS);
-        return;
-      }
-      if (busy(this.state)) this._endCall(Reason.DISCONNECTED, false);
-      this._transition(ERROR, `register refused: ${msg.code}`);
-      this.error = `cannot register as ${this.user}: ${text}`;
-      this.signaling.close();
-      return;
-    }
-    if (msg.request === MessageType.INVITE && this.state === CALLING) {
-      const code = str(msg.code);
-      const known = /** @type {readonly string[]} */ (END_REASONS).includes(code);
-      this._endCall(code === ErrorCode.BUSY ? Reason.BUSY : known ? code : Reason.FAILED, false);
-    } else if (SIGNALS.has(msg.request) && msg.code === ErrorCode.UNKNOWN_PEER && this.call) {
-      this._endCall(Reason.DISCONNECTED, false);
-    }
-    this.error = text;
   }
 
   // -- actions (from Python or the buttons): each returns an error sentence, or "" -------
@@ -319,6 +223,18 @@ export class Phone {
 
   // -- for the model and the in-call features ------------------------------------------
 
+  /** Seconds of silence after which a call is lost (the widget's lost_after). @param {unknown} seconds */
+  setLostAfter(seconds) {
+    this.lostAfterMs = validLostAfter(seconds) * 1000;
+    if (this.heartbeat) this.heartbeat.setLostAfter(this.lostAfterMs);
+  }
+
+  /** What `register` announces: the call we are in, for a server that restarted meanwhile. */
+  _announcement() {
+    if (!(this.state === CONNECTED || this.state === CONNECTING) || !this.peer || !this.callId || this.seedCall) return null;
+    return { peer: this.peer, call_id: this.callId };
+  }
+
   /** Show a problem in words (in the widget and the `error` trait). @param {string} text */
   setError(text) {
     this.error = text;
@@ -363,6 +279,7 @@ export class Phone {
           this._transition(CONNECTED, "media connected");
           this.stats = { ...this.stats, setup_ms: Math.round(performance.now() - this.setupStart) };
           this.connectedAt = Date.now();
+          this._watchPeer();
           this.events.emit("connected");
           this.media.watchStats((numbers) => {
             this.stats = { ...this.stats, ...numbers };
@@ -391,7 +308,32 @@ export class Phone {
     this._changed();
   }
 
+  /** Start listening for the peer's life (connected: the data channel and RTP exist). */
+  _watchPeer() {
+    const call = this.call;
+    if (!call || this.heartbeat) return;
+    this.heartbeat = new Heartbeat({
+      channel: call.channel,
+      pc: call.pc,
+      lostAfterMs: this.lostAfterMs,
+      onSilent: (silent) => {
+        if (this.call !== call) return;
+        this.peerSilent = silent;
+        this._changed();
+      },
+      onLost: () => {
+        if (this.call !== call || !busy(this.state)) return;
+        this._endCall(Reason.LOST, true);
+        this._changed();
+      },
+    });
+  }
+
   _resetCall() {
+    if (this.heartbeat) this.heartbeat.stop();
+    this.heartbeat = null;
+    this.peerSilent = false;
+    this.peerAway = false;
     if (this.media.call) this.events.emit("callend");
     this.media.reset();
   }
@@ -404,7 +346,7 @@ export class Phone {
   _endCall(reason, notify) {
     if (notify && this.peer && inCall(this.state)) {
       // The server accepts only its own reasons (protocol.REASONS); anything else is a plain hang-up.
-      const told = reason === Reason.FAILED || reason === Reason.CLOSED ? reason : Reason.HANGUP;
+      const told = reason === Reason.FAILED || reason === Reason.CLOSED || reason === Reason.LOST ? reason : Reason.HANGUP;
       this._send(MessageType.HANGUP, { to: this.peer, reason: told });
     }
     const wasBusy = busy(this.state);

@@ -1,35 +1,36 @@
 // In-call features of one widget model: live mute/camera toggles told to the peer, chat
-// over the call's data channel, snapshots and recordings sent to Python, the call's
-// duration, and (devices.js) device switching and screen sharing.
+// over the call's data channel (chat.js), snapshots and recordings sent to Python, the
+// call's duration, and (devices.js) device switching and screen sharing.
 //
 // One InCall per model (like the Phone).  It follows the call through the phone's events
 // (callstart, connected, callend), handles the kernel's chat / snapshot / recording_*
 // commands through the dispatcher, and mirrors its lasting state into traits.  Views render
 // it with ui/features_view.js and hear of changes through its "change" event.
 
-import { TO_PAGE_KIND, TO_KERNEL_KIND, SNAPSHOT_SOURCES, RECORDING_SOURCES } from "../messages.js";
+import { TO_PAGE_KIND, TO_KERNEL_KIND, SNAPSHOT_SOURCES, RECORDING_SOURCES, DATA_CHANNEL_KIND } from "../messages.js";
 import { State, pick } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { listen } from "../listen.js";
 import { grabFrame } from "../media/snapshot.js";
 import { Recording } from "../media/recorder.js";
 import { Devices } from "./devices.js";
+import { Chat } from "./chat.js";
 
 /** @typedef {import("../types.js").AnyModel} AnyModel */
 /** @typedef {import("../dispatch.js").Dispatcher} Dispatcher */
 /** @typedef {import("../call/phone.js").Phone} Phone */
 /** @typedef {import("../call/peer_call.js").PeerCall} PeerCall */
-/** @typedef {{from: string, text: string, time: number}} ChatMessage */
+/** @typedef {import("./chat.js").ChatLine} ChatMessage */
 
-export const MAX_MESSAGES = 500; // the chat history kept in the `messages` trait
-export const MAX_CHAT_CHARS = 4000;
+export { MAX_CHAT_CHARS } from "../messages.js";
 const TICK_MS = 1000; // the duration shown and synced
+const REMOTE_MEDIA_MS = 100; // the peer's media state is shown at most this often
 const REMOTE = pick(SNAPSHOT_SOURCES, "remote");
 const LOCAL = pick(SNAPSHOT_SOURCES, "local");
 const BOTH = pick(RECORDING_SOURCES, "both");
 
-// What travels on the data channel between the two pages (not the kernel's table).
-export const Channel = Object.freeze({ CHAT: "chat", MEDIA: "media" });
+// What travels on the data channel between the two pages: DATA_CHANNEL in messages.js.
+export const Channel = DATA_CHANNEL_KIND;
 
 /** @param {unknown} err */
 const words = (err) => (err instanceof Error ? err.message : String(err));
@@ -46,8 +47,13 @@ export class InCall {
     this.dispatcher = dispatcher;
     /** @type {RTCDataChannel | null} */
     this.channel = null;
-    /** @type {ChatMessage[]} */
-    this.messages = [];
+    /** @type {() => void} removes this call's channel listeners */
+    this.offChannel = () => {};
+    this.chat = new Chat({
+      user: () => phone.user,
+      peer: () => phone.peer,
+      tellKernel: (kind, fields) => dispatcher.send(kind, fields),
+    });
     this.remote = { audio: true, video: true, screen: false }; // what the peer says it sends
     /** @type {Recording | null} */
     this.recording = null;
@@ -55,6 +61,9 @@ export class InCall {
     this.endedAt = 0;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.timer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} the peer's media state, shown soon */
+    this.remoteTimer = undefined;
+    this.remoteShownAt = -Infinity;
     /** @type {Emitter<{change: []}>} */
     this.events = new Emitter();
     this.devices = new Devices(model, phone, {
@@ -99,8 +108,16 @@ export class InCall {
     this.unlisten();
     this.devices.destroy();
     clearInterval(this.timer);
+    clearTimeout(this.remoteTimer);
+    this.offChannel();
+    this.chat.destroy();
     if (this.recording) this.recording.stop();
     this.events.clear();
+  }
+
+  /** The chat history, newest last (bounded: chat.js). */
+  get messages() {
+    return this.chat.lines;
   }
 
   /** @param {() => void} fn */
@@ -118,10 +135,9 @@ export class InCall {
     return ((this.endedAt || Date.now()) - this.connectedAt) / 1000;
   }
 
-  /** Mirror lasting state into traitlets (only what changed). */
+  /** Mirror lasting state into traitlets (only what changed; chat lines travel one by one: chat.js). */
   _sync() {
     const next = {
-      messages: this.messages,
       remote_audio: this.remote.audio,
       remote_video: this.remote.video,
       cameras: this.devices.lists.cameras,
@@ -157,14 +173,28 @@ export class InCall {
     this.remote = { audio: true, video: true, screen: false };
     this.connectedAt = 0;
     this.endedAt = 0;
+    this.offChannel();
     this.channel = call.channel;
-    if (this.channel) {
-      this.channel.onopen = () => {
+    this.chat.callStart();
+    const channel = this.channel;
+    if (channel) {
+      // Listeners, not on* properties: other modules listen to this channel too (heartbeat).
+      const onOpen = () => {
         this._sendMediaState();
         this._changed();
       };
-      this.channel.onmessage = (event) => this._onChannel(event.data);
-      this.channel.onclose = () => this._changed();
+      /** @param {MessageEvent} event */
+      const onMessage = (event) => this._onChannel(event.data);
+      const onClose = () => this._changed();
+      channel.addEventListener("open", onOpen);
+      channel.addEventListener("message", onMessage);
+      channel.addEventListener("close", onClose);
+      this.offChannel = () => {
+        channel.removeEventListener("open", onOpen);
+        channel.removeEventListener("message", onMessage);
+        channel.removeEventListener("close", onClose);
+        this.offChannel = () => {};
+      };
     }
     this._changed();
   }
@@ -183,7 +213,9 @@ export class InCall {
     if (this.connectedAt) this.endedAt = Date.now();
     if (this.recording) this.recording.stop();
     this.devices.callEnded();
+    this.offChannel();
     this.channel = null;
+    this.chat.callEnd();
     this._changed();
   }
 
@@ -200,39 +232,40 @@ export class InCall {
     this.channel.send(JSON.stringify(out));
   }
 
-  /** Send a chat line to the peer; returns an error sentence or "". @param {string} text */
+  /**
+   * Send a chat line to the peer (rate limited); returns an error sentence or "".
+   * @param {string} text
+   */
   sendChat(text) {
-    if (!text) return "empty message";
-    if (text.length > MAX_CHAT_CHARS) return `message longer than ${MAX_CHAT_CHARS} characters`;
-    if (!this.channel || !this.channelOpen) return "chat needs a connected call";
-    const time = Date.now() / 1000;
-    this.channel.send(JSON.stringify({ kind: Channel.CHAT, text, time }));
-    this._addMessage({ from: this.phone.user, text, time });
-    return "";
+    return this.chat.send(this.channel, text);
   }
 
-  /** @param {ChatMessage} message */
-  _addMessage(message) {
-    this.messages = [...this.messages, message].slice(-MAX_MESSAGES);
-    this._changed();
-  }
-
-  /** @param {unknown} data */
+  /**
+   * One message from the peer: chat (chat.js checks, limits and keeps it), its media
+   * state; a heartbeat or a kind this page does not know is left to others.
+   * @param {unknown} data
+   */
   _onChannel(data) {
-    let msg;
-    try {
-      msg = JSON.parse(String(data));
-    } catch {
-      return; // not ours
-    }
-    if (!msg || typeof msg !== "object") return;
-    if (msg.kind === Channel.CHAT && typeof msg.text === "string") {
-      const time = typeof msg.time === "number" ? msg.time : Date.now() / 1000;
-      this._addMessage({ from: this.phone.peer, text: msg.text.slice(0, MAX_CHAT_CHARS), time });
-    } else if (msg.kind === Channel.MEDIA) {
-      this.remote = { audio: msg.audio !== false, video: msg.video !== false, screen: !!msg.screen };
+    const msg = this.chat.receive(data);
+    if (!msg || msg.kind !== DATA_CHANNEL_KIND.MEDIA) return;
+    const next = { audio: !!msg.audio, video: !!msg.video, screen: !!msg.screen };
+    const { audio, video, screen } = this.remote;
+    if (next.audio === audio && next.video === video && next.screen === screen) return;
+    this.remote = next;
+    this._remoteChanged();
+  }
+
+  /** Show the peer's media state, at most every REMOTE_MEDIA_MS (a peer toggling in a loop cannot busy this page). */
+  _remoteChanged() {
+    if (this.remoteTimer !== undefined) return; // shown when it fires
+    const wait = this.remoteShownAt + REMOTE_MEDIA_MS - performance.now();
+    const show = () => {
+      this.remoteTimer = undefined;
+      this.remoteShownAt = performance.now();
       this._changed();
-    }
+    };
+    if (wait <= 0) show();
+    else this.remoteTimer = setTimeout(show, wait);
   }
 
   // -- snapshots and recordings -------------------------------------------------------------

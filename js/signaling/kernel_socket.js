@@ -2,6 +2,10 @@
 // comm to the kernel, which holds a real websocket to the widget's own server on the page's
 // behalf (CallWidget's kernel sockets, Python).  Works wherever widgets work; the kernel
 // reads comm messages only between cells.
+//
+// A page says goodbye on `pagehide`; one that crashes cannot, so while a socket is not
+// closed the page pings the kernel every PING_INTERVAL_MS (KERNEL_SOCKET_PING), and the
+// kernel drops a socket whose page has been silent for a few idle seconds.
 
 import { TO_KERNEL_KIND, TO_PAGE_KIND } from "../messages.js";
 
@@ -10,6 +14,8 @@ import { TO_KERNEL_KIND, TO_PAGE_KIND } from "../messages.js";
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 3;
+
+export const PING_INTERVAL_MS = 1000;
 
 let nextId = 1;
 
@@ -37,6 +43,9 @@ export class KernelSocket {
     this.onPageHide = () => this.close();
     if (typeof globalThis.addEventListener === "function") globalThis.addEventListener("pagehide", this.onPageHide);
     dispatcher.send(TO_KERNEL_KIND.KERNEL_SOCKET_OPEN, { id });
+    this.ping = () => dispatcher.send(TO_KERNEL_KIND.KERNEL_SOCKET_PING, { id });
+    this.ping();
+    this.pinger = setInterval(this.ping, PING_INTERVAL_MS);
   }
 
   opened() {
@@ -54,6 +63,7 @@ export class KernelSocket {
   finish(code, reason) {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
+    clearInterval(this.pinger);
     if (typeof globalThis.removeEventListener === "function") globalThis.removeEventListener("pagehide", this.onPageHide);
     this.onFinished();
     if (this.onclose) this.onclose({ code, reason });

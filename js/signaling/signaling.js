@@ -4,7 +4,9 @@
 // The first transport that registers is kept.  Keeps one registered connection alive: when
 // the socket drops it reconnects with exponential backoff and re-registers with the name's
 // credential, so the server hands the name (and any call in progress) back to us instead
-// of refusing it as taken.
+// of refusing it as taken.  `register` also announces the call we are in (`announce`), so a
+// server that restarted meanwhile can restore it; and while a call is up (`urgent`) the
+// backoff stays short, so a server back after a second is found a second later.
 
 import { MessageType, CloseCode } from "../protocol.js";
 import { OPEN_TIMEOUT_MS, DIRECT } from "./transports.js";
@@ -21,6 +23,9 @@ import { OPEN_TIMEOUT_MS, DIRECT } from "./transports.js";
  */
 
 export const REPLAN_AFTER_FAILURES = 3; // a kept transport that fails this often in a row: choose again
+export const FIRST_RETRY_MS = 250; // the backoff: 0.25 s, 0.5 s, 1 s ... (each with jitter down to half)
+export const MAX_RETRY_MS = 8000;
+export const URGENT_MAX_RETRY_MS = 1000; // the cap while a call is up
 const MAX_OUTBOX = 200;
 const OPEN = 1; // WebSocket.OPEN, and KernelSocket's
 const CLIENT = "nbcall-widget";
@@ -33,11 +38,13 @@ const CLIENT = "nbcall-widget";
  * @property {(msg: ServerMessage) => void} onMessage  every message from the server, in order
  * @property {(status: SignalingStatus, detail?: string) => void} onStatus
  * @property {() => Promise<Transport[]>} [plan]  the transports to try, in order; default: a direct websocket to url
+ * @property {() => ({peer: string, call_id: string} | null)} [announce]  the call to announce in `register`
+ * @property {() => boolean} [urgent]  a call is up: retry at most URGENT_MAX_RETRY_MS apart
  */
 
 export class Signaling {
   /** @param {SignalingOptions} opts */
-  constructor({ url, username, credential, onMessage, onStatus, plan }) {
+  constructor({ url, username, credential, onMessage, onStatus, plan, announce, urgent }) {
     this.url = url;
     this.plan = plan || (async () => [this._direct()]);
     /** @type {Transport[] | null} the current plan, tried in order until one registers */
@@ -53,6 +60,8 @@ export class Signaling {
     this.credential = credential || null;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
+    this.announce = announce || (() => null);
+    this.urgent = urgent || (() => false);
     /** @type {SocketLike | null} */
     this.ws = null;
     this.closed = false;
@@ -170,6 +179,8 @@ export class Signaling {
     /** @type {Record<string, unknown>} */
     const msg = { type: MessageType.REGISTER, username: this.username, client: CLIENT, presence: true };
     if (this.credential) msg.credential = this.credential;
+    const call = this.announce();
+    if (call) msg.call = call;
     ws.send(JSON.stringify(msg));
   }
 
@@ -199,8 +210,9 @@ export class Signaling {
   /** @param {string} detail */
   _retry(detail) {
     if (this.closed) return;
-    // 0.25 s, 0.5 s, 1 s ... capped at 8 s, with jitter so many pages don't stampede.
-    const base = Math.min(8000, 250 * 2 ** this.attempt);
+    // 0.25 s, 0.5 s, 1 s ... capped at 8 s (1 s in a call), with jitter so many pages don't stampede.
+    const cap = this.urgent() ? URGENT_MAX_RETRY_MS : MAX_RETRY_MS;
+    const base = Math.min(cap, FIRST_RETRY_MS * 2 ** Math.min(this.attempt, 16));
     const delay = base / 2 + Math.random() * (base / 2);
     this.attempt += 1;
     this.onStatus("retrying", `${detail}; retrying in ${(delay / 1000).toFixed(1)} s`);

@@ -11,8 +11,21 @@ import { h, button } from "./dom.js";
 /** @typedef {import("../types.js").AnyModel} AnyModel */
 /** @typedef {import("../registry.js").ModelContext} ModelContext */
 /** @typedef {import("../media/media.js").Device} Device */
+/** @typedef {import("../features/chat.js").ChatLine} ChatLine */
+/** @typedef {Pick<HTMLElement, "append" | "removeChild" | "firstChild" | "replaceChildren">} LogElement */
 
 const REMOTE = pick(SNAPSHOT_SOURCES, "remote");
+// A chat line shows at most this many characters until its "show all" is clicked: laying
+// out long unbroken text costs the browser superlinear time (a 4000-character word took
+// ~50 ms per line, a flood's burst of 20 a second of frozen page; 500 take ~2 ms).
+export const SHOWN_CHARS = 500;
+
+/** The start of `text` a chat line shows at first (all of it when short; never half an emoji). @param {string} text */
+export function shownText(text) {
+  if (text.length <= SHOWN_CHARS) return text;
+  const end = (text.charCodeAt(SHOWN_CHARS - 1) & 0xfc00) === 0xd800 ? SHOWN_CHARS - 1 : SHOWN_CHARS;
+  return text.slice(0, end);
+}
 
 /** @param {number} seconds */
 function mmss(seconds) {
@@ -49,6 +62,41 @@ function fillSelect(select, items, chosen, anyLabel) {
     }),
   );
   select.value = items.some((d) => d.id === chosen) ? chosen : "";
+}
+
+/**
+ * The chat log's DOM kept in step with the history, never rebuilt: `fill` once when the
+ * view is drawn, then `add` appends one line and removes from the top the lines the history
+ * dropped (chat.js's "line" event).  Text goes in as text (textContent), never as markup.
+ * @param {LogElement} log
+ * @param {(line: ChatLine) => Node} makeLine
+ */
+export function chatLogWriter(log, makeLine) {
+  return {
+    /** @param {readonly ChatLine[]} lines */
+    fill(lines) {
+      log.replaceChildren(...lines.map(makeLine));
+    },
+    /** @param {ChatLine} line @param {number} dropped  oldest lines the history let go */
+    add(line, dropped) {
+      for (let i = 0; i < dropped && log.firstChild; i++) log.removeChild(log.firstChild);
+      log.append(makeLine(line));
+    },
+  };
+}
+
+/** Run `fn` once before the next frame, however often asked (at once where there are no frames). */
+function onceAFrame(/** @type {() => void} */ fn) {
+  let asked = false;
+  return () => {
+    if (asked) return;
+    if (typeof requestAnimationFrame !== "function") return fn();
+    asked = true;
+    requestAnimationFrame(() => {
+      asked = false;
+      fn();
+    });
+  };
 }
 
 /**
@@ -89,6 +137,8 @@ export function renderFeatures({ model, context, header, stage, controls, root }
   const chat = h("div", "nbcall-chat");
   const log = h("div", "nbcall-chat-log");
   log.setAttribute("aria-live", "polite");
+  const notice = h("div", "nbcall-chat-notice"); // "N messages from bob were dropped (flood)"
+  notice.setAttribute("role", "status");
   const form = h("form", "nbcall-chat-form");
   const input = h("input", "nbcall-chat-input");
   input.type = "text";
@@ -103,11 +153,49 @@ export function renderFeatures({ model, context, header, stage, controls, root }
     if (error) phone.setError(`chat: ${error}`);
     else input.value = "";
   });
-  chat.append(log, form);
+  chat.append(log, notice, form);
   root.append(chat);
 
-  /** @type {unknown} */
-  let shownMessages = null;
+  /** @param {ChatLine} m */
+  const makeLine = (m) => {
+    const line = h("div", `nbcall-chat-line${m.from === phone.user ? " nbcall-chat-mine" : ""}`);
+    line.append(h("span", "nbcall-chat-time", clock(m.time)), h("b", "nbcall-chat-from", m.from));
+    const text = h("span", "nbcall-chat-text", shownText(m.text));
+    line.append(text);
+    const hidden = m.text.length - (text.textContent || "").length;
+    if (hidden > 0) {
+      const more = button(`… ${hidden} more characters`, "nbcall-chat-more", () => {
+        text.textContent = m.text;
+        more.remove();
+      });
+      line.append(more);
+    }
+    return line;
+  };
+  const writer = chatLogWriter(log, makeLine);
+  // Follow the newest line unless the user scrolled up to read.
+  let following = true;
+  log.addEventListener("scroll", () => {
+    following = log.scrollTop + log.clientHeight >= log.scrollHeight - 24;
+  });
+  const scrollDown = onceAFrame(() => {
+    if (following) log.scrollTop = log.scrollHeight;
+  });
+  const showNotice = (/** @type {string} */ text) => {
+    notice.textContent = text;
+    notice.hidden = !text;
+  };
+  writer.fill(features.chat.lines);
+  showNotice(features.chat.notice);
+  scrollDown();
+  const offChat = [
+    features.chat.events.on("line", (line, dropped) => {
+      writer.add(line, dropped);
+      chat.hidden = false;
+      scrollDown();
+    }),
+    features.chat.events.on("notice", showNotice),
+  ];
   const update = () => {
     const connected = phone.state === State.CONNECTED;
     const inCall = connected || phone.state === State.CONNECTING;
@@ -130,20 +218,8 @@ export function renderFeatures({ model, context, header, stage, controls, root }
     share.textContent = features.devices.screenTrack ? "Stop sharing" : "Share screen";
     record.textContent = features.recording ? "Stop recording" : "Record";
     record.classList.toggle("nbcall-recording", !!features.recording);
-    chat.hidden = !(inCall || features.messages.length);
+    chat.hidden = !(inCall || features.chat.lines.length);
     input.disabled = sendBtn.disabled = !features.channelOpen;
-    if (features.messages !== shownMessages) {
-      shownMessages = features.messages;
-      log.replaceChildren(
-        ...features.messages.map((m) => {
-          const line = h("div", `nbcall-chat-line${m.from === phone.user ? " nbcall-chat-mine" : ""}`);
-          line.append(h("span", "nbcall-chat-time", clock(m.time)), h("b", "nbcall-chat-from", m.from));
-          line.append(h("span", "nbcall-chat-text", m.text));
-          return line;
-        }),
-      );
-      log.scrollTop = log.scrollHeight;
-    }
   };
   const offFeatures = features.subscribe(update);
   const offPhone = phone.subscribe(update);
@@ -156,6 +232,7 @@ export function renderFeatures({ model, context, header, stage, controls, root }
   return () => {
     offFeatures();
     offPhone();
+    offChat.forEach((off) => off());
     unlisten();
     for (const el of [duration, quality, cameraOff, remoteMuted, camera, microphone, share, snap, record, chat]) {
       el.remove();

@@ -4,9 +4,10 @@
 import { TO_PAGE_KIND } from "../messages.js";
 import { State } from "../names.js";
 import { inCall, canCall } from "../call/call_state.js";
+import { PeerStatus } from "../call/phone.js";
 import { listen } from "../listen.js";
 import { h, button, playVideo } from "./dom.js";
-import { STATE_WORDS, transportWords } from "./words.js";
+import { STATE_WORDS, PEER_STATUS_WORDS, transportWords } from "./words.js";
 import { renderFeatures } from "./features_view.js";
 
 /** @typedef {import("../types.js").AnyModel} AnyModel */
@@ -109,8 +110,9 @@ export function renderView({ model, el, context }) {
   const update = () => {
     const state = phone.state;
     root.dataset.state = state;
+    root.dataset.peerStatus = phone.peerStatus; // PeerStatus: none, connected or reconnecting
     status.textContent = STATE_WORDS[state](phone);
-    status.className = `nbcall-status nbcall-state-${state}`;
+    status.className = `nbcall-status nbcall-state-${state}${phone.peerStatus ? ` nbcall-peer-${phone.peerStatus}` : ""}`;
     via.textContent = phone.transport ? `via ${phone.transport}` : "";
     via.title = transportWords(phone.transport);
     error.textContent = phone.error;
@@ -123,7 +125,8 @@ export function renderView({ model, el, context }) {
     cam.input.checked = !!model.get("video");
     // Video only once there is something to show: ringing and calling are a line of text.
     stage.hidden = !(state === State.CONNECTING || state === State.CONNECTED);
-    peerLabel.textContent = phone.peer;
+    const reconnecting = phone.peerStatus === PeerStatus.RECONNECTING;
+    peerLabel.textContent = reconnecting ? `${phone.peer} — ${PEER_STATUS_WORDS[PeerStatus.RECONNECTING]}` : phone.peer;
     if (phone.remoteStream !== shownRemote) {
       shownRemote = phone.remoteStream;
       remote.srcObject = shownRemote;

@@ -2,6 +2,7 @@
 
 import { Reason, ErrorCode } from "../protocol.js";
 import { State } from "../names.js";
+import { PeerStatus } from "../call/phone.js";
 
 /** @typedef {import("../call/phone.js").Phone} Phone */
 /** @typedef {import("../names.js").CallStateName} CallStateName */
@@ -15,9 +16,17 @@ const REASON_WORDS = {
   [Reason.TIMEOUT]: "no answer",
   [Reason.DISCONNECTED]: "the other side went away",
   [Reason.FAILED]: "connection failed",
+  [Reason.LOST]: "lost: nothing came from the other side",
   [ErrorCode.UNKNOWN_PEER]: "not online",
   [Reason.CLOSED]: "the other side closed the widget",
 };
+
+/** The other side's status while connected (phone.peerStatus), in words. */
+export const PEER_STATUS_WORDS = Object.freeze({
+  [PeerStatus.NONE]: "",
+  [PeerStatus.CONNECTED]: "",
+  [PeerStatus.RECONNECTING]: "reconnecting…",
+});
 
 /** Why a call ended, in words. @param {string} reason */
 export function reasonWords(reason) {
@@ -31,7 +40,7 @@ export const STATE_WORDS = {
   [State.CALLING]: (p) => `Calling ${p.peer}…`,
   [State.RINGING]: (p) => `${p.incoming || p.peer} is calling you`,
   [State.CONNECTING]: (p) => `Connecting to ${p.peer}…`,
-  [State.CONNECTED]: (p) => `In a call with ${p.peer}`,
+  [State.CONNECTED]: (p) => `In a call with ${p.peer}${p.peerStatus === PeerStatus.RECONNECTING ? ` — ${PEER_STATUS_WORDS[PeerStatus.RECONNECTING]}` : ""}`,
   [State.ENDED]: (p) => `Call with ${p.peer} ended${p.endReason ? ` (${reasonWords(p.endReason)})` : ""}`,
   [State.ERROR]: () => "Not connected",
 };

@@ -109,6 +109,18 @@ CLOSE_CODES: Final = {
     "SERVER_FULL": CLOSE_SERVER_FULL,
 }
 
+# A client that closes its socket with one of these codes has left on purpose (a widget
+# closed, a page navigating away): its call ends at once.  Any other end of a socket (no
+# close frame, a close frame with no status, an error code, a ping timeout) is a drop,
+# after which a connected call waits Limits.reconnect_grace for the user to come back.
+LEFT_ON_PURPOSE: Final = frozenset({1000, 1001})
+
+
+def left_on_purpose(close_code: int | None) -> bool:
+    """Whether the close code a client sent means it left (not that its socket dropped)."""
+    return close_code in LEFT_ON_PURPOSE
+
+
 # The limits a client needs to know to stay inside them (js/protocol.js gets these).
 CLIENT_LIMITS: Final = {
     "MAX_FRAME_BYTES": MAX_FRAME_BYTES,

@@ -71,12 +71,22 @@ async def test_simultaneous_restarts_resolve_by_perfect_negotiation(pair: Notebo
 
 
 async def test_signaling_socket_drop_reconnects_and_re_registers(pair: Notebook) -> None:
-    # The server ends a call the moment a side's websocket closes (docs/protocol.md), so the
-    # call ends; the widget must come back under its own name by itself and call again.
-    await pair.page.evaluate("(u) => window.__nbcall.phones[u].signaling.ws.close()", WES)
-    await pair.wait_py("vic.state, vic.end_reason", "('ended', 'disconnected')", timeout=10)
-    await pair.wait_py("wes.state, wes.end_reason, wes.error", "('ended', 'disconnected', '')", timeout=10)
-    await pair.wait_js(f"() => window.__nbcall.phones['{WES}'].signaling.registered")
+    # A socket that drops (here: closed with no status, as a blip does) does not end the call
+    # (docs/protocol.md, "Calls and outages"): the widget comes back under its own name by
+    # itself, the call stays connected with its media, and it can hang up and call again.
+    await pair.wait_py("vic.state, wes.state", "('connected', 'connected')")
+    drop = "(u) => { window.__dropped = window.__nbcall.phones[u].signaling.ws; __dropped.close(); }"
+    await pair.page.evaluate(drop, WES)
+    # registered again, on a new socket
+    await pair.wait_js(
+        f"() => {{ const s = window.__nbcall.phones['{WES}'].signaling; return s.registered && s.ws !== __dropped; }}",
+        timeout=10,
+    )
+    await pair.wait_py("vic.state, wes.state, wes.error", "('connected', 'connected', '')", timeout=10)
+    await pair.wait_py("vic.peer_status, wes.peer_status", "('connected', 'connected')", timeout=10)
+    await pair.assert_video_flows(VIC)
+    await pair.py("wes.hangup()")
+    await pair.wait_py("vic.state, vic.end_reason", "('ended', 'hangup')", timeout=10)
     await pair.call_and_connect("vic", "wes", WES)
     await pair.assert_video_flows(VIC)
 

@@ -23,6 +23,26 @@ export class FakeHub {
     /** @type {FakeWebSocket[]} */
     this.sockets = [];
     this.nextCredential = 1;
+    this.instance = 1;
+    this.serverId = "server-1"; // registered.server_id: a new one after restart()
+    this.down = false; // while true, every new socket fails at once (the server is not listening)
+    /** @type {Map<string, {peer: string, id: string}>} after a restart: key -> the call it announced */
+    this.announced = new Map();
+  }
+
+  /**
+   * The server process dies (every socket drops, no close frame) and comes back knowing
+   * nobody, with a new server_id; `down` keeps it away until the test clears it.
+   * @param {{down?: boolean}} [opts]
+   */
+  restart({ down = false } = {}) {
+    const sockets = [...this.users.values()].map((c) => c.ws);
+    this.users.clear();
+    this.calls.clear();
+    this.announced.clear();
+    this.serverId = `server-${++this.instance}`;
+    this.down = down;
+    for (const ws of sockets) ws.serverClose(1006);
   }
 
   /**
@@ -44,6 +64,10 @@ export class FakeHub {
   socket() {
     const ws = new FakeWebSocket(this.url);
     this.sockets.push(ws);
+    if (this.down) {
+      queueMicrotask(() => ws.serverClose(1006, "connection refused"));
+      return ws;
+    }
     ws.onsend = (msg) => queueMicrotask(() => this._receive(ws, msg));
     queueMicrotask(() => ws.serverOpen());
     return ws;
@@ -140,6 +164,27 @@ export class FakeHub {
     }
   }
 
+  /**
+   * A call announced in `register` after a restart: restored once both sides announced it.
+   * @param {string} key @param {string} peer @param {string} id
+   * @returns {HubCall | undefined}
+   */
+  _restore(key, peer, id) {
+    const theirs = this.announced.get(peer);
+    if (!theirs || theirs.peer !== key || theirs.id !== id || !this.users.has(peer) || this.calls.has(peer)) {
+      this.announced.set(key, { peer, id });
+      return undefined;
+    }
+    this.announced.delete(peer);
+    /** @type {HubCall} */
+    const call = { caller: peer, callee: key, id, state: "active" };
+    this.calls.set(key, call);
+    this.calls.set(peer, call);
+    const me = this.users.get(key);
+    this.tell(peer, { type: "peer_status", from: me?.name || key, from_key: key, call_id: id, status: "connected", grace: 15 });
+    return call;
+  }
+
   _users() {
     const all = [...this.users.values()];
     return { users: all.map((c) => c.name), keys: all.map((c) => c.key), online: all.length };
@@ -156,9 +201,10 @@ export class FakeHub {
     if (holder && holder.ws !== ws) holder.ws.serverClose(4001, "replaced"); // a reconnect takes over
     const credential = msg.credential || `cred-${this.nextCredential++}`;
     this.users.set(key, { ws, name, key, credential, nbcall: msg.client !== undefined });
-    const call = this.calls.get(key);
+    let call = this.calls.get(key);
+    if (!call && msg.call && typeof msg.call.peer === "string") call = this._restore(key, nameKey(msg.call.peer), String(msg.call.call_id));
     /** @type {Record<string, unknown>} */
-    const reply = { type: "registered", username: name, key, credential, ...this._users(), protocol: 1, ring_timeout: 30 };
+    const reply = { type: "registered", username: name, key, credential, ...this._users(), protocol: 1, ring_timeout: 30, server_id: this.serverId };
     if (call) {
       const other = call.caller === key ? call.callee : call.caller;
       reply.call = { call_id: call.id, peer: this.users.get(other)?.name || other, peer_key: other, state: call.state };

@@ -14,10 +14,24 @@ export class FakeDataChannel {
     this.sent = [];
     /** @type {((event: any) => void) | null} */
     this.onopen = null;
-    /** @type {((event: {data: string}) => void) | null} */
+    /** @type {((event: {data: any}) => void) | null} */
     this.onmessage = null;
     /** @type {((event: any) => void) | null} */
     this.onclose = null;
+    /** @type {Map<string, Set<(event: any) => void>>} */
+    this.listeners = new Map();
+  }
+
+  /** @param {string} type @param {(event: any) => void} fn */
+  addEventListener(type, fn) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    /** @type {Set<(event: any) => void>} */ (this.listeners.get(type)).add(fn);
+  }
+
+  /** @param {string} type @param {(event: any) => void} fn */
+  removeEventListener(type, fn) {
+    const set = this.listeners.get(type);
+    if (set) set.delete(fn);
   }
 
   /** @param {string} data */
@@ -26,14 +40,27 @@ export class FakeDataChannel {
     this.sent.push(data);
   }
 
+  /** Parsed messages of one kind this side sent. @param {string} kind */
+  sentOf(kind) {
+    return this.sent.map((d) => JSON.parse(d)).filter((m) => m && m.kind === kind);
+  }
+
   open() {
     this.readyState = "open";
     if (this.onopen) this.onopen({});
+    for (const fn of [...(this.listeners.get("open") || [])]) fn({});
   }
 
   /** The peer's message. @param {object} msg */
   receive(msg) {
-    if (this.onmessage) this.onmessage({ data: JSON.stringify(msg) });
+    this.receiveRaw(JSON.stringify(msg));
+  }
+
+  /** The peer's message as it came (anything a hostile peer may send). @param {unknown} data */
+  receiveRaw(data) {
+    const event = { data };
+    if (this.onmessage) this.onmessage(event);
+    for (const fn of [...(this.listeners.get("message") || [])]) fn(event);
   }
 
   close() {
