@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
 import sys
 
 from .signaling.embedded import EmbeddedServer
+from .signaling.forwarding import (
+    DEFAULT_IDLE_PING_INTERVAL,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_REGISTER_TIMEOUT,
+    DESCRIPTOR_RESERVE,
+    FALLBACK_MAX_CONNECTIONS,
+    REFUSAL_ROOM,
+)
 from .signaling.hub import Limits
 from .signaling.ownership import remove_runtime_file, write_runtime_file
 from .signaling.server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -23,7 +35,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--token", help="shared secret every client must present (?token=...)")
     parser.add_argument("--origin", action="append", dest="origins", help="allowed browser Origin (repeatable)")
-    parser.add_argument("--max-connections", type=int, default=20_000)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        help="connections in all (default: what the open-descriptor limit allows, less a reserve; "
+        "never more than that; the limit is raised toward its hard limit first)",
+    )
+    parser.add_argument(
+        "--max-per-address",
+        type=int,
+        default=DEFAULT_MAX_PER_ADDRESS,
+        help="connections from one IP address or IPv6 /64 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-unregistered-per-address",
+        type=int,
+        default=DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+        help="of those, not registered yet (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cap-loopback",
+        action="store_true",
+        help="apply the per-address caps to loopback clients too (off: a reverse proxy, "
+        "Jupyter's endpoint and kernels connect from loopback)",
+    )
+    parser.add_argument(
+        "--register-timeout",
+        type=float,
+        default=DEFAULT_REGISTER_TIMEOUT,
+        help="seconds a new connection has to register (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=DEFAULT_PING_INTERVAL,
+        help="seconds between keepalive pings to a connection in a call, 0 for no pings (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-ping-interval",
+        type=float,
+        default=DEFAULT_IDLE_PING_INTERVAL,
+        help="seconds between keepalive pings to a connection in no call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=DEFAULT_PING_TIMEOUT,
+        help="seconds to wait for a pong before dropping the connection (default: %(default)s)",
+    )
     parser.add_argument(
         "--rate", type=float, default=Limits.rate, help="messages/s per connection (default: %(default)s)"
     )
@@ -57,10 +116,29 @@ async def _run(server: EmbeddedServer) -> None:
     await server.stop()
 
 
+def raise_descriptor_limit(max_connections: int | None) -> None:
+    """Raise this process's soft RLIMIT_NOFILE toward its hard limit, as far as the server can use.
+
+    A dedicated server process (not a kernel): what ``nbcall-server`` may take for itself.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = (max_connections or FALLBACK_MAX_CONNECTIONS) + DESCRIPTOR_RESERVE + REFUSAL_ROOM
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):  # e.g. a sandbox that forbids it
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limits = Limits(rate=args.rate, burst=args.burst, ring_timeout=args.ring_timeout)
+    raise_descriptor_limit(args.max_connections)
     try:
         config = ServerConfig(
             host=args.host,
@@ -69,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             origins=args.origins,
             max_connections=args.max_connections,
             limits=limits,
+            max_per_address=args.max_per_address,
+            max_unregistered_per_address=args.max_unregistered_per_address,
+            cap_loopback=args.cap_loopback,
+            register_timeout=args.register_timeout,
+            ping_interval=args.ping_interval or None,
+            ping_timeout=args.ping_timeout,
+            idle_ping_interval=args.idle_ping_interval,
         )
         server = EmbeddedServer(config, secrets.token_bytes(32))
     except ValueError as exc:

@@ -3,13 +3,18 @@
 Frames are handled synchronously as they are parsed (no per-message queue or task
 wake-up) and forwarded with a non-blocking write: a relay never awaits a slow receiver,
 and a receiver whose write buffer overflows is disconnected instead of growing memory.
+
+Every socket is bounded from its first moment (see "Limits" in docs/protocol.md): it is
+counted by :class:`~.forwarding.Admission` (a descriptor-derived global cap, per-address
+caps), must register within ``register_timeout``, is pinged every second by one
+:class:`~.forwarding.Keepalive` and aborted when silent, and may send only so many pings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import http
-import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +31,35 @@ from websockets.typing import Origin
 
 from .._version import __version__
 from . import protocol as p
-from .forwarding import DEFAULT_MAX_BUFFER, ForwardingPeer, health_body
+from .forwarding import (
+    ABORT,
+    ADMITTED,
+    CLOSE_FULL,
+    CLOSE_NOT_REGISTERED,
+    CLOSE_POLICY,
+    CLOSE_SILENT,
+    DEFAULT_IDLE_PING_INTERVAL,
+    DEFAULT_MAX_BUFFER,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_REGISTER_TIMEOUT,
+    NOT_REGISTERED_REASON,
+    PING_FLOOD_REASON,
+    REFUSALS,
+    SILENT_REASON,
+    Admission,
+    ControlBudget,
+    ForwardingPeer,
+    Keepalive,
+    connection_limit,
+    health_body,
+    is_loopback,
+)
 from .hub import Hub, Limits
+
+__all__ = ["ServerConfig", "SignalingConnection", "SignalingServer", "is_loopback"]
 
 log = logging.getLogger("nbcall.server")
 
@@ -42,18 +74,32 @@ class ServerConfig:
 
     ``token``: when set, every websocket must present it (``?token=`` in the URL or an
     ``Authorization: Bearer`` header).  ``origins``: when set, browsers from other
-    origins are refused.  ``max_connections``: further connections are refused.
-    ``max_buffer``: bytes queued for one slow receiver before it is disconnected.
+    origins are refused.  ``max_buffer``: bytes queued for one slow receiver before it is
+    disconnected.
+
+    Bounds on sockets (docs/protocol.md, "Limits"): ``max_connections`` in all (None: the
+    process's descriptor limit less a reserve, and never more than that);
+    ``max_per_address`` from one address, ``max_unregistered_per_address`` of them not
+    registered yet (loopback exempt unless ``cap_loopback``); ``register_timeout`` seconds
+    to register; a ping every ``ping_interval`` seconds to a connection in a call (None: no
+    pings), every ``idle_ping_interval`` seconds to the others, and a connection whose pong
+    is ``ping_timeout`` seconds late is dropped.
     """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token: str | None = None
     origins: Sequence[str] | None = None
-    max_connections: int = 20_000
+    max_connections: int | None = None
     max_buffer: int = DEFAULT_MAX_BUFFER
     limits: Limits = field(default_factory=Limits)
-    ping_interval: float | None = 20.0
+    ping_interval: float | None = DEFAULT_PING_INTERVAL
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
+    idle_ping_interval: float = DEFAULT_IDLE_PING_INTERVAL
+    register_timeout: float = DEFAULT_REGISTER_TIMEOUT
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    max_unregistered_per_address: int = DEFAULT_MAX_UNREGISTERED_PER_ADDRESS
+    cap_loopback: bool = False
 
     def check(self) -> None:
         """Raise ValueError for a configuration that would be unsafe or cannot work."""
@@ -61,6 +107,16 @@ class ServerConfig:
             raise ValueError(f"port must be between 0 and 65535, not {self.port}")
         if self.token is not None and len(self.token) < 8:
             raise ValueError("the token must be at least 8 characters")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.max_per_address < 1 or self.max_unregistered_per_address < 1:
+            raise ValueError("the per-address caps must be at least 1")
+        if not self.register_timeout > 0:
+            raise ValueError("register_timeout must be positive")
+        if (self.ping_interval is not None and not self.ping_interval > 0) or not (
+            self.ping_timeout > 0 and self.idle_ping_interval > 0
+        ):
+            raise ValueError("the ping interval and timeout must be positive (ping_interval=None: no pings)")
         if not is_loopback(self.host) and self.token is None:
             log.warning(
                 "listening on %s without a token: anyone who can reach this port can register and relay; "
@@ -69,16 +125,10 @@ class ServerConfig:
             )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 _HEADER_SHORT = [bytes((0x81, n)) for n in range(126)]  # FIN + text opcode, short length
+
+
+_PING = b"\x89\x00"  # FIN + ping opcode, empty payload (a server's frames are unmasked)
 
 
 class SignalingConnection(ForwardingPeer, ServerConnection):
@@ -86,11 +136,82 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
 
     hub: Hub
     max_buffer: int
+    admission: Admission
+    liveness: Keepalive | None
+    register_timeout: float
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session = self.hub.connect(self)
         self._fragments: list[bytes] | None = None
+        self.refusal: str | None = None  # why the upgrade is to be refused (a cap was reached)
+        self.ping_sent = self.pinged_at = 0.0  # Keepalive's
+        self._control = ControlBudget()
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # -- the socket's life: admission, registration deadline, keepalive ---------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        verdict = self.admission.admit(self, host)
+        if verdict == ABORT:
+            self.transport.abort()
+            return
+        if verdict != ADMITTED:
+            self.refusal = REFUSALS[verdict]
+        self._deadline = self.loop.call_later(self.register_timeout, self._registration_due)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.admission.release(self)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self.liveness is not None:
+            self.liveness.discard(self)
+
+    def start_keepalive(self) -> None:
+        # Called once the upgrade succeeded.  One server-wide timer instead of a task each.
+        if self.liveness is not None:
+            self.liveness.add(self)
+
+    def registered(self) -> bool:  # Admission's
+        return self.session.key is not None
+
+    def evict(self, reason: str) -> None:  # Admission's: make room for a newcomer
+        self._close_abort(CLOSE_FULL, reason)
+
+    def send_ping(self) -> bool:  # Keepalive's
+        if self.protocol.state is not State.OPEN:
+            return False
+        self.transport.write(_PING)
+        return True
+
+    def busy(self) -> bool:  # Keepalive's: pinged every second while in a call
+        key = self.session.key
+        return key is not None and key in self.hub.calls
+
+    def drop_silent(self) -> None:  # Keepalive's: no pong in time
+        log.info("closing %s: no pong within the ping timeout", self.session.name or self.remote_label())
+        # Abort: waiting for a frozen peer's closing handshake is what made this take 49 s.
+        # connection_lost follows at once, and with it the handler's hub.disconnect.
+        self._close_abort(CLOSE_SILENT, SILENT_REASON)
+
+    def _registration_due(self) -> None:
+        self._deadline = None
+        if self.registered():
+            return
+        self.admission.release(self)
+        self._close_abort(CLOSE_NOT_REGISTERED, f"{NOT_REGISTERED_REASON}: register within {self.register_timeout:g} s")
+
+    def _close_abort(self, code: int, reason: str) -> None:
+        """Send a close frame if we may, then drop the socket without waiting for anything."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self.send_data()
+        self.transport.abort()
 
     # -- what the hub calls (the Peer protocol) ---------------------------------------
 
@@ -148,8 +269,20 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
             self._fragments = None
             if event.fin:
                 self.session.send(p.error(p.ErrorCode.BAD_MESSAGE, "send JSON text frames, not binary"))
-        elif opcode is Opcode.PONG:
-            self.acknowledge_pings(bytes(event.data))
+        elif opcode is Opcode.PING or opcode is Opcode.PONG:
+            # websockets has already queued the pong for a ping: stop a client that pings
+            # faster than its budget, or that does not read its pongs, before they pile up.
+            if self.protocol.state is not State.OPEN:
+                return
+            if not self._control.take():
+                log.warning("closing %s: %s", self.session.name or self.remote_label(), PING_FLOOD_REASON)
+                self._close_abort(CLOSE_POLICY, PING_FLOOD_REASON)
+            elif self.transport.get_write_buffer_size() > self.max_buffer:
+                self.drop_slow_receiver()
+            elif opcode is Opcode.PONG:
+                self.ping_sent = 0.0
+                if self.pending_pings:  # someone used websockets' own ping()
+                    self.acknowledge_pings(bytes(event.data))
 
 
 class SignalingServer:
@@ -164,6 +297,20 @@ class SignalingServer:
         self.config = config or ServerConfig()
         self.config.check()
         self.hub = Hub(self.config.limits)
+        config = self.config
+        self.max_connections = connection_limit(config.max_connections)
+        self.admission = Admission(
+            self.max_connections,
+            config.max_per_address,
+            config.max_unregistered_per_address,
+            cap_loopback=config.cap_loopback,
+            grace=config.register_timeout / 4,
+        )
+        self.liveness = (
+            Keepalive(config.ping_interval, config.ping_timeout, config.idle_ping_interval)
+            if config.ping_interval is not None
+            else None
+        )
         self._server: Server | None = None
 
     @property
@@ -183,10 +330,15 @@ class SignalingServer:
         return f"ws://{shown}:{self.port}"
 
     async def start(self) -> None:
-        hub, max_buffer = self.hub, self.config.max_buffer
-        connection_class = type(
-            "BoundSignalingConnection", (SignalingConnection,), {"hub": hub, "max_buffer": max_buffer}
-        )
+        config = self.config
+        bound = {
+            "hub": self.hub,
+            "max_buffer": config.max_buffer,
+            "admission": self.admission,
+            "liveness": self.liveness,
+            "register_timeout": config.register_timeout,
+        }
+        connection_class = type("BoundSignalingConnection", (SignalingConnection,), bound)
         self._server = await serve(
             self._handler,
             self.config.host,
@@ -196,11 +348,13 @@ class SignalingServer:
             origins=[Origin(o) for o in self.config.origins] if self.config.origins else None,
             compression=None,  # SDP is small; deflate costs more CPU than it saves bandwidth
             max_size=p.MAX_HARD_FRAME_BYTES,
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_interval,
+            ping_interval=None,  # SignalingConnection.start_keepalive: the server-wide Keepalive
+            open_timeout=config.register_timeout,  # the registration deadline covers the upgrade too
+            close_timeout=2.0,  # a closing handshake (at shutdown) waits no longer for a frozen peer
+            backlog=1024,
             server_header=f"nbcall/{__version__}",
         )
-        log.info("nbcall signaling server listening on %s", self.url)
+        log.info("nbcall signaling server listening on %s (at most %d connections)", self.url, self.max_connections)
 
     async def serve_forever(self) -> None:
         if self._server is None:
@@ -212,6 +366,8 @@ class SignalingServer:
         if self._server is None:
             return
         server, self._server = self._server, None
+        if self.liveness is not None:
+            self.liveness.stop()
         server.close()
         await server.wait_closed()
         log.info("nbcall signaling server stopped")
@@ -222,7 +378,8 @@ class SignalingServer:
             await connection.wait_closed()
         finally:
             # A client that sent a close frame left on purpose; one that dropped may come back.
-            self.hub.disconnect(connection.session, clean=connection.protocol.close_rcvd is not None)
+            received = connection.protocol.close_rcvd
+            self.hub.disconnect(connection.session, clean=p.left_on_purpose(received.code if received else None))
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path)
@@ -239,11 +396,9 @@ class SignalingServer:
                     http.HTTPStatus.UNAUTHORIZED,
                     p.error(p.ErrorCode.UNAUTHORIZED, "this server needs a token: add ?token=... to its URL"),
                 )
-        if self._server is not None and len(self._server.connections) >= self.config.max_connections:
-            return _json_response(
-                http.HTTPStatus.SERVICE_UNAVAILABLE,
-                p.error(p.ErrorCode.SERVER_FULL, "the server has too many connections; try again later"),
-            )
+        refusal = connection.refusal if isinstance(connection, SignalingConnection) else None
+        if refusal is not None:
+            return _json_response(http.HTTPStatus.SERVICE_UNAVAILABLE, p.error(p.ErrorCode.SERVER_FULL, refusal))
         return None
 
 
