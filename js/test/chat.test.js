@@ -4,30 +4,21 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeModel, FakeClock } from "./fakes/index.js";
-import { fakeBrowser, connect } from "./helpers.js";
-import { Dispatcher } from "../dispatch.js";
-import { InCall } from "../features/in_call.js";
+import { FakeClock } from "./fakes/index.js";
+import { inCallWithBob } from "./helpers.js";
 import { ChatHistory, TokenBucket, utf8Length, readChannelMessage, MAX_CHANNEL_CHARS } from "../features/chat.js";
 import { chatLogWriter, shownText, SHOWN_CHARS } from "../ui/features_view.js";
 import { MAX_CHAT_LINES, MAX_CHAT_BYTES, MAX_CHAT_CHARS, CHAT_BURST, CHAT_RATE } from "../messages.js";
 
 /** @typedef {import("./fakes/index.js").FakeDataChannel} FakeDataChannel */
+/** @typedef {import("./fakes/index.js").FakeModel} FakeModel */
 /** @typedef {import("../features/chat.js").ChatLine} ChatLine */
 
 /** alice's InCall in a connected call with bob, its data channel open. @param {import("node:test").TestContext} t */
 async function call(t) {
-  const browser = fakeBrowser(t);
-  const alice = await browser.phone("alice");
-  const bob = await browser.phone("bob");
-  const model = new FakeModel({ audio: true, video: true, camera: "", microphone: "", screen_share: false, messages: [] });
-  const dispatcher = new Dispatcher(/** @type {any} */ (model));
-  const features = new InCall(/** @type {any} */ (model), alice, dispatcher);
-  t.after(() => features.destroy());
-  await connect(alice, bob);
-  const channel = /** @type {FakeDataChannel} */ (/** @type {unknown} */ (features.channel));
-  channel.open();
-  return { ...browser, alice, bob, model, features, channel, chat: features.chat };
+  const c = await inCallWithBob(t);
+  c.channel.open();
+  return { ...c, chat: c.features.chat };
 }
 
 /** @param {FakeModel} model @param {string} kind */

@@ -1,8 +1,10 @@
 // What several test files share: a fresh fake browser per test, phones on a FakeHub, and
 // a call taken all the way to connected.
 
-import { installGlobals, FakeClock, FakeHub, flush } from "./fakes/index.js";
+import { installGlobals, FakeClock, FakeHub, FakeModel, flush } from "./fakes/index.js";
 import { Phone } from "../call/phone.js";
+import { Dispatcher } from "../dispatch.js";
+import { InCall } from "../features/in_call.js";
 
 /** @typedef {import("./fakes/index.js").FakePeerConnection} FakePeerConnection */
 
@@ -56,4 +58,21 @@ export async function connect(a, b) {
   fakePc(a).setConnectionState("connected");
   fakePc(b).setConnectionState("connected");
   await flush();
+}
+
+/**
+ * alice's in-call features in a call with bob, connected (the data channel not yet open).
+ * @param {import("node:test").TestContext} t
+ */
+export async function inCallWithBob(t) {
+  const browser = fakeBrowser(t);
+  const alice = await browser.phone("alice");
+  const bob = await browser.phone("bob");
+  const model = new FakeModel({ audio: true, video: true, camera: "", microphone: "", screen_share: false, messages: [] });
+  const dispatcher = new Dispatcher(/** @type {any} */ (model));
+  const features = new InCall(/** @type {any} */ (model), alice, dispatcher);
+  t.after(() => features.destroy());
+  await connect(alice, bob);
+  const channel = /** @type {import("./fakes/index.js").FakeDataChannel} */ (/** @type {unknown} */ (features.channel));
+  return { ...browser, alice, bob, model, features, channel };
 }

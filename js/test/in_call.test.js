@@ -4,26 +4,13 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeModel, FakeMediaRecorder, flush } from "./fakes/index.js";
-import { fakeBrowser, fakePc, connect } from "./helpers.js";
-import { Dispatcher } from "../dispatch.js";
-import { InCall } from "../features/in_call.js";
+import { FakeMediaRecorder, flush } from "./fakes/index.js";
+import { fakePc, inCallWithBob } from "./helpers.js";
 
 /** @typedef {import("./fakes/index.js").FakeDataChannel} FakeDataChannel */
 
 /** @param {import("node:test").TestContext} t */
-async function call(t) {
-  const browser = fakeBrowser(t);
-  const alice = await browser.phone("alice");
-  const bob = await browser.phone("bob");
-  const model = new FakeModel({ audio: true, video: true, camera: "", microphone: "", screen_share: false, messages: [] });
-  const dispatcher = new Dispatcher(/** @type {any} */ (model));
-  const features = new InCall(/** @type {any} */ (model), alice, dispatcher);
-  t.after(() => features.destroy());
-  await connect(alice, bob);
-  const channel = /** @type {FakeDataChannel} */ (/** @type {unknown} */ (features.channel));
-  return { ...browser, alice, bob, model, features, channel };
-}
+const call = (t) => inCallWithBob(t);
 
 test("chat: needs an open channel; a line goes out, is kept in `messages`, and one comes in", async (t) => {
   const { model, channel, features } = await call(t);
