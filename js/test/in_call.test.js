@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { FakeMediaRecorder, flush } from "./fakes/index.js";
 import { fakePc, inCallWithBob } from "./helpers.js";
 
-/** @typedef {import("./fakes/index.js").FakeDataChannel} FakeDataChannel */
 
 /** @param {import("node:test").TestContext} t */
 const call = (t) => inCallWithBob(t);
