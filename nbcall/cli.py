@@ -10,19 +10,17 @@ import secrets
 import signal
 import sys
 
-from .signaling.embedded import EmbeddedServer
-from .signaling.forwarding import (
-    DEFAULT_IDLE_PING_INTERVAL,
+from .signaling.admission import (
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
-    DEFAULT_PING_INTERVAL,
-    DEFAULT_PING_TIMEOUT,
     DEFAULT_REGISTER_TIMEOUT,
     DESCRIPTOR_RESERVE,
     FALLBACK_MAX_CONNECTIONS,
     REFUSAL_ROOM,
 )
+from .signaling.embedded import EmbeddedServer
 from .signaling.hub import Limits
+from .signaling.keepalive import DEFAULT_IDLE_PING_INTERVAL, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .signaling.ownership import remove_runtime_file, write_runtime_file
 from .signaling.server import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 

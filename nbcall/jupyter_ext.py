@@ -41,28 +41,21 @@ from websockets.exceptions import ConnectionClosed
 
 from . import _kernel_ws
 from .signaling import protocol as p
-from .signaling.forwarding import (
+from .signaling.admission import (
     ABORT,
     ADMITTED,
     CLOSE_FULL,
     CLOSE_NOT_REGISTERED,
-    CLOSE_POLICY,
-    CLOSE_SILENT,
     NOT_REGISTERED_REASON,
-    PING_FLOOD_REASON,
     REFUSALS,
     REFUSED_FULL,
-    SILENT_REASON,
     Admission,
-    ControlBudget,
-    ForwardingPeer,
-    FramePump,
-    Keepalive,
     connection_limit,
-    health_body,
     is_loopback,
 )
+from .signaling.forwarding import ForwardingPeer, FramePump, health_body
 from .signaling.hub import Hub, Limits
+from .signaling.keepalive import CLOSE_POLICY, CLOSE_SILENT, PING_FLOOD_REASON, SILENT_REASON, ControlBudget, Keepalive
 from .signaling.server import ServerConfig
 
 log = logging.getLogger("nbcall.server")

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbcall.signaling import SignalingClient, SignalingServer, probe
-from nbcall.signaling.forwarding import (
+from nbcall.signaling.admission import (
     CLOSE_FULL,
     CLOSE_NOT_REGISTERED,
     DESCRIPTOR_RESERVE,

@@ -22,7 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbcall.signaling import SignalingClient
 from nbcall.signaling import protocol as p
-from nbcall.signaling.forwarding import CLOSE_FULL, CLOSE_NOT_REGISTERED, TOO_SLOW_REASON
+from nbcall.signaling.admission import CLOSE_FULL, CLOSE_NOT_REGISTERED
+from nbcall.signaling.forwarding import TOO_SLOW_REASON
 
 from .conftest import free_port, stop_process, wait_for_port
 from .test_liveness import start_jupyter_server, stop_jupyter_server

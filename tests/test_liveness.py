@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from nbcall.signaling import SignalingClient
-from nbcall.signaling.forwarding import Keepalive
+from nbcall.signaling.keepalive import Keepalive
 
 from .conftest import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
 
@@ -34,7 +34,7 @@ NOTICED_WITHIN = 5.0  # seconds; the server's default keepalive takes 1 s + 1 s 
 CHILD = r"""
 import asyncio, signal, sys
 from nbcall.signaling import SignalingClient
-from nbcall.signaling.forwarding import Keepalive
+from nbcall.signaling.keepalive import Keepalive
 
 async def main(url, name, mode):
     async with SignalingClient(url, name) as me:

@@ -5,9 +5,9 @@ wake-up) and forwarded with a non-blocking write: a relay never awaits a slow re
 and a receiver whose write buffer overflows is disconnected instead of growing memory.
 
 Every socket is bounded from its first moment (see "Limits" in docs/protocol.md): it is
-counted by :class:`~.forwarding.Admission` (a descriptor-derived global cap, per-address
+counted by :class:`~.admission.Admission` (a descriptor-derived global cap, per-address
 caps), must register within ``register_timeout``, is pinged every second by one
-:class:`~.forwarding.Keepalive` and aborted when silent, and may send only so many pings.
+:class:`~.keepalive.Keepalive` and aborted when silent, and may send only so many pings.
 """
 
 from __future__ import annotations
@@ -31,33 +31,33 @@ from websockets.typing import Origin
 
 from .._version import __version__
 from . import protocol as p
-from .forwarding import (
+from .admission import (
     ABORT,
     ADMITTED,
     CLOSE_FULL,
     CLOSE_NOT_REGISTERED,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+    DEFAULT_REGISTER_TIMEOUT,
+    NOT_REGISTERED_REASON,
+    REFUSALS,
+    Admission,
+    connection_limit,
+    is_loopback,
+)
+from .forwarding import DEFAULT_MAX_BUFFER, ForwardingPeer, health_body
+from .hub import Hub, Limits
+from .keepalive import (
     CLOSE_POLICY,
     CLOSE_SILENT,
     DEFAULT_IDLE_PING_INTERVAL,
-    DEFAULT_MAX_BUFFER,
-    DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    DEFAULT_REGISTER_TIMEOUT,
-    NOT_REGISTERED_REASON,
     PING_FLOOD_REASON,
-    REFUSALS,
     SILENT_REASON,
-    Admission,
     ControlBudget,
-    ForwardingPeer,
     Keepalive,
-    connection_limit,
-    health_body,
-    is_loopback,
 )
-from .hub import Hub, Limits
 
 __all__ = ["ServerConfig", "SignalingConnection", "SignalingServer", "is_loopback"]
 
