@@ -146,3 +146,15 @@ async def test_a_call_is_restored_after_a_server_restart_when_both_sides_announc
             await client.close()
     finally:
         await second.stop()
+
+
+async def test_a_call_ending_while_one_side_is_away_frees_that_name_at_once(server_factory: Any) -> None:
+    """The name was held for the call only; a seed client, say, could never take it back."""
+    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=30))
+    async with SignalingClient(server.url, "alice") as alice:
+        await bob_calls_then_drops(server, alice)
+        await alice.send({"type": "hangup", "to": "bob"})
+        await asyncio.sleep(0.1)
+        assert name_key("bob") not in server.hub.users and server.hub.calls == {}
+        async with SignalingClient(server.url, "bob") as new_bob:  # no credential needed
+            assert new_bob.registration is not None and "call" not in new_bob.registration

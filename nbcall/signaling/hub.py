@@ -389,6 +389,10 @@ class Hub:
         for key in (call.caller, call.callee):
             if self.calls.get(key) is call:
                 del self.calls[key]
+        for key in (call.caller, call.callee):
+            session = self.users.get(key)
+            if session is not None and session.away:
+                self._release(session)  # its name was held for this call only
 
     def _tell(self, key: str, message: dict[str, Any]) -> None:
         session = self.users.get(key)
