@@ -100,13 +100,16 @@ class Pair:
 
 
 async def register(port: int, name: str) -> wb.WSClient:
-    """Connect, register, and wait until the server routes to us: a candidate sent to
-    ourselves comes back.  Works for both servers (the seed does not reply to register)."""
+    """Connect, register, and wait until the server has handled a message from us after the
+    register: a candidate sent to ourselves.  The seed's server echoes it; nbcall (which
+    forwards candidates only within a call) answers ``no_call``, after its ``registered``
+    reply, so nothing of the set-up is left for the pair's handlers."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     probe = b'{"type":"candidate","from":"' + name.encode() + b'"'
 
     def on_message(client: wb.WSClient, payload: bytearray) -> None:
-        if payload.startswith(probe) and not done.done():
+        answered = payload.startswith(probe) or (b'"code":"no_call"' in payload and b'"request":"candidate"' in payload)
+        if answered and not done.done():
             done.set_result(None)
 
     client = await wb.connect(on_message, port)
