@@ -65,6 +65,7 @@ export const CloseCode = Object.freeze({
   REPLACED: 4001,
   UNAUTHORIZED: 4003,
   TOO_SLOW: 4008,
+  NOT_REGISTERED: 4010,
   SERVER_FULL: 4013,
 });
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from . import protocol as p
+
 log = logging.getLogger("nbcall.server")
 
 DEFAULT_REGISTER_TIMEOUT = 10.0  # seconds a new socket has to send a valid ``register``
@@ -27,8 +29,8 @@ FALLBACK_MAX_CONNECTIONS = 20_000  # the default's ceiling, and the default wher
 REFUSAL_ROOM = 32
 
 # Close codes of these bounds.
-CLOSE_NOT_REGISTERED: Final = 4010  # no valid register within the registration deadline
-CLOSE_FULL: Final = 4013  # = protocol.CLOSE_SERVER_FULL: crowded out, or refused, by a cap
+CLOSE_NOT_REGISTERED: Final = p.CLOSE_NOT_REGISTERED  # one definition: protocol.CLOSE_CODES
+CLOSE_FULL: Final = p.CLOSE_SERVER_FULL
 NOT_REGISTERED_REASON = "did not register in time"
 
 

@@ -101,11 +101,13 @@ ErrorCode.ALL = frozenset(v for k, v in vars(ErrorCode).items() if k.isupper() a
 CLOSE_REPLACED: Final = 4001  # the name was taken over by a reconnect with its credential
 CLOSE_UNAUTHORIZED: Final = 4003
 CLOSE_TOO_SLOW: Final = 4008  # the client did not read its messages; its queue overflowed
-CLOSE_SERVER_FULL: Final = 4013
+CLOSE_NOT_REGISTERED: Final = 4010  # no valid register within the registration deadline
+CLOSE_SERVER_FULL: Final = 4013  # crowded out, or refused, by a connection cap
 CLOSE_CODES: Final = {
     "REPLACED": CLOSE_REPLACED,
     "UNAUTHORIZED": CLOSE_UNAUTHORIZED,
     "TOO_SLOW": CLOSE_TOO_SLOW,
+    "NOT_REGISTERED": CLOSE_NOT_REGISTERED,
     "SERVER_FULL": CLOSE_SERVER_FULL,
 }
 
