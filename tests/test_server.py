@@ -355,7 +355,10 @@ async def test_a_fuzzing_neighbour_does_not_disturb_a_call(server: SignalingServ
 
 
 async def test_slow_receiver_is_disconnected_not_buffered_forever(server_factory: Any) -> None:
-    server = await server_factory(max_buffer=256 * 1024, limits=Limits(rate=1e6, burst=1e6))
+    # The slow-receiver rule itself, for what the server sends: forwards are let through to it
+    # here (no cap on what a partner may queue; see the next test for that cap).
+    limits = Limits(rate=1e6, burst=1e6, max_forward_backlog=1 << 40)
+    server = await server_factory(max_buffer=256 * 1024, limits=limits)
     # A small, fixed receive buffer (no autotuning) so the server's side fills quickly.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
@@ -376,6 +379,35 @@ async def test_slow_receiver_is_disconnected_not_buffered_forever(server_factory
     with pytest.raises(ConnectionClosed):
         while True:
             await sleeper.recv()
+
+
+async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_the_receiver_dropped(
+    server_factory: Any,
+) -> None:
+    """What someone else sends never costs the receiver its connection: past max_forward_backlog
+    unread bytes, the sender's forwards are refused (rate_limited), the receiver stays."""
+    limits = Limits(rate=1e6, burst=1e6, max_forward_backlog=64 * 1024)
+    server = await server_factory(max_buffer=256 * 1024, limits=limits)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", server.port))
+    sleeper = await connect(server.url, sock=sock, max_queue=1)
+    await sleeper.send(json.dumps({"type": "register", "username": "sleeper", "client": "t"}))
+    assert json.loads(await sleeper.recv())["type"] == "registered"
+    async with SignalingClient(server.url, "sender") as sender:
+        sleeper.transport.pause_reading()  # a client that stops reading
+        sdp = {"type": "offer", "sdp": "a" * 40_000}
+        for _ in range(200):
+            await sender.send({"type": "offer", "to": "sleeper", "sdp": sdp})
+        await asyncio.sleep(0.3)
+        codes = {m.get("code") for m in sender.pending() if m["type"] == "error"}
+        assert codes == {"rate_limited"}
+        session = server.hub.users[name_key("sleeper")]
+        assert session.peer.unsent_bytes() <= limits.max_forward_backlog + 48 * 1024  # one frame past the cap
+        sleeper.transport.resume_reading()
+        first = json.loads(await asyncio.wait_for(sleeper.recv(), 5))
+        assert first["type"] in ("offer", "presence") and name_key("sleeper") in server.hub.users
+    await sleeper.close()
 
 
 # -- listening safely -------------------------------------------------------------------

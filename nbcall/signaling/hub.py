@@ -239,6 +239,10 @@ class Hub:
                 f"'{target.name}' is reconnecting and {p.MAX_AWAY_MESSAGES} messages already wait for it",
                 kind,
             )
+        if not target.away and target.peer.unsent_bytes() > self.limits.max_forward_backlog:
+            raise p.ProtocolError(
+                p.ErrorCode.RATE_LIMITED, f"'{target.name}' is not reading its messages fast enough; slow down", kind
+            )
         field_name = p.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         call_id = message.get("call_id")

@@ -215,6 +215,9 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
 
     # -- what the hub calls (the Peer protocol) ---------------------------------------
 
+    def unsent_bytes(self) -> int:
+        return self.transport.get_write_buffer_size()
+
     def send_bytes(self, data: bytes) -> bool:
         # ForwardingPeer.send_bytes with its primitives (is_open, unsent_bytes, write_text)
         # inlined: this is the relay's hottest path.  The overflow goes to the shared rule.

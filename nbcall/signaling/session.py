@@ -25,6 +25,9 @@ class Peer(Protocol):
     def close_now(self, code: int, reason: str) -> None:
         """Close at once with a websocket close code."""
 
+    def unsent_bytes(self) -> int:
+        """Bytes written to this connection and not yet taken by the socket: its backlog."""
+
 
 @dataclass(eq=False)
 class Session:
@@ -80,3 +83,7 @@ class Limits:
     presence_interval: float = 0.25  # presence changes are batched this long
     # seconds a user whose socket dropped (no close frame) keeps its name and call
     reconnect_grace: float = 15.0
+    # a receiver's unread bytes past which forwards to it are refused to their sender, so
+    # what someone else sends can never cost the receiver its connection (its own limit,
+    # the slow-receiver rule, is 1 MiB and only the server's own messages can reach it)
+    max_forward_backlog: int = 256 * 1024
