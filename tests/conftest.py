@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall._testing.processes import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
 from nbcall.signaling import Limits, ServerConfig, SignalingServer
@@ -74,3 +77,15 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     ]  # fmt: skip
     with (home / "turn.log").open("wb") as log, serving(cmd, port, stdout=log, stderr=subprocess.STDOUT):
         yield {"url": f"turn:127.0.0.1:{port}?transport=udp", "secret": secret, "log": home / "turn.log"}
+
+
+async def small_buffer_client(url: str, port: int, register: dict[str, object]) -> ClientConnection:
+    """A websocket to 127.0.0.1:port with a small, fixed receive buffer (no autotuning), so the
+    server's side fills quickly once the test pauses its reading; registered with ``register``."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    client = await connect(url, sock=sock, max_queue=1)
+    await client.send(json.dumps(register))
+    assert json.loads(await client.recv())["type"] == "registered"
+    return client

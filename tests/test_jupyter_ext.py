@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -20,11 +18,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from nbcall._testing.jupyter import start_jupyter_server, stop_jupyter_server
 from nbcall.signaling import SignalingClient
 from nbcall.signaling.admission import CLOSE_FULL, CLOSE_NOT_REGISTERED
 
-from .conftest import free_port, stop_process, wait_for_port
-from .test_liveness import start_jupyter_server, stop_jupyter_server
+from .conftest import free_port, small_buffer_client
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +34,11 @@ def jupyter_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def jupyter_server(jupyter_home: Path) -> Iterator[tuple[int, str]]:
     home = jupyter_home
-    env = dict(os.environ)
-    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
-        env[var] = str(home / var.lower())
-    port, token = free_port(), secrets.token_hex(16)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(home / "server.log").open("wb"),
-    )  # fmt: skip
+    proc, port, token = start_jupyter_server(home, home / "server.log")
     try:
-        wait_for_port(port, proc, timeout=30)
         yield port, token
     finally:
-        urllib.request.urlopen(
-            urllib.request.Request(f"http://127.0.0.1:{port}/api/shutdown?token={token}", method="POST"), timeout=5
-        ).close()
-        proc.wait(10)
-        stop_process(proc)
+        stop_jupyter_server(proc, port, token)
         log = Path(home / "server.log").read_text()
         assert "nbcall: signaling endpoint at /nbcall/signal" in log
         assert "nbcall: kernel websockets send without Nagle's delay" in log
@@ -111,13 +96,7 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_on_to
     past the hub's max_forward_backlog (256 KiB) the sender is refused; the receiver stays."""
     port, token = jupyter_server
     url = f"ws://127.0.0.1:{port}/nbcall/signal?token={token}"
-    # A small, fixed receive buffer (no autotuning) so the server's side fills quickly.
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.connect(("127.0.0.1", port))
-    sleeper = await connect(url, sock=sock, max_queue=1)
-    await sleeper.send(json.dumps({"type": "register", "username": "jsleeper"}))
-    assert json.loads(await sleeper.recv())["type"] == "registered"
+    sleeper = await small_buffer_client(url, port, {"type": "register", "username": "jsleeper"})
     async with SignalingClient(url, "jsender") as sender:
         sleeper.transport.pause_reading()  # a client that stops reading
         sdp = {"type": "offer", "sdp": "a" * 40_000}

@@ -11,23 +11,20 @@ happened through the Jupyter endpoint.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nbcall._testing.jupyter import start_jupyter_server, stop_jupyter_server
 from nbcall.signaling import SignalingClient
 from nbcall.signaling.keepalive import Keepalive
 
-from .conftest import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
+from .conftest import free_port, nbcall_server_cmd, serving
 
 NOTICED_WITHIN = 5.0  # seconds; the server's default keepalive takes 1 s + 1 s at most
 
@@ -56,35 +53,6 @@ def standalone_url() -> Iterator[str]:
     port = free_port()
     with serving(nbcall_server_cmd(port, "--log-level", "WARNING"), port):
         yield f"ws://127.0.0.1:{port}"
-
-
-def start_jupyter_server(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    """A real Jupyter server (with the nbcall extension) on 127.0.0.1; stop it with :func:`stop_jupyter_server`."""
-    env = dict(os.environ)
-    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
-        env[var] = str(home / var.lower())
-    port, token = free_port(), secrets.token_hex(16)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc, timeout=30)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc, port, token
-
-
-def stop_jupyter_server(proc: subprocess.Popen[bytes], port: int, token: str) -> None:
-    try:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/shutdown?token={token}", method="POST")
-        urllib.request.urlopen(request, timeout=5).close()
-        proc.wait(10)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    stop_process(proc)
 
 
 @pytest.fixture(scope="module")

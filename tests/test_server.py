@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 
 import pytest
@@ -14,6 +13,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from nbcall.signaling import Limits, SignalingClient, SignalingError, SignalingServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.names import name_key
+
+from .conftest import small_buffer_client
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -359,13 +360,7 @@ async def test_slow_receiver_is_disconnected_not_buffered_forever(server_factory
     # here (no cap on what a partner may queue; see the next test for that cap).
     limits = Limits(rate=1e6, burst=1e6, max_forward_backlog=1 << 40)
     server = await server_factory(max_buffer=256 * 1024, limits=limits)
-    # A small, fixed receive buffer (no autotuning) so the server's side fills quickly.
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.connect(("127.0.0.1", server.port))
-    sleeper = await connect(server.url, sock=sock, max_queue=1)
-    await sleeper.send(json.dumps({"type": "register", "username": "sleeper"}))
-    assert json.loads(await sleeper.recv())["type"] == "registered"
+    sleeper = await small_buffer_client(server.url, server.port, {"type": "register", "username": "sleeper"})
     async with SignalingClient(server.url, "sender") as sender:
         sleeper.transport.pause_reading()  # a client that stops reading
         sdp = {"type": "offer", "sdp": "a" * 40_000}
@@ -388,12 +383,8 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_t
     unread bytes, the sender's forwards are refused (rate_limited), the receiver stays."""
     limits = Limits(rate=1e6, burst=1e6, max_forward_backlog=64 * 1024)
     server = await server_factory(max_buffer=256 * 1024, limits=limits)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.connect(("127.0.0.1", server.port))
-    sleeper = await connect(server.url, sock=sock, max_queue=1)
-    await sleeper.send(json.dumps({"type": "register", "username": "sleeper", "client": "t"}))
-    assert json.loads(await sleeper.recv())["type"] == "registered"
+    register = {"type": "register", "username": "sleeper", "client": "t"}
+    sleeper = await small_buffer_client(server.url, server.port, register)
     async with SignalingClient(server.url, "sender") as sender:
         sleeper.transport.pause_reading()  # a client that stops reading
         sdp = {"type": "offer", "sdp": "a" * 40_000}

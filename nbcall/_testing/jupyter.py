@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from .processes import HOST, free_port, stop_process
+from .processes import HOST, free_port, stop_process, wait_for_port
 
 
 class JupyterLab:
@@ -80,3 +81,34 @@ class JupyterLab:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def start_jupyter_server(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    """A plain Jupyter server (with the nbcall extension) on 127.0.0.1, its config under ``home``;
+    stop it with :func:`stop_jupyter_server`.  Returns (process, port, token)."""
+    env = dict(os.environ)
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        env[var] = str(home / var.lower())
+    port, token = free_port(), secrets.token_hex(16)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc, timeout=30)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, port, token
+
+
+def stop_jupyter_server(proc: subprocess.Popen[bytes], port: int, token: str) -> None:
+    """POST /api/shutdown, then stop the process by pid whatever that did."""
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/shutdown?token={token}", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        proc.wait(10)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    stop_process(proc)
