@@ -163,6 +163,8 @@ export const MAX_ID_CHARS = 64;
 
 export const MAX_CHAT_CHARS = 4000;
 
+export const DATA_CHANNEL_LABEL = "nbcall";
+
 export const MAX_CHAT_LINES = 200;
 
 export const MAX_CHAT_BYTES = 262144;
@@ -170,3 +172,9 @@ export const MAX_CHAT_BYTES = 262144;
 export const CHAT_RATE = 5;
 
 export const CHAT_BURST = 20;
+
+export const DATA_CHANNEL_ID = 0;
+
+export const HEARTBEAT_INTERVAL_MS = 500;
+
+export const SILENT_AFTER_MS = 1500;

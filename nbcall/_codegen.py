@@ -99,7 +99,16 @@ def messages_js() -> str:
         )
     parts.append(f"export const MAX_ID_CHARS = {_messages.MAX_ID_CHARS};\n")
     parts.append(f"export const MAX_CHAT_CHARS = {_messages.MAX_CHAT_CHARS};\n")
-    for name in ("MAX_CHAT_LINES", "MAX_CHAT_BYTES", "CHAT_RATE", "CHAT_BURST"):
+    parts.append(f"export const DATA_CHANNEL_LABEL = {_js(_messages.DATA_CHANNEL_LABEL)};\n")
+    for name in (
+        "MAX_CHAT_LINES",
+        "MAX_CHAT_BYTES",
+        "CHAT_RATE",
+        "CHAT_BURST",
+        "DATA_CHANNEL_ID",
+        "HEARTBEAT_INTERVAL_MS",
+        "SILENT_AFTER_MS",
+    ):
         parts.append(f"export const {name} = {getattr(_messages, name)};\n")
     return "\n".join(parts)
 

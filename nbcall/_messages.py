@@ -135,6 +135,12 @@ MAX_CHAT_LINES: Final = 200
 MAX_CHAT_BYTES: Final = 256 * 1024
 CHAT_RATE: Final = 5  # lines per second, sustained
 CHAT_BURST: Final = 20  # lines at once
+# The call's data channel: both sides create it themselves (negotiated, fixed id), so neither
+# waits for the other to announce it and a Python peer (aiortc) can open the same one.
+DATA_CHANNEL_LABEL: Final = "nbcall"
+DATA_CHANNEL_ID: Final = 0
+HEARTBEAT_INTERVAL_MS: Final = 500  # each side sends {"kind": "heartbeat"} this often while the channel is open
+SILENT_AFTER_MS: Final = 1500  # no life from the other side this long: it is "reconnecting"
 DATA_CHANNEL: Final = _table(
     Kind("chat", "A chat line; time is the sender's clock (epoch seconds).", {"text": "str", "time": "num?"}),
     Kind(

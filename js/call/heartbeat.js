@@ -14,11 +14,10 @@
 // (`ignored`), never thrown.  The channel is shared with the in-call features (chat,
 // media state): each listens with addEventListener and ignores kinds that are not its own.
 
-import { DATA_CHANNEL, DATA_CHANNEL_KIND } from "../messages.js";
+import { DATA_CHANNEL, DATA_CHANNEL_KIND, HEARTBEAT_INTERVAL_MS, SILENT_AFTER_MS } from "../messages.js";
 import { problem } from "../dispatch.js";
 
-export const HEARTBEAT_INTERVAL_MS = 500;
-export const SILENT_AFTER_MS = 1500;
+export { HEARTBEAT_INTERVAL_MS, SILENT_AFTER_MS };
 const CHECK_EVERY_MS = 250; // silence is judged this often (beats go out every other check)
 const RTP_RECENT_MS = 2500; // bytes that rose since a look this recent are life (hidden tabs tick once a second)
 const MAX_MESSAGE_CHARS = 64 * 1024; // a longer "message" is not parsed at all

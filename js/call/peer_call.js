@@ -5,10 +5,10 @@
 import { MessageType, Reason } from "../protocol.js";
 import { statsCollector, emptyStats } from "./stats.js";
 import { IceWatch } from "./ice.js";
+import { DATA_CHANNEL_ID, DATA_CHANNEL_LABEL } from "../messages.js";
 
 // The in-call data channel (chat, camera/mic state): negotiated with a fixed id, created
 // with the connection on both sides, so it is in the first offer and needs no extra round.
-export const DATA_CHANNEL_ID = 0;
 
 const RESTART_AFTER_DISCONNECT_MS = 3000; // a blip shorter than this heals by itself
 const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by then won't
@@ -85,7 +85,7 @@ export class PeerCall {
     this.connectedAt = 0;
     this.collectStats = statsCollector(this.pc);
     this.channel = dataChannel
-      ? this.pc.createDataChannel("nbcall", { negotiated: true, id: DATA_CHANNEL_ID, ordered: true })
+      ? this.pc.createDataChannel(DATA_CHANNEL_LABEL, { negotiated: true, id: DATA_CHANNEL_ID, ordered: true })
       : null;
 
     const pc = this.pc;
