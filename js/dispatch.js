@@ -14,7 +14,7 @@ import { TO_PAGE, TO_KERNEL, TO_KERNEL_KIND, MAX_ID_CHARS } from "./messages.js"
 /** @typedef {keyof typeof TO_PAGE} ToPageKind */
 /** @typedef {keyof typeof TO_KERNEL} ToKernelKind */
 /** @typedef {Readonly<Record<string, {fields: Record<string, string>, buffers: number}>>} MessageTable */
-/** @typedef {(msg: PageMessage, buffers: unknown[]) => void} Handler */
+/** @typedef {(msg: PageMessage, buffers: unknown[]) => unknown} Handler  may return why it failed (a string) */
 
 /** @param {object} obj @param {string} key */
 const has = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
@@ -108,22 +108,32 @@ export class Dispatcher {
   }
 
   /**
-   * One message from the kernel.
+   * One message from the kernel (or a queued action: queued_actions.js).
    * @param {unknown} content
    * @param {unknown[]} [buffers]
+   * @returns {string} why it could not be carried out (already reported), or ""
    */
   receive(content, buffers = []) {
     const why = problem(TO_PAGE, content, buffers.length);
-    if (why) return this.report(why, content);
+    if (why) {
+      this.report(why, content);
+      return why;
+    }
     const msg = /** @type {PageMessage} */ (content);
     const handler = this.handlers.get(msg.kind);
-    if (!handler) return this.report(`'${msg.kind}' has no handler in this page`, content);
+    if (!handler) {
+      const detail = `'${msg.kind}' has no handler in this page`;
+      this.report(detail, content);
+      return detail;
+    }
     try {
-      handler(msg, buffers);
+      const result = handler(msg, buffers);
+      return typeof result === "string" ? result : "";
     } catch (err) {
       console.error(`nbcall: handling '${msg.kind}' failed`, err);
       const message = err instanceof Error ? err.message : String(err);
       this.send(TO_KERNEL_KIND.ACTION_FAILED, { action: msg.kind, message });
+      return message;
     }
   }
 

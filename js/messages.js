@@ -25,6 +25,9 @@ export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "discon
 /** @type {ReadonlyArray<"" | "connected" | "reconnecting">} nbcall._enums.PEER_STATUSES */
 export const PEER_STATUSES = Object.freeze(["", "connected", "reconnecting"]);
 
+/** @type {ReadonlyArray<"online" | "ringing" | "in_call" | "connected">} nbcall._enums.QUEUE_WAITS */
+export const QUEUE_WAITS = Object.freeze(["online", "ringing", "in_call", "connected"]);
+
 /** @type {ReadonlyArray<"idle" | "recording" | "stopping" | "done" | "error">} nbcall._enums.RECORDING_STATES */
 export const RECORDING_STATES = Object.freeze(["idle", "recording", "stopping", "done", "error"]);
 
@@ -49,6 +52,7 @@ export const DEPRECATED_TRANSPORTS = Object.freeze({
  *   snapshot: Grab the current frame of the remote or local video.
  *   recording_start: Start recording remote, local or both.
  *   recording_stop: Stop the recording; its last chunks and recording_done follow.
+ *   screen: Share the screen (on) or go back to the camera (off), as setting the screen_share trait does.
  *   kernel_socket_opened: The kernel's websocket for this page is open.
  *   kernel_socket_message: A text frame from the signaling server.
  *   kernel_socket_closed: The kernel's websocket closed.
@@ -62,6 +66,7 @@ export const TO_PAGE = Object.freeze({
   snapshot: {"fields": {"id": "str", "which": "str"}, "buffers": 0},
   recording_start: {"fields": {"which": "str"}, "buffers": 0},
   recording_stop: {"fields": {}, "buffers": 0},
+  screen: {"fields": {"on": "bool"}, "buffers": 0},
   kernel_socket_opened: {"fields": {"id": "str"}, "buffers": 0},
   kernel_socket_message: {"fields": {"id": "str", "data": "str"}, "buffers": 0},
   kernel_socket_closed: {"fields": {"id": "str", "code": "int", "reason": "str"}, "buffers": 0},
@@ -77,6 +82,7 @@ export const TO_PAGE_KIND = Object.freeze({
   SNAPSHOT: "snapshot",
   RECORDING_START: "recording_start",
   RECORDING_STOP: "recording_stop",
+  SCREEN: "screen",
   KERNEL_SOCKET_OPENED: "kernel_socket_opened",
   KERNEL_SOCKET_MESSAGE: "kernel_socket_message",
   KERNEL_SOCKET_CLOSED: "kernel_socket_closed",
@@ -87,6 +93,7 @@ export const TO_PAGE_KIND = Object.freeze({
  *   ready: The model's call machinery started in the page (initialize ran).
  *   view: A view of the widget was rendered.
  *   action_failed: A command could not be carried out; why, in words.
+ *   queued_done: The page is finished with this entry of the _queued trait (carried out, or failed: action_failed said why); the kernel drops it.
  *   protocol_error: The page received a message it cannot handle (unknown kind or bad fields).
  *   snapshot_taken: The frame asked for: PNG and raw RGBA pixels as two buffers when ok, else an error.
  *   recording_started: A recording began.
@@ -105,6 +112,7 @@ export const TO_KERNEL = Object.freeze({
   ready: {"fields": {}, "buffers": 0},
   view: {"fields": {}, "buffers": 0},
   action_failed: {"fields": {"action": "str", "message": "str"}, "buffers": 0},
+  queued_done: {"fields": {"id": "int"}, "buffers": 0},
   protocol_error: {"fields": {"detail": "str"}, "buffers": 0},
   snapshot_taken: {"fields": {"id": "str?", "which": "str", "ok": "bool", "width": "int?", "height": "int?", "error": "str?"}, "buffers": 0},
   recording_started: {"fields": {"id": "str", "which": "str", "mime": "str"}, "buffers": 0},
@@ -125,6 +133,7 @@ export const TO_KERNEL_KIND = Object.freeze({
   READY: "ready",
   VIEW: "view",
   ACTION_FAILED: "action_failed",
+  QUEUED_DONE: "queued_done",
   PROTOCOL_ERROR: "protocol_error",
   SNAPSHOT_TAKEN: "snapshot_taken",
   RECORDING_STARTED: "recording_started",
@@ -178,3 +187,7 @@ export const DATA_CHANNEL_ID = 0;
 export const HEARTBEAT_INTERVAL_MS = 500;
 
 export const SILENT_AFTER_MS = 1500;
+
+export const MAX_QUEUED_ACTIONS = 32;
+
+export const QUEUED_ACTION_WAIT_S = 30;

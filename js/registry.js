@@ -8,7 +8,8 @@
  * @typedef {object} ModelContext
  * @property {Phone} phone
  * @property {import("./features/in_call.js").InCall} features
- * @property {(action: string, error: string) => void} act  an action's outcome: "" or why it failed
+ * @property {(action: string, error: string) => string} act  an action's outcome: "" or why it failed
+ * @property {import("./queued_actions.js").QueuedActions} queue  actions waiting for the phone
  */
 
 /** @returns {{phones: Record<string, Phone>}} */

@@ -11,6 +11,7 @@ import { TO_PAGE_KIND, TO_KERNEL_KIND } from "./messages.js";
 import { Dispatcher, sendToKernel } from "./dispatch.js";
 import { Phone } from "./call/phone.js";
 import { InCall } from "./features/in_call.js";
+import { QueuedActions } from "./queued_actions.js";
 import { KernelSockets } from "./signaling/kernel_socket.js";
 import { planTransports } from "./signaling/transports.js";
 import { modelContexts } from "./registry.js";
@@ -68,17 +69,20 @@ function initialize({ model }) {
     replaces: model.get("_replaces"),
     lostAfter: model.get("lost_after"),
   });
-  /** @param {string} action @param {string} error  "" when the action started */
+  /** @param {string} action @param {string} error  "" when the action started @returns {string} error */
   const act = (action, error) => {
-    if (!error) return;
+    if (!error) return "";
     phone.setError(`${action}: ${error}`);
     dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message: error });
+    return error;
   };
   const features = new InCall(model, phone, dispatcher); // chat, devices, screen, snapshots, recording
   // anywidget hands initialize and render different model facades, so views find the
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
   const modelKey = model.get("_credential");
-  modelContexts().set(modelKey, { phone, features, act });
+  // After the handlers: Run All's actions wait in the `_queued` trait until the phone is ready.
+  const queue = new QueuedActions({ model, phone, dispatcher });
+  modelContexts().set(modelKey, { phone, features, act, queue });
   const forget = () => {
     if (modelContexts().get(modelKey)?.phone === phone) modelContexts().delete(modelKey);
   };
@@ -115,6 +119,7 @@ function initialize({ model }) {
   return () => {
     // Kernel restart or widget closed: end the call, stop the camera, close the socket.
     offs.forEach((off) => off());
+    queue.destroy();
     features.destroy();
     phone.close();
     kernelSockets.destroy();

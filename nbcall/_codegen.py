@@ -108,6 +108,8 @@ def messages_js() -> str:
         "DATA_CHANNEL_ID",
         "HEARTBEAT_INTERVAL_MS",
         "SILENT_AFTER_MS",
+        "MAX_QUEUED_ACTIONS",
+        "QUEUED_ACTION_WAIT_S",
     ):
         parts.append(f"export const {name} = {getattr(_messages, name)};\n")
     return "\n".join(parts)

@@ -41,6 +41,13 @@ END_REASONS: Final = tuple(sorted(p.REASONS)) + tuple(sorted(p.ErrorCode.ALL - p
 # media, or when the server says its signaling dropped.
 PEER_STATUSES: Final = ("", "connected", "reconnecting")
 
+# What a queued action waits for in the page (nbcall/_actions.py, js/queued_actions.js):
+#   online     registered, and the user to call is online
+#   ringing    a call is ringing here (accept, reject)
+#   in_call    a call is ringing here, being placed, set up or connected (hangup)
+#   connected  a connected call (chat, snapshots, recordings, screen sharing)
+QUEUE_WAITS: Final = ("online", "ringing", "in_call", "connected")
+
 RECORDING_STATES: Final = ("idle", "recording", "stopping", "done", "error")
 SNAPSHOT_SOURCES: Final = ("remote", "local")
 RECORDING_SOURCES: Final = ("remote", "local", "both")
@@ -54,6 +61,7 @@ ENUMS: Final = {
     "ICE_POLICIES": ICE_POLICIES,
     "END_REASONS": END_REASONS,
     "PEER_STATUSES": PEER_STATUSES,
+    "QUEUE_WAITS": QUEUE_WAITS,
     "RECORDING_STATES": RECORDING_STATES,
     "SNAPSHOT_SOURCES": SNAPSHOT_SOURCES,
     "RECORDING_SOURCES": RECORDING_SOURCES,

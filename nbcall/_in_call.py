@@ -149,10 +149,15 @@ class _Widget(Protocol):
     screen_share: bool
     recording_state: str
     _media: MediaInbox
+    _queued: list[dict[str, Any]]
 
     def _command(self, kind: str, /, **fields: Any) -> None: ...
-    def _require_frontend(self, action: str) -> None: ...
+    def _require_open(self, action: str) -> None: ...
     def _require_connected(self, action: str) -> None: ...
+    def _must_wait(self, action: str, wait: str) -> bool: ...
+    def _enqueue(self, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
+    def _when_connected(self, action: str) -> bool: ...
+    def _send_or_queue(self, queued: bool, action: str, kind: str, /, **fields: Any) -> None: ...
     def observe(self, handler: Callable[[dict[str, Any]], None], names: list[str]) -> None: ...
     def send_chat(self, text: str) -> None: ...
     def on_chat(self, callback: Callable[[dict[str, Any]], Any]) -> None: ...
@@ -162,7 +167,25 @@ class _Widget(Protocol):
 
 
 class InCallFeatures:
-    """Methods of a connected call; mixed into :class:`~nbcall.CallWidget`."""
+    """Methods of a connected call; mixed into :class:`~nbcall.CallWidget`.
+
+    Asked for while a call is still coming (the page has not reported yet, or the call is
+    being placed or set up), they wait for it in the page (nbcall/_actions.py); with no call
+    coming they raise :class:`~nbcall.CallError`.
+    """
+
+    def _when_connected(self: _Widget, action: str) -> bool:
+        """True: ``action`` must wait for a call that is coming; False: the call is connected now."""
+        if self._must_wait(action, "connected"):
+            return True
+        self._require_connected(action)
+        return False
+
+    def _send_or_queue(self: _Widget, queued: bool, action: str, kind: str, /, **fields: Any) -> None:
+        if queued:
+            self._enqueue(action, "connected", {"kind": kind, **fields})
+        else:
+            self._command(kind, **fields)
 
     # -- chat ----------------------------------------------------------------------------------
 
@@ -186,13 +209,13 @@ class InCallFeatures:
             raise CallError("a chat message is a non-empty string")
         if js_len(text) > MAX_CHAT_CHARS:
             raise CallError(f"a chat message has at most {MAX_CHAT_CHARS} characters, not {js_len(text)}")
-        self._require_connected("send a message")
+        queued = self._when_connected("send a message")
         if not self._chat.send_bucket.take():
             raise CallError(
                 f"cannot send a message: at most {CHAT_RATE} lines a second (bursts of {CHAT_BURST}), "
                 "or the other side drops them as a flood; wait a moment"
             )
-        self._command("chat", text=text)
+        self._send_or_queue(queued, "send a message", "chat", text=text)
 
     def on_chat(self: _Widget, callback: Callable[[dict[str, Any]], Any]) -> None:
         """Call ``callback({'from', 'text', 'time'})`` once for every chat line received from the other side."""
@@ -287,13 +310,17 @@ class InCallFeatures:
 
     def share_screen(self: _Widget) -> None:
         """Send a screen (the browser asks which) instead of the camera, in the current call."""
-        self._require_connected("share the screen")
-        self.screen_share = True
+        if self._when_connected("share the screen"):
+            self._enqueue("share the screen", "connected", {"kind": "screen", "on": True})
+        else:
+            self.screen_share = True
 
     def stop_sharing(self: _Widget) -> None:
         """Go back from the screen to the camera."""
-        self._require_frontend("stop sharing")
-        self.screen_share = False
+        if self._must_wait("stop sharing", "connected"):
+            self._enqueue("stop sharing", "connected", {"kind": "screen", "on": False})
+        else:
+            self.screen_share = False
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -307,9 +334,9 @@ class InCallFeatures:
         """
         if which not in SNAPSHOT_SOURCES:
             raise ValueError(f"which must be one of {SNAPSHOT_SOURCES}, not {which!r}")
-        self._require_connected("take a snapshot")
+        queued = self._when_connected("take a snapshot")
         snap = self._media.expect_snapshot(which, callback)
-        self._command("snapshot", id=str(snap.id), which=which)
+        self._send_or_queue(queued, "take a snapshot", "snapshot", id=str(snap.id), which=which)
         return snap
 
     @property
@@ -326,17 +353,21 @@ class InCallFeatures:
         """
         if which not in RECORDING_SOURCES:
             raise ValueError(f"which must be one of {RECORDING_SOURCES}, not {which!r}")
-        self._require_connected("record")
+        queued = self._when_connected("record")
         if self.recording_state in ("recording", "stopping"):
             raise CallError(f"already {self.recording_state}")
         self._media.expect_recording()
-        self._command("recording_start", which=which)
+        self._send_or_queue(queued, "record", "recording_start", which=which)
 
     def stop_recording(self: _Widget, path: str | None = None) -> None:
         """Stop recording; the file arrives in the next messages: ``recording`` holds it when
         ``recording_state`` is ``done`` (also written to ``path`` if given, and handed to
         :meth:`on_recording` callbacks). A call that ends stops its recording the same way."""
-        self._require_frontend("stop recording")
+        self._require_open("stop recording")
+        if any(entry["command"]["kind"] == "recording_start" for entry in self._queued):
+            self._media.expect_stop(path)
+            self._enqueue("stop recording", "connected", {"kind": "recording_stop"})
+            return
         if self.recording_state != "recording":
             raise CallError(f"not recording (recording_state is {self.recording_state})")
         self._media.expect_stop(path)

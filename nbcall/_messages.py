@@ -67,6 +67,11 @@ TO_PAGE: Final = _table(
     Kind("snapshot", "Grab the current frame of the remote or local video.", {"id": "str", "which": "str"}),
     Kind("recording_start", "Start recording remote, local or both.", {"which": "str"}),
     Kind("recording_stop", "Stop the recording; its last chunks and recording_done follow."),
+    Kind(
+        "screen",
+        "Share the screen (on) or go back to the camera (off), as setting the screen_share trait does.",
+        {"on": "bool"},
+    ),
     Kind("kernel_socket_opened", "The kernel's websocket for this page is open.", {"id": "str"}),
     Kind("kernel_socket_message", "A text frame from the signaling server.", {"id": "str", "data": "str"}),
     Kind("kernel_socket_closed", "The kernel's websocket closed.", {"id": "str", "code": "int", "reason": "str"}),
@@ -77,6 +82,12 @@ TO_KERNEL: Final = _table(
     Kind("ready", "The model's call machinery started in the page (initialize ran)."),
     Kind("view", "A view of the widget was rendered."),
     Kind("action_failed", "A command could not be carried out; why, in words.", {"action": "str", "message": "str"}),
+    Kind(
+        "queued_done",
+        "The page is finished with this entry of the _queued trait (carried out, or failed: action_failed "
+        "said why); the kernel drops it.",
+        {"id": "int"},
+    ),
     Kind(
         "protocol_error",
         "The page received a message it cannot handle (unknown kind or bad fields).",
@@ -120,6 +131,10 @@ TO_KERNEL: Final = _table(
         {"id": "str"},
     ),
 )
+
+# -- actions asked for before the page could carry them out (nbcall/_actions.py) -----------
+MAX_QUEUED_ACTIONS: Final = 32  # entries of CallWidget._queued at once; more raise CallError
+QUEUED_ACTION_WAIT_S: Final = 30  # the page gives up on an entry whose condition has not held this long
 
 # -- page <-> page: the call's data channel ------------------------------------------------
 # Sent by the other side of a call: hostile until checked.  Each side validates every

@@ -30,13 +30,12 @@ import anywidget
 import ipywidgets  # type: ignore[import-untyped]
 import traitlets
 
+from ._actions import CallActions
 from ._enums import (
     CALL_STATES,
-    CAN_CALL_STATES,
     CONNECT_VIA,
     DEPRECATED_TRANSPORTS,
     ICE_POLICIES,
-    IN_CALL_STATES,
     PEER_STATUSES,
     RECORDING_STATES,
     TRANSPORTS,
@@ -48,7 +47,7 @@ from ._media import MediaInbox
 from ._messages import TO_KERNEL, TO_PAGE, problem
 from ._registry import WIDGETS
 from .ice import default_ice_servers, validate_ice_servers
-from .signaling.names import InvalidName, name_key, normalize_name
+from .signaling.names import InvalidName, normalize_name
 
 __all__ = ["CallError", "CallWidget"]
 
@@ -73,12 +72,12 @@ def _warn_deprecated(message: str) -> None:
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
-class CallWidget(InCallFeatures, anywidget.AnyWidget):
+class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
     """A WebRTC video call widget: local preview, remote video, call controls, online users.
 
     >>> alice = CallWidget(user="alice")   # starts (or reuses) the embedded signaling server
     >>> alice                              # display it; the browser registers "alice"
-    >>> alice.call("bob")                  # in a later cell: ring bob
+    >>> alice.call("bob")                  # ring bob (before the page is up: as soon as it is)
 
     Media flows browser to browser; the kernel only configures and observes the call.
     """
@@ -178,6 +177,10 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
     # Re-running `w = CallWidget("alice")` must not fail with name_taken against the widget it
     # replaces: the old one is closed, and the page waits briefly for its registration to go.
     _replaces = traitlets.Bool(False, help="This widget replaced one of the same name in this kernel.").tag(sync=True)
+    # Actions asked for before the page could carry them out (nbcall/_actions.py); only the kernel writes it.
+    _queued = traitlets.List(
+        traitlets.Dict(), help="[{'id', 'wait', 'action', 'command', 'key'?}] waiting for the page, in order."
+    ).tag(sync=True)
 
     def __init__(self, user: str, server: str | None = None, **kwargs: Any) -> None:
         try:
@@ -212,11 +215,13 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
             "ready": self._on_ready,
             "view": self._on_view,
             "action_failed": self._on_action_failed,
+            "queued_done": self._on_queued_done,
             "protocol_error": self._on_protocol_error,
             **self._sockets.handlers(),
             **self._media.handlers(),
             **self._chat_handlers(),
         }
+        self._init_actions()
         self.on_msg(self._on_page_message)
 
     @traitlets.default("ice_servers")
@@ -290,10 +295,7 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
         self._views_seen += 1
 
     def _on_action_failed(self, content: dict[str, Any], _buffers: list[Any]) -> None:
-        action, message = content["action"], content["message"]
-        log.warning("CallWidget(%r): %s failed in the page: %s", self.user, action, message)
-        if message not in self.error:  # the page sets `error` itself; its update may come later
-            self.error = f"{action}: {message}"
+        self._action_failed(content["action"], content["message"])
 
     def _on_protocol_error(self, content: dict[str, Any], _buffers: list[Any]) -> None:
         self._page_problem("the page could not handle a message from the kernel", content["detail"])
@@ -321,86 +323,10 @@ class CallWidget(InCallFeatures, anywidget.AnyWidget):
         """True once a view of this widget has been rendered in a browser (reported between cells)."""
         return self._views_seen > 0
 
-    def _require_frontend(self, action: str) -> None:
-        if self.comm is None:
-            raise CallError(
-                f"cannot {action}: this widget was closed (a newer CallWidget({self.user!r}) in this kernel "
-                "replaces the earlier one); use the new widget"
-            )
-        if not self.displayed:
-            raise CallError(
-                f"cannot {action}: the widget has not been displayed yet. Show it first (put it last in a cell "
-                "or call display(widget)), then run the action in a later cell — the browser reports in between cells"
-            )
-
     def _require_connected(self, action: str) -> None:
-        self._require_frontend(action)
+        self._require_open(action)
         if self.state != "connected":
             raise CallError(f"cannot {action}: no connected call (the widget is {self.state})")
-
-    # -- actions -------------------------------------------------------------------------------
-
-    def call(self, user: str) -> None:
-        """Ring ``user``. Raises :class:`CallError` at once when the call cannot work."""
-        self._require_frontend("call")
-        try:
-            target = normalize_name(user)
-        except InvalidName as exc:
-            raise CallError(f"cannot call {user!r}: {exc}") from None
-        if name_key(target) == name_key(self.user):
-            raise CallError("cannot call yourself")
-        if self.state not in CAN_CALL_STATES:
-            if self.state == "error":
-                detail = f": {self.error}" if self.error else ""
-            elif self.state == "registering":
-                detail = " (the page is still connecting to the signaling server)"
-            else:
-                detail = f" with {self.peer}" if self.peer else ""
-            raise CallError(f"cannot call while {self.state}{detail}")
-        online = {name_key(p): p for p in self.peers}
-        if name_key(target) not in online:
-            raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")
-        self._command("call", to=online[name_key(target)])
-
-    def accept(self) -> None:
-        """Answer the ringing incoming call."""
-        self._require_frontend("accept")
-        if self.state != "ringing":
-            raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
-        self._command("accept")
-
-    def reject(self) -> None:
-        """Decline the ringing incoming call."""
-        self._require_frontend("reject")
-        if self.state != "ringing":
-            raise CallError(f"nothing to reject: the widget is {self.state}, not ringing")
-        self._command("reject")
-
-    def hangup(self) -> None:
-        """End the current call (or stop ringing someone)."""
-        self._require_frontend("hang up")
-        if self.state not in IN_CALL_STATES:
-            raise CallError(f"no call to hang up: the widget is {self.state}")
-        self._command("hangup")
-
-    # -- callbacks -----------------------------------------------------------------------------
-
-    def on_incoming(self, callback: Callable[[str], Any]) -> None:
-        """Call ``callback(caller_name)`` whenever a call starts ringing here."""
-
-        def handler(change: dict[str, Any]) -> None:
-            if change["new"]:
-                callback(change["new"])
-
-        self.observe(handler, names=["incoming"])
-
-    def on_state(self, callback: Callable[[str], Any]) -> None:
-        """Call ``callback(new_state)`` on every state change."""
-
-        def handler(change: dict[str, Any]) -> None:
-            callback(change["new"])
-
-        self.observe(handler, names=["state"])
 
     def __repr__(self) -> str:
         return f"CallWidget(user={self.user!r}, state={self.state!r}, peer={self.peer!r})"

@@ -103,15 +103,6 @@ def test_enums_refuse_unknown_values() -> None:
         w.ice_transport_policy = "sometimes"
 
 
-@pytest.mark.parametrize("action", ["accept", "reject", "hangup"])
-def test_actions_need_a_displayed_widget(action: str) -> None:
-    w = CallWidget("alice", server=URL)
-    with pytest.raises(CallError, match="not been displayed"):
-        getattr(w, action)()
-    with pytest.raises(CallError, match="not been displayed"):
-        w.call("bob")
-
-
 def test_ready_without_a_view_is_not_displayed() -> None:
     w = CallWidget("alice", server=URL)
     w._handle_custom_msg({"kind": "ready"}, [])
@@ -139,9 +130,6 @@ def test_call_refuses_what_cannot_work() -> None:
     w.set_trait("state", "connected")
     w.set_trait("peer", "bob")
     with pytest.raises(CallError, match="while connected with bob"):
-        w.call("bob")
-    w.set_trait("state", "registering")
-    with pytest.raises(CallError, match=r"while registering .*still connecting"):
         w.call("bob")
     w.set_trait("state", "error")
     w.set_trait("error", "cannot register as alice: name_taken: 'alice' is in use")

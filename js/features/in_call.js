@@ -35,6 +35,20 @@ export const Channel = DATA_CHANNEL_KIND;
 /** @param {unknown} err */
 const words = (err) => (err instanceof Error ? err.message : String(err));
 
+/**
+ * Whether the other side sends video on this connection: false once it answered without
+ * sending any (a seed page answers receive-only until its own user presses its call button).
+ * True while unknown (no connection, nothing negotiated yet).
+ * @param {{getTransceivers?: () => any[]} | null} pc
+ */
+export function remoteSendsVideo(pc) {
+  if (!pc || typeof pc.getTransceivers !== "function") return true;
+  const video = pc.getTransceivers().filter((t) => t && t.receiver && t.receiver.track && t.receiver.track.kind === "video");
+  const negotiated = video.filter((t) => typeof t.currentDirection === "string");
+  if (!negotiated.length) return true;
+  return negotiated.some((t) => t.currentDirection === "sendrecv" || t.currentDirection === "recvonly");
+}
+
 export class InCall {
   /**
    * @param {AnyModel} model
@@ -91,6 +105,12 @@ export class InCall {
         [TO_PAGE_KIND.SNAPSHOT]: (msg) => this.snapshot(msg.which, msg.id),
         [TO_PAGE_KIND.RECORDING_START]: (msg) => this._fail("start_recording", this.startRecording(msg.which)),
         [TO_PAGE_KIND.RECORDING_STOP]: () => this._fail("stop_recording", this.stopRecording()),
+        // A queued share_screen()/stop_sharing(): what setting the trait does, once connected.
+        [TO_PAGE_KIND.SCREEN]: (msg) => {
+          model.set("screen_share", !!msg.on);
+          model.save_changes();
+          this.devices.shareWanted();
+        },
       }),
       listen(model, [
         ["change:audio", onToggle],
@@ -113,6 +133,11 @@ export class InCall {
     this.chat.destroy();
     if (this.recording) this.recording.stop();
     this.events.clear();
+  }
+
+  /** False while the other side sends no video on the connection (e.g. a seed page answered receive-only). */
+  get remoteSendsVideo() {
+    return this.phone.state !== State.CONNECTED || remoteSendsVideo(this.phone.pc);
   }
 
   /** The chat history, newest last (bounded: chat.js). */
@@ -139,7 +164,7 @@ export class InCall {
   _sync() {
     const next = {
       remote_audio: this.remote.audio,
-      remote_video: this.remote.video,
+      remote_video: this.remote.video && this.remoteSendsVideo,
       cameras: this.devices.lists.cameras,
       microphones: this.devices.lists.microphones,
       connected_at: this.connectedAt / 1000,
@@ -161,9 +186,10 @@ export class InCall {
    * @param {string} message  "" when it worked
    */
   _fail(action, message) {
-    if (!message) return;
+    if (!message) return "";
     this.phone.setError(`${action}: ${message}`);
     this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message });
+    return message;
   }
 
   // -- call life (phone events) ------------------------------------------------------------

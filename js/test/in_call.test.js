@@ -102,3 +102,18 @@ test("the call's end stops its recording and freezes the duration", async (t) =>
   clock.tick(5000);
   assert.equal(model.get("duration"), frozen);
 });
+
+test("a peer that answered without video (a seed page, receive-only) sets remote_video false until it sends", async (t) => {
+  const { model, alice, features } = await call(t);
+  const pc = fakePc(alice);
+  const video = pc.getTransceivers().filter((tr) => tr.receiver.track.kind === "video");
+  assert.ok(video.length, "the call negotiates video");
+  assert.equal(features.remoteSendsVideo, true, "nothing known about directions yet: assume it sends");
+  for (const tr of video) /** @type {any} */ (tr).currentDirection = "sendonly"; // we send, it does not
+  alice._changed();
+  assert.equal(features.remoteSendsVideo, false);
+  assert.equal(model.get("remote_video"), false);
+  for (const tr of video) /** @type {any} */ (tr).currentDirection = "sendrecv"; // its user pressed call: renegotiated
+  alice._changed();
+  assert.equal(model.get("remote_video"), true);
+});

@@ -210,7 +210,11 @@ export function renderFeatures({ model, context, header, stage, controls, root }
     quality.title =
       `${s.inbound_kbps || 0} kbps in, ${s.outbound_kbps || 0} kbps out, ${s.fps || 0} fps ` +
       `${s.width || 0}x${s.height || 0}, loss ${s.packet_loss_pct || 0}%, ${s.candidate_type || "?"}`;
-    cameraOff.hidden = !(connected && !features.remote.video);
+    // A seed page answers receive-only until its user presses its own call button.
+    const sendsNone = connected && !features.remoteSendsVideo;
+    cameraOff.textContent = sendsNone ? "the other side sends no video" : "camera off";
+    cameraOff.title = sendsNone ? "It answered without video (a seed page does until its user presses its call button)" : "";
+    cameraOff.hidden = !(connected && (sendsNone || !features.remote.video));
     remoteMuted.hidden = !(connected && !features.remote.audio);
     fillSelect(camera, features.devices.lists.cameras, model.get("camera"), "default camera");
     fillSelect(microphone, features.devices.lists.microphones, model.get("microphone"), "default microphone");

@@ -34,7 +34,7 @@ export function renderView({ model, el, context }) {
     root.appendChild(h("div", "nbcall-error", "nbcall: this widget's model did not initialize"));
     return () => root.remove();
   }
-  const { phone, act } = context;
+  const { phone, act, queue } = context;
 
   const header = h("div", "nbcall-header");
   const who = h("span", "nbcall-user", phone.user);
@@ -45,6 +45,9 @@ export function renderView({ model, el, context }) {
 
   const error = h("div", "nbcall-error");
   error.setAttribute("role", "alert");
+  // An action asked for before the page was ready (Run All): "Will call bob — waiting for …".
+  const waiting = h("div", "nbcall-waiting");
+  waiting.setAttribute("role", "status");
 
   const stage = h("div", "nbcall-stage");
   const remote = h("video", "nbcall-remote");
@@ -93,7 +96,7 @@ export function renderView({ model, el, context }) {
   const list = h("ul", "nbcall-peers");
   online.append(onlineTitle, list);
 
-  root.append(header, error, stage, ring, controls, online);
+  root.append(header, error, waiting, stage, ring, controls, online);
   const unrenderFeatures = renderFeatures({ model, context, header, stage, controls, root });
   root.dataset.user = phone.user;
   root.nbcall = phone; // for tests and debugging: el.querySelector('.nbcall-root').nbcall.pc
@@ -117,6 +120,8 @@ export function renderView({ model, el, context }) {
     via.title = transportWords(phone.transport);
     error.textContent = phone.error;
     error.hidden = !phone.error;
+    waiting.textContent = queue.describe();
+    waiting.hidden = !waiting.textContent;
     ring.hidden = state !== State.RINGING;
     ringText.textContent = `Incoming call from ${phone.incoming || phone.peer}`;
     hangupBtn.hidden = !inCall(state);
@@ -158,6 +163,7 @@ export function renderView({ model, el, context }) {
     }
   };
   const unsubscribe = phone.subscribe(update);
+  const offQueue = queue.subscribe(update);
   const unlisten = listen(model, [
     ["change:audio", update],
     ["change:video", update],
@@ -166,6 +172,7 @@ export function renderView({ model, el, context }) {
 
   return () => {
     unsubscribe();
+    offQueue();
     unrenderFeatures();
     unlisten();
     if (audibleViews.get(phone) === view) audibleViews.delete(phone);

@@ -1,0 +1,215 @@
+// Actions the kernel asked for before this page could carry them out (nbcall/_actions.py).
+//
+// Run All runs every cell before the kernel reads one message from the page, so
+// `w.call("bob")` right after displaying `w` reaches a page that is still starting.  The
+// kernel puts such actions in the `_queued` trait (state survives where a message sent
+// before this model existed would be lost).  Here they are carried out in order, each once
+// the phone is ready for it (QUEUE_WAITS: the callee online, a ringing call, a call, a
+// connected call), through the dispatcher like any command.  An entry whose moment has not
+// come after QUEUED_ACTION_WAIT_S fails, and so do the entries after a failed one (they
+// were meant to follow it).  Every entry ends with a QUEUED_DONE report to the kernel; a
+// failure also sends ACTION_FAILED and shows in the widget.
+//
+// The kernel is the only writer of `_queued`; what is in it is still checked like any
+// message (the command against TO_PAGE, by the dispatcher).
+
+import { QUEUE_WAITS, QUEUED_ACTION_WAIT_S, MAX_QUEUED_ACTIONS, TO_KERNEL_KIND, TO_PAGE_KIND } from "./messages.js";
+import { pick, State } from "./names.js";
+import { canCall, inCall } from "./call/call_state.js";
+import { Emitter } from "./emitter.js";
+import { listen } from "./listen.js";
+
+/** @typedef {import("./types.js").AnyModel} AnyModel */
+/** @typedef {import("./call/phone.js").Phone} Phone */
+/** @typedef {import("./dispatch.js").Dispatcher} Dispatcher */
+/** @typedef {{id: number, wait: string, action: string, command: Record<string, unknown>, key?: string}} Entry */
+
+const CHECK_EVERY_MS = 250; // a wait that no phone change ends (a timeout) is looked at this often
+const WAIT_MS = QUEUED_ACTION_WAIT_S * 1000;
+
+export const Wait = Object.freeze({
+  ONLINE: pick(QUEUE_WAITS, "online"),
+  RINGING: pick(QUEUE_WAITS, "ringing"),
+  IN_CALL: pick(QUEUE_WAITS, "in_call"),
+  CONNECTED: pick(QUEUE_WAITS, "connected"),
+});
+
+/** @param {Phone} phone */
+const registered = (phone) => phone.state !== State.REGISTERING && phone.state !== State.ERROR;
+
+/** @type {Record<string, (phone: Phone, entry: Entry) => boolean>} when each wait is over */
+const READY = {
+  [Wait.ONLINE]: (phone, entry) =>
+    registered(phone) && (!canCall(phone.state) || !!phone.peers.keyOf(String(entry.key || entry.command.to))),
+  [Wait.RINGING]: (phone) => phone.state === State.RINGING,
+  [Wait.IN_CALL]: (phone) => phone.state === State.RINGING || inCall(phone.state),
+  [Wait.CONNECTED]: (phone) => phone.state === State.CONNECTED,
+};
+
+/**
+ * What an entry is waiting for, in words ("bob to come online").
+ * @param {Phone} phone
+ * @param {Entry} entry
+ */
+export function waitingFor(phone, entry) {
+  if (entry.wait === Wait.ONLINE) {
+    return registered(phone) ? `${entry.command.to} to come online` : "the signaling server";
+  }
+  if (entry.wait === Wait.RINGING) return "a call to ring";
+  if (entry.wait === Wait.IN_CALL) return "a call";
+  return "a connected call";
+}
+
+/**
+ * A well-formed entry of `_queued`, or null.
+ * @param {unknown} value
+ * @returns {Entry | null}
+ */
+function asEntry(value) {
+  if (!value || typeof value !== "object") return null;
+  const e = /** @type {Record<string, any>} */ (value);
+  const ok =
+    Number.isInteger(e.id) &&
+    typeof e.action === "string" &&
+    Object.prototype.hasOwnProperty.call(READY, e.wait) &&
+    e.command !== null &&
+    typeof e.command === "object" &&
+    (e.key === undefined || typeof e.key === "string");
+  return ok ? /** @type {Entry} */ (e) : null;
+}
+
+export class QueuedActions {
+  /**
+   * @param {{model: AnyModel, phone: Phone, dispatcher: Dispatcher, now?: () => number}} args
+   */
+  constructor({ model, phone, dispatcher, now = () => Date.now() }) {
+    this.model = model;
+    this.phone = phone;
+    this.dispatcher = dispatcher;
+    this.now = now;
+    /** @type {Set<number>} ids finished here (the kernel drops them after QUEUED_DONE) */
+    this.finished = new Set();
+    /** @type {{id: number, since: number} | null} the entry at the head, and since when it waits */
+    this.head = null;
+    /** @type {string} the action that failed: the entries after it fail too */
+    this.failedAction = "";
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.timer = undefined;
+    this.pumping = false;
+    /** @type {Emitter<{change: []}>} */
+    this.events = new Emitter();
+    const pump = () => this.pump();
+    const offs = [listen(model, [["change:_queued", pump]]), phone.subscribe(pump)];
+    this.unlisten = () => offs.forEach((off) => off());
+    pump();
+  }
+
+  /** The entries still to do here, in order (at most MAX_QUEUED_ACTIONS are looked at). */
+  pending() {
+    const raw = this.model.get("_queued");
+    const list = Array.isArray(raw) ? raw.slice(0, MAX_QUEUED_ACTIONS) : [];
+    /** @type {Entry[]} */
+    const out = [];
+    for (const value of list) {
+      const entry = asEntry(value);
+      if (!entry) {
+        this.dispatcher.report("a queued action is malformed", value);
+        const id = value && typeof value === "object" ? /** @type {any} */ (value).id : undefined;
+        if (Number.isInteger(id) && !this.finished.has(id)) this._finish(id);
+        continue;
+      }
+      if (!this.finished.has(entry.id)) out.push(entry);
+    }
+    // Forget ids the kernel has dropped: `finished` stays as small as the queue.
+    const listed = new Set(list.map((value) => (value && typeof value === "object" ? value.id : undefined)));
+    for (const id of this.finished) if (!listed.has(id)) this.finished.delete(id);
+    return out;
+  }
+
+  /** What the widget shows: "Will call bob — waiting for bob to come online", or "". */
+  describe() {
+    const [entry] = this.pending();
+    if (!entry) return "";
+    return `Will ${entry.action} — waiting for ${waitingFor(this.phone, entry)}`;
+  }
+
+  /** @param {() => void} fn */
+  subscribe(fn) {
+    return this.events.on("change", fn);
+  }
+
+  /** Carry out every entry whose moment has come, in order; stop at the first that must wait. */
+  pump() {
+    if (this.pumping) return; // a command changes the phone, whose change calls pump again
+    this.pumping = true;
+    try {
+      for (;;) {
+        const [entry] = this.pending();
+        if (!entry) {
+          this.failedAction = "";
+          this.head = null;
+          this._tick(false);
+          break;
+        }
+        if (!this.head || this.head.id !== entry.id) this.head = { id: entry.id, since: this.now() };
+        if (this.failedAction) {
+          this._fail(entry, `not done: "${this.failedAction}" before it failed`);
+        } else if (READY[entry.wait](this.phone, entry)) {
+          this._run(entry);
+        } else if (this.now() - this.head.since >= WAIT_MS) {
+          const detail = this.phone.error ? ` (${this.phone.error})` : "";
+          this._fail(entry, `gave up after waiting ${QUEUED_ACTION_WAIT_S} s for ${waitingFor(this.phone, entry)}${detail}`);
+        } else {
+          this._tick(true);
+          break;
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.events.emit("change");
+  }
+
+  /** @param {Entry} entry */
+  _run(entry) {
+    const command = { ...entry.command };
+    if (entry.wait === Wait.ONLINE && command.kind === TO_PAGE_KIND.CALL) {
+      // Python sent the callee's key (its name rule); call the name this page lists for it.
+      const key = this.phone.peers.keyOf(String(entry.key || command.to));
+      if (key) command.to = this.phone.peers.get(key) || command.to;
+    }
+    // The handler reports its own failure (action_failed); a failed one stops the rest.
+    const error = this.dispatcher.receive(command);
+    if (error) this.failedAction = entry.action;
+    this._finish(entry.id);
+  }
+
+  /** @param {Entry} entry @param {string} message */
+  _fail(entry, message) {
+    this.failedAction = this.failedAction || entry.action;
+    this.phone.setError(`${entry.action}: ${message}`);
+    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action: entry.action, message });
+    this._finish(entry.id);
+  }
+
+  /** @param {number} id */
+  _finish(id) {
+    this.finished.add(id);
+    this.dispatcher.send(TO_KERNEL_KIND.QUEUED_DONE, { id });
+  }
+
+  /** Keep a timer only while an entry waits (a timeout is the one thing no event tells). @param {boolean} on */
+  _tick(on) {
+    if (on && this.timer === undefined) this.timer = setInterval(() => this.pump(), CHECK_EVERY_MS);
+    if (!on && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  destroy() {
+    this._tick(false);
+    this.unlisten();
+    this.events.clear();
+  }
+}

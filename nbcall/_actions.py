@@ -1,0 +1,229 @@
+"""The widget's call control (call, accept, reject, hangup), and actions that wait for the page.
+
+An action on a widget whose page has not reported yet is not an error: it is queued, and
+the page carries it out as soon as it can.  Why it must be so: the kernel reads the page's
+messages only between cells, and Run All (or one cell that builds, displays and uses a
+widget) runs every cell before the first of them arrives.  So when ``w.call("bob")`` finds
+a page that has not said ``ready``, or an earlier action still waiting, or a call still
+being set up that a chat line needs, the action goes into the synced ``_queued`` trait
+instead of raising:
+
+- a trait, not a custom message: a message sent before the page's model exists is lost,
+  while a trait is part of the state the model is created with;
+- each entry says what it waits for (``QUEUE_WAITS``: the callee online, a ringing call, a
+  call, a connected call); the page carries out the entries in order, each once its
+  condition holds, through the same handlers as a command sent at once;
+- the page gives up on an entry after ``QUEUED_ACTION_WAIT_S`` seconds (30), and an entry
+  that fails fails the ones queued after it (they were meant to follow it);
+- either way the page answers ``queued_done`` and the kernel drops the entry; a failure
+  also comes as ``action_failed``: the ``error`` trait, a logged warning, and the
+  callbacks of :meth:`CallActions.on_error`.
+
+At most ``MAX_QUEUED_ACTIONS`` (32) entries wait at once.  What can be checked in Python
+(a valid name, not yourself) is still checked at once, queued or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ._enums import CAN_CALL_STATES, IN_CALL_STATES, QUEUE_WAITS
+from ._errors import CallError
+from ._messages import MAX_QUEUED_ACTIONS
+from .signaling.names import InvalidName, name_key, normalize_name
+
+log = logging.getLogger("nbcall.widget")
+
+# While a call is being placed or set up, an action that needs a connected call waits for it.
+_SETTING_UP = ("registering", "calling", "ringing", "connecting")
+
+
+class _Widget(Protocol):
+    """What these methods use of :class:`~nbcall.CallWidget` (its traits and helpers)."""
+
+    comm: Any
+    user: str
+    state: str
+    peer: str
+    peers: list[str]
+    error: str
+    _queued: list[dict[str, Any]]
+    _frontend_ready: bool
+    _next_queued_id: int
+    _command_in_flight: bool
+    _error_callbacks: list[Callable[[CallError], Any]]
+
+    def _command(self: _Widget, kind: str, /, **fields: Any) -> None: ...
+    def observe(self: _Widget, handler: Callable[[dict[str, Any]], None], names: list[str]) -> None: ...
+    def _state_arrived(self: _Widget, change: dict[str, Any]) -> None: ...
+    def _require_open(self: _Widget, action: str) -> None: ...
+    def _must_wait(self: _Widget, action: str, wait: str) -> bool: ...
+    def _enqueue(self: _Widget, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
+
+
+class CallActions:
+    """Call control and the queue of actions waiting for the page (mixed into CallWidget)."""
+
+    def _init_actions(self: _Widget) -> None:
+        self._next_queued_id = 1
+        # A call or accept sent this cell: the page's state change arrives after the cell, and
+        # an action that needs the call waits for it instead of raising.
+        self._command_in_flight = False
+        self._error_callbacks: list[Callable[[CallError], Any]] = []
+        self.observe(self._state_arrived, names=["state"])
+
+    def _state_arrived(self: _Widget, _change: dict[str, Any]) -> None:
+        self._command_in_flight = False
+
+    # -- the queue -----------------------------------------------------------------------------
+
+    def _require_open(self: _Widget, action: str) -> None:
+        if self.comm is None:
+            raise CallError(
+                f"cannot {action}: this widget was closed (a newer CallWidget({self.user!r}) in this kernel "
+                "replaces the earlier one); use the new widget"
+            )
+
+    def _must_wait(self: _Widget, action: str, wait: str) -> bool:
+        """Whether ``action`` must be queued until ``wait`` holds in the page (else: check it now)."""
+        self._require_open(action)
+        if not self._frontend_ready or self._queued:
+            return True  # the page has not reported yet, or earlier actions are waiting: keep the order
+        if wait == "online":
+            return bool(self.state == "registering")
+        if wait == "connected":
+            return self._command_in_flight or self.state in _SETTING_UP
+        if wait == "in_call":
+            return self._command_in_flight
+        return False
+
+    def _enqueue(self: _Widget, action: str, wait: str, command: dict[str, Any], key: str = "") -> None:
+        if wait not in QUEUE_WAITS:  # a bug in nbcall, not the user's
+            raise ValueError(f"unknown queue condition {wait!r}")
+        if len(self._queued) >= MAX_QUEUED_ACTIONS:
+            raise CallError(
+                f"cannot {action}: {MAX_QUEUED_ACTIONS} actions are already waiting for the page "
+                "(is the widget displayed? the page carries them out once it runs)"
+            )
+        entry: dict[str, Any] = {"id": self._next_queued_id, "wait": wait, "action": action, "command": command}
+        if key:
+            entry["key"] = key
+        self._next_queued_id += 1
+        self._queued = [*self._queued, entry]
+        log.info("CallWidget(%r): %s waits for the page (until: %s)", self.user, action, wait)
+
+    def _on_queued_done(self: _Widget, content: dict[str, Any], _buffers: list[Any]) -> None:
+        self._queued = [entry for entry in self._queued if entry.get("id") != content["id"]]
+
+    @property
+    def waiting(self: _Widget) -> list[str]:
+        """The actions waiting for the page, in order (e.g. ``['call bob']``); they run as soon as they can.
+
+        An action asked for before the page has reported (Run All, or a widget built and used
+        in one cell) waits here; the page gives up on one after 30 s (``error`` says why).
+        """
+        return [str(entry["action"]) for entry in self._queued]
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def on_error(self: _Widget, callback: Callable[[CallError], Any]) -> None:
+        """Call ``callback(CallError)`` whenever an action fails in the page, a queued one included.
+
+        An action that waited for the page (see :attr:`waiting`) cannot raise in the cell that
+        asked for it; this is where its failure arrives (also in ``error`` and the log).
+        """
+        self._error_callbacks.append(callback)
+
+    def _action_failed(self: _Widget, action: str, message: str) -> None:
+        log.warning("CallWidget(%r): %s failed in the page: %s", self.user, action, message)
+        if message not in self.error:  # the page sets `error` itself; its update may come later
+            self.error = f"{action}: {message}"
+        error = CallError(f"{action}: {message}")
+        for callback in list(self._error_callbacks):
+            try:
+                callback(error)
+            except Exception:
+                log.exception("CallWidget(%r): an on_error callback failed", self.user)
+
+    # -- call control --------------------------------------------------------------------------
+
+    def call(self: _Widget, user: str) -> None:
+        """Ring ``user``.
+
+        Raises :class:`CallError` at once when the call cannot work (an invalid name,
+        yourself, a user not online, a call already going on). Before the page has reported
+        (Run All, or in the cell that displays the widget) the call waits for the page and
+        for ``user`` to come online, at most 30 s (see :attr:`waiting` and :meth:`on_error`).
+        """
+        try:
+            target = normalize_name(user)
+        except InvalidName as exc:
+            raise CallError(f"cannot call {user!r}: {exc}") from None
+        if name_key(target) == name_key(self.user):
+            raise CallError("cannot call yourself")
+        if self._must_wait("call", "online"):
+            self._enqueue(f"call {target}", "online", {"kind": "call", "to": target}, key=name_key(target))
+            return
+        if self.state not in CAN_CALL_STATES:
+            if self.state == "error":
+                detail = f": {self.error}" if self.error else ""
+            else:
+                detail = f" with {self.peer}" if self.peer else ""
+            raise CallError(f"cannot call while {self.state}{detail}")
+        online = {name_key(p): p for p in self.peers}
+        if name_key(target) not in online:
+            raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")
+        self._command("call", to=online[name_key(target)])
+        self._command_in_flight = True
+
+    def accept(self: _Widget) -> None:
+        """Answer the ringing incoming call (before the page has reported: the next call that rings)."""
+        if self._must_wait("accept", "ringing"):
+            self._enqueue("accept", "ringing", {"kind": "accept"})
+            return
+        if self.state != "ringing":
+            raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
+        self._command("accept")
+        self._command_in_flight = True
+
+    def reject(self: _Widget) -> None:
+        """Decline the ringing incoming call (before the page has reported: the next call that rings)."""
+        if self._must_wait("reject", "ringing"):
+            self._enqueue("reject", "ringing", {"kind": "reject"})
+            return
+        if self.state != "ringing":
+            raise CallError(f"nothing to reject: the widget is {self.state}, not ringing")
+        self._command("reject")
+
+    def hangup(self: _Widget) -> None:
+        """End the current call (or stop ringing someone)."""
+        if self._must_wait("hang up", "in_call"):
+            self._enqueue("hang up", "in_call", {"kind": "hangup"})
+            return
+        if self.state not in IN_CALL_STATES:
+            raise CallError(f"no call to hang up: the widget is {self.state}")
+        self._command("hangup")
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def on_incoming(self: _Widget, callback: Callable[[str], Any]) -> None:
+        """Call ``callback(caller_name)`` whenever a call starts ringing here."""
+
+        def handler(change: dict[str, Any]) -> None:
+            if change["new"]:
+                callback(change["new"])
+
+        self.observe(handler, names=["incoming"])
+
+    def on_state(self: _Widget, callback: Callable[[str], Any]) -> None:
+        """Call ``callback(new_state)`` on every state change."""
+
+        def handler(change: dict[str, Any]) -> None:
+            callback(change["new"])
+
+        self.observe(handler, names=["state"])
+
+
+__all__ = ["CallActions"]
