@@ -156,7 +156,9 @@ async def test_impossible_actions_raise_in_python(trio: Notebook) -> None:
     out = await trio.py("alice.hangup()")
     assert "CallError: no call to hang up" in out, out
     # Used in the cell that makes it, a widget cannot know yet: the action waits for its page.
-    out = await trio.py("import nbcall; x = nbcall.CallWidget('x', server=SERVER); x.call('nobody-x'); print(x.waiting); x.close()")
+    out = await trio.py(
+        "import nbcall; x = nbcall.CallWidget('x', server=SERVER); x.call('nobody-x'); print(x.waiting); x.close()"
+    )
     assert "['call nobody-x']" in out, out
 
 
