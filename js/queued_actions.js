@@ -37,13 +37,17 @@ export const Wait = Object.freeze({
 /** @param {Phone} phone */
 const registered = (phone) => phone.state !== State.REGISTERING && phone.state !== State.ERROR;
 
-/** @type {Record<string, (phone: Phone, entry: Entry) => boolean>} when each wait is over */
+/** @typedef {{channelOpen: boolean, subscribe: (fn: () => void) => () => void}} ChannelState  the in-call features */
+
+/** @type {Record<string, (phone: Phone, entry: Entry, features: ChannelState | null) => boolean>} when each wait is over */
 const READY = {
   [Wait.ONLINE]: (phone, entry) =>
     registered(phone) && (!canCall(phone.state) || !!phone.peers.keyOf(String(entry.key || entry.command.to))),
   [Wait.RINGING]: (phone) => phone.state === State.RINGING,
   [Wait.IN_CALL]: (phone) => phone.state === State.RINGING || inCall(phone.state),
-  [Wait.CONNECTED]: (phone) => phone.state === State.CONNECTED,
+  // Chat also needs the data channel, which opens a moment after the connection.
+  [Wait.CONNECTED]: (phone, entry, features) =>
+    phone.state === State.CONNECTED && (entry.command.kind !== TO_PAGE_KIND.CHAT || !features || features.channelOpen),
 };
 
 /**
@@ -80,13 +84,14 @@ function asEntry(value) {
 
 export class QueuedActions {
   /**
-   * @param {{model: AnyModel, phone: Phone, dispatcher: Dispatcher, now?: () => number}} args
+   * @param {{model: AnyModel, phone: Phone, dispatcher: Dispatcher, features?: ChannelState, now?: () => number}} args
    */
-  constructor({ model, phone, dispatcher, now = () => Date.now() }) {
+  constructor({ model, phone, dispatcher, features, now = () => Date.now() }) {
     this.model = model;
     this.phone = phone;
     this.dispatcher = dispatcher;
     this.now = now;
+    this.features = features || null;
     /** @type {Set<number>} ids finished here (the kernel drops them after QUEUED_DONE) */
     this.finished = new Set();
     /** @type {{id: number, since: number} | null} the entry at the head, and since when it waits */
@@ -100,6 +105,7 @@ export class QueuedActions {
     this.events = new Emitter();
     const pump = () => this.pump();
     const offs = [listen(model, [["change:_queued", pump]]), phone.subscribe(pump)];
+    if (features) offs.push(features.subscribe(pump));
     this.unlisten = () => offs.forEach((off) => off());
     pump();
   }
@@ -154,7 +160,7 @@ export class QueuedActions {
         if (!this.head || this.head.id !== entry.id) this.head = { id: entry.id, since: this.now() };
         if (this.failedAction) {
           this._fail(entry, `not done: "${this.failedAction}" before it failed`);
-        } else if (READY[entry.wait](this.phone, entry)) {
+        } else if (READY[entry.wait](this.phone, entry, this.features)) {
           this._run(entry);
         } else if (this.now() - this.head.since >= WAIT_MS) {
           const detail = this.phone.error ? ` (${this.phone.error})` : "";

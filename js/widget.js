@@ -81,7 +81,7 @@ function initialize({ model }) {
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
   const modelKey = model.get("_credential");
   // After the handlers: Run All's actions wait in the `_queued` trait until the phone is ready.
-  const queue = new QueuedActions({ model, phone, dispatcher });
+  const queue = new QueuedActions({ model, phone, dispatcher, features });
   modelContexts().set(modelKey, { phone, features, act, queue });
   const forget = () => {
     if (modelContexts().get(modelKey)?.phone === phone) modelContexts().delete(modelKey);

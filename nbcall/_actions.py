@@ -60,6 +60,18 @@ class _Widget(Protocol):
     def _state_arrived(self: _Widget, change: dict[str, Any]) -> None: ...
     def _require_open(self: _Widget, action: str) -> None: ...
     def _must_wait(self: _Widget, action: str, wait: str) -> bool: ...
+    def _holds_now(self: _Widget, wait: str) -> bool:
+        """Whether, as far as the kernel knows, ``wait`` holds now (nothing sent this cell may change it)."""
+        if self._command_in_flight:
+            return False
+        if wait == "online":
+            return self.state in CAN_CALL_STATES
+        if wait == "ringing":
+            return bool(self.state == "ringing")
+        if wait == "in_call":
+            return self.state in IN_CALL_STATES
+        return bool(self.state == "connected")
+
     def _enqueue(self: _Widget, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
 
 
@@ -89,8 +101,12 @@ class CallActions:
     def _must_wait(self: _Widget, action: str, wait: str) -> bool:
         """Whether ``action`` must be queued until ``wait`` holds in the page (else: check it now)."""
         self._require_open(action)
-        if not self._frontend_ready or self._queued:
-            return True  # the page has not reported yet, or earlier actions are waiting: keep the order
+        if not self._frontend_ready:
+            return True  # the page has not reported yet
+        if self._holds_now(wait):
+            return False  # e.g. an accept from on_incoming: it need not wait behind a queued snapshot
+        if self._queued:
+            return True  # earlier actions are waiting: keep the order
         if wait == "online":
             return bool(self.state == "registering")
         if wait == "connected":
@@ -98,6 +114,18 @@ class CallActions:
         if wait == "in_call":
             return self._command_in_flight
         return False
+
+    def _holds_now(self: _Widget, wait: str) -> bool:
+        """Whether, as far as the kernel knows, ``wait`` holds now (nothing sent this cell may change it)."""
+        if self._command_in_flight:
+            return False
+        if wait == "online":
+            return self.state in CAN_CALL_STATES
+        if wait == "ringing":
+            return bool(self.state == "ringing")
+        if wait == "in_call":
+            return self.state in IN_CALL_STATES
+        return bool(self.state == "connected")
 
     def _enqueue(self: _Widget, action: str, wait: str, command: dict[str, Any], key: str = "") -> None:
         if wait not in QUEUE_WAITS:  # a bug in nbcall, not the user's

@@ -164,3 +164,17 @@ def test_queued_done_for_an_unknown_id_changes_nothing() -> None:
     w._handle_custom_msg({"kind": "queued_done", "id": "1"}, [])  # malformed: kept as a page problem
     assert w.waiting == ["hang up"]
     assert w._page_problem_count == 1
+
+
+def test_an_action_whose_moment_is_now_does_not_wait_behind_the_queue() -> None:
+    """bob.on_incoming(lambda c: bob.accept()) with a snapshot queued by Run All: the accept goes at once."""
+    bob = CallWidget("bob", server=URL)
+    sent = capture(bob)
+    snap = bob.snapshot("remote")
+    ready(bob, state="ringing", incoming="alice")
+    bob.accept()
+    assert sent == [{"kind": "accept"}]
+    assert bob.waiting == ["take a snapshot"] and not snap.ready
+    # Whatever cannot happen now still waits behind it, in order.
+    bob.send_chat("hi")
+    assert bob.waiting == ["take a snapshot", "send a message"]

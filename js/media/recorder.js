@@ -103,6 +103,9 @@ export class Recording {
     /** @type {MediaRecorder | null} */
     this.recorder = null;
     this.cleanup = () => {};
+    // stop() while start() still awaits the compositing (a queued stop right after a queued
+    // start): honoured as soon as the recorder exists, or the recording would never end.
+    this.stopWanted = false;
   }
 
   /**
@@ -147,9 +150,11 @@ export class Recording {
     recorder.onerror = (event) => console.warn("nbcall recorder", event);
     recorder.start(TIMESLICE_MS);
     this.send(TO_KERNEL_KIND.RECORDING_STARTED, { id: this.id, which, mime: this.mime });
+    if (this.stopWanted) recorder.stop();
   }
 
   stop() {
+    this.stopWanted = true;
     if (this.recorder && this.recorder.state !== "inactive") this.recorder.stop();
   }
 }

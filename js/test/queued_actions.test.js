@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeModel, flush, nameKey } from "./fakes/index.js";
-import { fakeBrowser, fakePc } from "./helpers.js";
+import { fakeBrowser, fakePc, inCallWithBob } from "./helpers.js";
 import { Dispatcher } from "../dispatch.js";
 import { QueuedActions } from "../queued_actions.js";
 import { QUEUED_ACTION_WAIT_S, QUEUE_WAITS } from "../messages.js";
@@ -159,4 +159,20 @@ test("destroy stops the timer and the listeners", async (t) => {
   a.queue.destroy();
   assert.equal(a.queue.timer, undefined);
   assert.equal(a.model.count("change:_queued"), 0);
+});
+
+test("a queued chat line waits for the call's data channel, which opens after the connection", async (t) => {
+  const { alice, model, features, channel } = await inCallWithBob(t);
+  const dispatcher = features.dispatcher;
+  model.set("_queued", [{ id: 1, wait: "connected", action: "send a message", command: { kind: "chat", text: "hi 你好" } }]);
+  const queue = new QueuedActions({ model: /** @type {any} */ (model), phone: alice, dispatcher, features });
+  t.after(() => queue.destroy());
+  await flush();
+  assert.equal(alice.state, "connected");
+  assert.deepEqual(model.sentOf("queued_done"), [], "connected, but the channel is not open yet");
+  channel.open();
+  await flush();
+  assert.deepEqual(model.sentOf("queued_done").map((m) => m.content.id), [1]);
+  assert.deepEqual(model.sentOf("action_failed"), []);
+  assert.deepEqual(channel.sent.map((d) => JSON.parse(d)).filter((m) => m.kind === "chat").map((m) => m.text), ["hi 你好"]);
 });

@@ -72,3 +72,13 @@ test("nothing to record says why, before anything is sent", async (t) => {
   await assert.rejects(recording.start("sideways", { remote: null, local: null }), /which must be remote, local, both/);
   assert.deepEqual(sent, []);
 });
+
+test("a stop asked for while start is still under way ends the recording once it exists", async (t) => {
+  const { recording, sent, remote, ended } = record(t);
+  // Compositing "both" awaits before the recorder exists: the stop lands in that gap.
+  recording.stop(); // a queued stop_recording right behind a queued start_recording
+  await recording.start("remote", { remote, local: null });
+  await flush();
+  assert.deepEqual(sent.map((m) => m.kind).filter((k) => k !== "recording_chunk"), ["recording_started", "recording_done"]);
+  assert.equal(ended(), 1);
+});

@@ -1,4 +1,4 @@
-"""The demo notebooks in notebooks/ work as a newcomer runs them: one cell at a time, in Lab."""
+"""The demo notebooks in notebooks/ work as a newcomer runs them, in Lab: Run All, and one cell at a time."""
 
 from __future__ import annotations
 
@@ -29,16 +29,20 @@ async (index) => {
 """
 
 
-def copy_demo(lab: Lab, name: str) -> str:
-    """Copy a demo into Lab's folder, pointed at the test's server instead of port 9900."""
+def copy_demo(lab: Lab, name: str, tag: str = "") -> str:
+    """Copy a demo into Lab's folder, pointed at the test's server instead of port 9900.
+
+    ``tag`` makes the copy's path new: Lab reuses the kernel of a path opened before, and
+    that kernel's widgets would come back to life in the new page.
+    """
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     port = urlparse(lab.signaling_url).port
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert "9900" not in cell.source
             cell.source = cell.source.replace("nbcall.serve()", f"nbcall.serve(port={port})")
-    nbformat.write(nb, lab.root / f"demo_{name}")
-    return f"demo_{name}"
+    nbformat.write(nb, lab.root / f"demo_{tag}{name}")
+    return f"demo_{tag}{name}"
 
 
 async def run_cell(nb: Notebook, index: int) -> str:
@@ -51,6 +55,41 @@ async def run_cell(nb: Notebook, index: int) -> str:
     )
     await nb.py("pass")  # a round trip through the kernel: pending comm messages are handled
     return outputs
+
+
+_RUN_ALL = """
+async () => {
+  const app = window.jupyterapp;
+  const panel = window.__panel;
+  app.shell.activateById(panel.id);
+  await app.commands.execute('notebook:run-all-cells');  // resolves once every cell has run
+  return panel.content.widgets
+    .filter((cell) => cell.model.type === 'code')
+    .map((cell) => JSON.stringify(cell.model.sharedModel.outputs));
+}
+"""
+
+
+async def run_all(nb: Notebook) -> list[str]:
+    """Run ▸ Run All Cells, as a newcomer does first; no cell may end in an error."""
+    outputs = [str(o) for o in await nb.page.evaluate(_RUN_ALL)]
+    for out in outputs:
+        assert '"output_type": "error"' not in out and '"output_type":"error"' not in out, out
+    return outputs
+
+
+async def assert_no_failures(nb: Notebook, *widgets: str) -> None:
+    """Nothing waits, nothing failed, nothing the page sent was refused."""
+    for w in widgets:
+        await nb.wait_py(f"{w}.waiting", "[]")
+        got = (await nb.py(f"print(repr({w}.error), {w}._page_problem_count)")).strip()
+        assert got == "'' 0", f"{w}: {got}"
+
+
+async def hang_up(nb: Notebook, caller: str, callee: str) -> None:
+    """End the call before the page closes: a page that vanishes mid-call keeps its name for the grace."""
+    await nb.py(f"{caller}.hangup()")
+    await nb.wait_py(f"{caller}.state, {callee}.state", "('ended', 'ended')")
 
 
 def code_cells(nb: Notebook, path: Path) -> list[tuple[int, str]]:
@@ -73,7 +112,23 @@ async def test_first_call_notebook(lab: Lab) -> None:
                 await nb.assert_video_flows("bob")
             if source.startswith('print("alice sees"'):
                 assert "['bob']" in out and "['alice']" in out, out
+        await nb.py("alice.hangup()")  # what the notebook's last section says to do
         await nb.wait_py("alice.end_reason, bob.end_reason", "('hangup', 'hangup')")
+    finally:
+        await nb.close()
+
+
+async def test_first_call_notebook_run_all(lab: Lab) -> None:
+    """Run All: the call waits for the pages, rings, bob's queued accept answers, video flows both ways."""
+    path = copy_demo(lab, "first_call.ipynb", tag="run_all_")
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        await run_all(nb)
+        await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
+        await nb.assert_video_flows("alice")
+        await nb.assert_video_flows("bob")
+        await assert_no_failures(nb, "alice", "bob")
+        await hang_up(nb, "alice", "bob")
     finally:
         await nb.close()
 
@@ -100,8 +155,9 @@ async def test_two_kernel_notebooks(lab: Lab) -> None:
         await bob.wait_py("bob.state", "connected")
         print(f"two-kernel demo: call -> connected {time.monotonic() - t0:.2f} s")
         await bob.assert_video_flows("bob")
-        for index, _ in a_cells[4:]:  # state, hangup
+        for index, _ in a_cells[4:]:  # state
             await run_cell(alice, index)
+        await alice.py("alice.hangup()")
         await bob.wait_py("bob.state, bob.end_reason", "('ended', 'hangup')")
         info = json.loads((await alice.py("import json; print(json.dumps(alice.stats))")).strip())
         assert info.get("setup_ms", 0) > 0, info
@@ -137,3 +193,26 @@ async def test_first_call_notebook_by_clicking(lab: Lab) -> None:
         await nb.wait_py("alice.end_reason, bob.end_reason", "('hangup', 'hangup')")
     finally:
         await nb.close()
+
+
+async def test_two_kernel_notebooks_run_all(lab: Lab) -> None:
+    """Run All in alice's notebook, then in bob's: alice's call waits for bob, bob's accept for the ring."""
+    a_path = copy_demo(lab, "two_kernels_alice.ipynb", tag="run_all_")
+    b_path = copy_demo(lab, "two_kernels_bob.ipynb", tag="run_all_")
+    alice = await lab.open(a_path, users=[], run_all=False)
+    bob = await lab.open(b_path, users=[], run_all=False)
+    try:
+        await run_all(alice)
+        await alice.wait_py("alice.state, alice.waiting", "('idle', ['call bob'])")
+        await run_all(bob)
+        await alice.wait_py("alice.state", "connected")
+        await bob.wait_py("bob.state", "connected")
+        await alice.assert_video_flows("alice")
+        await bob.assert_video_flows("bob")
+        await assert_no_failures(alice, "alice")
+        await assert_no_failures(bob, "bob")
+        await alice.py("alice.hangup()")
+        await bob.wait_py("bob.state", "ended")
+    finally:
+        await alice.close()
+        await bob.close()
