@@ -73,6 +73,16 @@ async def test_widget_calls_a_seed_client(lab: Lab, wen: Notebook, seed_page_url
         await wen.wait_py("wen.state, wen.peer", f"('connected', {seed_name!r})")
         assert await page.evaluate("localPeer.connectionState") == "connected"
         await seed_frames_rising(page)
+        # The seed page answered receive-only: the widget says so, in the page and in Python.
+        await wen.wait_py("wen.remote_video", "False")
+        off = wen.page.locator(f'.nbcall-root[data-user="{WIDGET}"] .nbcall-remote-off')
+        await off.wait_for(state="visible")
+        assert await off.inner_text() == "the other side sends no video"
+        # Its user presses its call button: a new offer renegotiates the same call, no new ring.
+        await page.evaluate("openCamera()")
+        await wen.wait_py("wen.remote_video, wen.state", "(True, 'connected')")
+        await wen.assert_video_flows(WIDGET)
+        await off.wait_for(state="hidden")
         # The seed page's connection closes with the page: the widget ends within seconds.
         t0 = time.monotonic()
         await page.context.close()
