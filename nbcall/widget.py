@@ -87,7 +87,8 @@ class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
 
     user = traitlets.Unicode(help="This widget's user name, registered on the signaling server.").tag(sync=True)
     server = traitlets.Unicode(
-        help="Signaling server URL (ws://...). Default: the embedded server started or found by nbcall.serve()."
+        help="Signaling server URL (ws://...). Default: $NBCALL_SERVER (a shared service), else the embedded "
+        "server started or found by nbcall.serve()."
     ).tag(sync=True)
     state = traitlets.Enum(
         CALL_STATES, default_value="registering", help="Call state, set by the browser: " + ", ".join(CALL_STATES) + "."
@@ -187,6 +188,11 @@ class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
             display_name = normalize_name(user)
         except InvalidName as exc:
             raise ValueError(f"invalid user name {user!r}: {exc}") from None
+        if server is None and os.environ.get("NBCALL_SERVER", "").strip():
+            # A shared signaling service (JupyterHub, several machines): no embedded server.
+            server = os.environ["NBCALL_SERVER"].strip()
+            if not server.startswith(("ws://", "wss://")):
+                raise ValueError(f"NBCALL_SERVER must be a ws:// or wss:// URL, not {server!r}")
         if server is None:
             # Imported here so that a widget given an explicit URL never starts a server.
             from .signaling.embedded import serve

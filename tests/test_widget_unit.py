@@ -80,6 +80,18 @@ def test_default_server_is_the_embedded_one() -> None:
             handle.stop()
 
 
+def test_a_shared_server_from_the_environment_replaces_the_embedded_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr("nbcall.signaling.embedded.serve", lambda *a, **k: started.append(a))
+    monkeypatch.setenv("NBCALL_SERVER", " wss://signal.example.org/nbcall ")
+    assert CallWidget("alice").server == "wss://signal.example.org/nbcall"
+    assert CallWidget("bob", server=URL).server == URL  # an explicit URL still wins
+    monkeypatch.setenv("NBCALL_SERVER", "http://signal.example.org")
+    with pytest.raises(ValueError, match="NBCALL_SERVER must be a ws:// or wss:// URL"):
+        CallWidget("carol")
+    assert started == [], "no embedded server is started when a shared one is configured"
+
+
 def test_ice_servers_are_validated_and_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     stun = {"urls": "stun:127.0.0.1:3478"}
     assert CallWidget("alice", server=URL, ice_servers=[stun]).ice_servers == [stun]
