@@ -182,6 +182,8 @@ export const CHAT_RATE = 5;
 
 export const CHAT_BURST = 20;
 
+export const MAX_CHANNEL_CHARS = 24256;
+
 export const DATA_CHANNEL_ID = 0;
 
 export const HEARTBEAT_INTERVAL_MS = 500;

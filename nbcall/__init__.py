@@ -6,7 +6,20 @@ from .ice import turn_credentials
 from .signaling import ServerHandle, serve
 from .widget import CallWidget
 
-__all__ = ["CallError", "CallWidget", "ServerHandle", "__version__", "serve", "turn_credentials"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .peer import Peer
+
+__all__ = ["CallError", "CallWidget", "Peer", "ServerHandle", "__version__", "serve", "turn_credentials"]
+
+
+def __getattr__(name: str) -> object:
+    """``nbcall.Peer`` is imported on first use: it needs aiortc (``pip install 'nbcall[peer]'``)."""
+    if name == "Peer":
+        from .peer import Peer
+
+        return Peer
+    raise AttributeError(f"module 'nbcall' has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

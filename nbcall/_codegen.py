@@ -105,6 +105,7 @@ def messages_js() -> str:
         "MAX_CHAT_BYTES",
         "CHAT_RATE",
         "CHAT_BURST",
+        "MAX_CHANNEL_CHARS",
         "DATA_CHANNEL_ID",
         "HEARTBEAT_INTERVAL_MS",
         "SILENT_AFTER_MS",

@@ -150,6 +150,9 @@ MAX_CHAT_LINES: Final = 200
 MAX_CHAT_BYTES: Final = 256 * 1024
 CHAT_RATE: Final = 5  # lines per second, sustained
 CHAT_BURST: Final = 20  # lines at once
+# The longest channel message worth parsing: a chat line of MAX_CHAT_CHARS characters each
+# escaped by JSON as \uXXXX, and room for the rest.  Longer ones are malformed unread.
+MAX_CHANNEL_CHARS: Final = MAX_CHAT_CHARS * 6 + 256
 # The call's data channel: both sides create it themselves (negotiated, fixed id), so neither
 # waits for the other to announce it and a Python peer (aiortc) can open the same one.
 DATA_CHANNEL_LABEL: Final = "nbcall"

@@ -188,16 +188,11 @@ class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
             display_name = normalize_name(user)
         except InvalidName as exc:
             raise ValueError(f"invalid user name {user!r}: {exc}") from None
-        if server is None and os.environ.get("NBCALL_SERVER", "").strip():
-            # A shared signaling service (JupyterHub, several machines): no embedded server.
-            server = os.environ["NBCALL_SERVER"].strip()
-            if not server.startswith(("ws://", "wss://")):
-                raise ValueError(f"NBCALL_SERVER must be a ws:// or wss:// URL, not {server!r}")
         if server is None:
             # Imported here so that a widget given an explicit URL never starts a server.
-            from .signaling.embedded import serve
+            from .signaling.embedded import default_server
 
-            server = serve().url
+            server = default_server()  # $NBCALL_SERVER (a shared service), else the embedded one
         if not server.startswith(("ws://", "wss://")):
             raise ValueError(f"server must be a ws:// or wss:// URL, not {server!r}")
         # Before our comm opens, so that the page ends the earlier widget's call first.

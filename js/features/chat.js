@@ -19,6 +19,7 @@ import {
   MAX_CHAT_BYTES,
   CHAT_RATE,
   CHAT_BURST,
+  MAX_CHANNEL_CHARS,
 } from "../messages.js";
 import { problem } from "../dispatch.js";
 import { Emitter } from "../emitter.js";
@@ -27,9 +28,7 @@ import { Emitter } from "../emitter.js";
 /** A data channel message that passed the table's check. @typedef {Record<string, any> & {kind: string}} ChannelMessage */
 /** @typedef {(kind: typeof TO_KERNEL_KIND.CHAT_SENT | typeof TO_KERNEL_KIND.CHAT_RECEIVED | typeof TO_KERNEL_KIND.CHAT_DROPPED, fields: Record<string, unknown>) => void} TellKernel */
 
-// The longest channel message worth parsing: a chat line of MAX_CHAT_CHARS characters each
-// escaped by JSON as \uXXXX, and room for the rest.  Longer ones are malformed unread.
-export const MAX_CHANNEL_CHARS = MAX_CHAT_CHARS * 6 + 256;
+export { MAX_CHANNEL_CHARS }; // the longest channel message worth parsing (nbcall/_messages.py)
 const REPORT_MS = 1000; // dropped counts reach the kernel at most this often
 const NOTICE_MS = 250; // the notice's count is redrawn at most this often
 const MAX_PEERS = 16; // receive buckets kept (one per peer)

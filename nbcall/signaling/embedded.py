@@ -26,6 +26,7 @@ import hmac
 import http.client
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -315,3 +316,18 @@ def _remove_runtime_file_at_exit() -> None:
     handle = _current
     if handle is not None and handle.owned:
         handle._forget_runtime_file()
+
+
+def default_server() -> str:
+    """The signaling server a widget or Peer uses when given none: ``$NBCALL_SERVER``, else :func:`serve`'s.
+
+    ``NBCALL_SERVER`` names a shared signaling service (a JupyterHub where every user's kernel
+    runs elsewhere): then no embedded server is started. Raises ValueError for a URL that is
+    not ``ws://`` or ``wss://``.
+    """
+    shared = os.environ.get("NBCALL_SERVER", "").strip()
+    if shared:
+        if not shared.startswith(("ws://", "wss://")):
+            raise ValueError(f"NBCALL_SERVER must be a ws:// or wss:// URL, not {shared!r}")
+        return shared
+    return str(serve().url)
