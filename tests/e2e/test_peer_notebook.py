@@ -6,7 +6,7 @@ import pytest
 
 from nbcall._testing.lab import Lab
 
-from .test_demo_notebooks import copy_demo, run_cell
+from .test_demo_notebooks import assert_no_failures, copy_demo, run_all, run_cell
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -38,7 +38,23 @@ async def test_python_peer_notebook_cell_by_cell(lab: Lab) -> None:
         await nb.wait_js("() => document.querySelectorAll('.jp-OutputArea-output img').length >= 2")
         out = await run_cell(nb, 7)
         assert "frames_received" in out, out
-        await run_cell(nb, 8)
+        await nb.py("bot.close()")  # what the last cell says
         await nb.wait_py("me.state, me.end_reason, bot.closed", "('ended', 'closed', True)")
+    finally:
+        await nb.close()
+
+
+async def test_python_peer_notebook_run_all(lab: Lab) -> None:
+    """Run All: the widget's call waits for its page, the Peer answers, the mirrored picture comes back."""
+    path = copy_demo(lab, "python_peer.ipynb", tag="run_all_")
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        await run_all(nb)
+        await nb.wait_py("me.state, bot.state", "('connected', 'connected')")
+        await nb.assert_video_flows("you")
+        await nb.wait_py("len(brightness) > 20 and '<polyline' in plot.value", "True")
+        await assert_no_failures(nb, "me")
+        await nb.py("bot.close()")
+        await nb.wait_py("me.state, me.end_reason", "('ended', 'closed')")
     finally:
         await nb.close()
