@@ -78,6 +78,18 @@ async def run_all(nb: Notebook) -> list[str]:
     return outputs
 
 
+async def run_all_until_connected(lab: Lab, name: str, caller: str, callee: str) -> Notebook:
+    """A fresh copy of demo ``name``, Run All, until ``caller`` and ``callee`` (two Python names) are connected."""
+    nb = await lab.open(copy_demo(lab, name, tag="run_all_"), users=[], run_all=False)
+    try:
+        await run_all(nb)
+        await nb.wait_py(f"{caller}.state, {callee}.state", "('connected', 'connected')")
+    except BaseException:
+        await nb.close()
+        raise
+    return nb
+
+
 async def assert_no_failures(nb: Notebook, *widgets: str) -> None:
     """Nothing waits, nothing failed, nothing the page sent was refused."""
     for w in widgets:
@@ -120,11 +132,8 @@ async def test_first_call_notebook(lab: Lab) -> None:
 
 async def test_first_call_notebook_run_all(lab: Lab) -> None:
     """Run All: the call waits for the pages, rings, bob's queued accept answers, video flows both ways."""
-    path = copy_demo(lab, "first_call.ipynb", tag="run_all_")
-    nb = await lab.open(path, users=[], run_all=False)
+    nb = await run_all_until_connected(lab, "first_call.ipynb", "alice", "bob")
     try:
-        await run_all(nb)
-        await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
         await nb.assert_video_flows("alice")
         await nb.assert_video_flows("bob")
         await assert_no_failures(nb, "alice", "bob")

@@ -368,13 +368,10 @@ async def test_demo_notebook_cell_by_cell(lab: Lab) -> None:
 
 async def test_demo_notebook_run_all(lab: Lab) -> None:
     """notebooks/in_call_features.ipynb with Run All: what needs the call waits for it, in order."""
-    from .test_demo_notebooks import assert_no_failures, copy_demo, hang_up, run_all
+    from .test_demo_notebooks import assert_no_failures, hang_up, run_all_until_connected
 
-    path = copy_demo(lab, "in_call_features.ipynb", tag="run_all_")
-    nb = await lab.open(path, users=[], run_all=False)
+    nb = await run_all_until_connected(lab, "in_call_features.ipynb", "alice", "bob")
     try:
-        await run_all(nb)
-        await nb.wait_py("alice.state, bob.state", "('connected', 'connected')")
         await nb.assert_video_flows("alice")
         await nb.assert_video_flows("bob")
         # Queued behind the call: the chat line, bob's snapshot, alice's (short) recording.

@@ -6,7 +6,7 @@ import pytest
 
 from nbcall._testing.lab import Lab
 
-from .test_demo_notebooks import assert_no_failures, copy_demo, run_all, run_cell
+from .test_demo_notebooks import assert_no_failures, copy_demo, run_all_until_connected, run_cell
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -46,11 +46,8 @@ async def test_python_peer_notebook_cell_by_cell(lab: Lab) -> None:
 
 async def test_python_peer_notebook_run_all(lab: Lab) -> None:
     """Run All: the widget's call waits for its page, the Peer answers, the mirrored picture comes back."""
-    path = copy_demo(lab, "python_peer.ipynb", tag="run_all_")
-    nb = await lab.open(path, users=[], run_all=False)
+    nb = await run_all_until_connected(lab, "python_peer.ipynb", "me", "bot")
     try:
-        await run_all(nb)
-        await nb.wait_py("me.state, bot.state", "('connected', 'connected')")
         await nb.assert_video_flows("you")
         await nb.wait_py("len(brightness) > 20 and '<polyline' in plot.value", "True")
         await assert_no_failures(nb, "me")
