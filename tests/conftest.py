@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -89,3 +90,12 @@ async def small_buffer_client(url: str, port: int, register: dict[str, object]) 
     await client.send(json.dumps(register))
     assert json.loads(await client.recv())["type"] == "registered"
     return client
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Any]]:
+    """nbcall.Peer objects a test makes (append them): closed when it ends, whatever happened."""
+    made: list[Any] = []
+    yield made
+    for peer in made:
+        peer.close()

@@ -38,14 +38,6 @@ def url() -> Iterator[str]:
         yield f"ws://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def peers() -> Iterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        peer.close()
-
-
 def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

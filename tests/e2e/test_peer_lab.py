@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,14 +50,6 @@ async def nb(lab: Lab) -> AsyncIterator[Notebook]:
     notebook = await lab.open(path, users=[WIDGET])
     yield notebook
     await notebook.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        peer.close()
 
 
 async def new_peer(peers: list[Peer], lab: Lab, name: str, **kwargs: Any) -> Peer:
