@@ -1,0 +1,128 @@
+"""A real Janus started by the test on 127.0.0.1: only the server can make rooms, only PIN holders join.
+
+What a page can do is tried as a page would: over Janus's WebSockets API (the one the
+widget's janus-gateway client speaks), with nothing but what a page could know.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from websockets.asyncio.client import ClientConnection, connect
+
+from nbcall.sfu import JanusError, LocalJanus, Room, RoomAdmin
+
+REFUSED = (429, 433)  # VideoRoom: a missing pin/secret/key, a wrong one
+
+
+@pytest.fixture(scope="module")
+def janus() -> Iterator[LocalJanus]:
+    with LocalJanus() as server:
+        yield server
+
+
+@pytest.fixture
+def room(janus: LocalJanus) -> Iterator[Room]:
+    admin = RoomAdmin(janus.http_url, janus.admin_key)
+    made = admin.create(f"room-{secrets.token_hex(3)}", publishers=5)
+    yield made
+    if admin.exists(made.name):
+        admin.destroy(made)
+
+
+class Page:
+    """A page's Janus client: one WebSockets session with the VideoRoom plugin attached."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.session = 0
+        self.handle = 0
+
+    async def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a request; return Janus's answer to it (an event for asynchronous plugin requests)."""
+        transaction = secrets.token_hex(6)
+        ids = {"session_id": self.session, "handle_id": self.handle}
+        await self.ws.send(json.dumps({"transaction": transaction, **{k: v for k, v in ids.items() if v}, **body}))
+        while True:
+            reply = json.loads(await self.ws.recv())
+            if reply.get("transaction") != transaction or reply.get("janus") == "ack":
+                continue
+            return dict(reply)
+
+    async def plugin(self, body: dict[str, Any]) -> dict[str, Any]:
+        reply = await self.send({"janus": "message", "body": body})
+        return dict(reply.get("plugindata", {}).get("data", {}))
+
+
+@pytest_asyncio.fixture
+async def page(janus: LocalJanus) -> AsyncIterator[Page]:
+    async with connect(janus.ws_url, subprotocols=["janus-protocol"]) as ws:  # type: ignore[list-item]
+        client = Page(ws)
+        client.session = (await client.send({"janus": "create"}))["data"]["id"]
+        client.handle = (await client.send({"janus": "attach", "plugin": "janus.plugin.videoroom"}))["data"]["id"]
+        yield client
+
+
+def test_janus_runs_only_what_rooms_need_on_loopback(janus: LocalJanus) -> None:
+    info = janus.info()
+    assert sorted(info["plugins"]) == ["janus.plugin.videoroom"]  # type: ignore[call-overload]
+    assert sorted(info["transports"]) == ["janus.transport.http", "janus.transport.websockets"]  # type: ignore[call-overload]
+    assert janus.proc is not None
+    listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
+    mine = [line for line in listening.splitlines() if f"pid={janus.proc.pid}," in line]
+    assert mine, listening
+    for line in mine:  # every TCP port Janus listens on is bound to 127.0.0.1
+        assert line.split()[3].startswith("127.0.0.1:"), line
+
+
+def test_rooms_need_the_admin_key(janus: LocalJanus) -> None:
+    with pytest.raises(JanusError, match="433"):
+        RoomAdmin(janus.http_url, "a page's guess").create("mine")
+    admin = RoomAdmin(janus.http_url, janus.admin_key)
+    room = admin.create("standup")
+    try:
+        with pytest.raises(JanusError, match=r"exists|already"):
+            admin.create("standup")
+    finally:
+        admin.destroy(room)
+    assert not admin.exists("standup")
+
+
+async def test_a_page_without_the_pin_cannot_join(page: Page, room: Room) -> None:
+    for pin in (None, "", "wrong", room.pin.upper() if room.pin.upper() != room.pin else room.pin + "x"):
+        body = {"request": "join", "ptype": "publisher", "room": room.name, "display": "mallory"}
+        if pin is not None:
+            body["pin"] = pin
+        reply = await page.plugin(body)
+        assert reply.get("error_code") in REFUSED, reply
+    joined = await page.plugin({"request": "join", "ptype": "publisher", "room": room.name, "pin": room.pin,
+                                "display": "alice"})  # fmt: skip
+    assert joined.get("videoroom") == "joined" and joined.get("room") == room.name, joined
+
+
+async def test_a_page_cannot_destroy_list_or_create_rooms(page: Page, room: Room, janus: LocalJanus) -> None:
+    assert (await page.plugin({"request": "destroy", "room": room.name}))["error_code"] in REFUSED
+    assert (await page.plugin({"request": "destroy", "room": room.name, "secret": "guess"}))["error_code"] == 433
+    listed = await page.plugin({"request": "list"})
+    assert room.name not in json.dumps(listed.get("list", [])), listed  # private rooms are not listed
+    made = await page.plugin({"request": "create", "room": "squat", "publishers": 100})
+    assert made.get("error_code") in REFUSED, made
+    made = await page.plugin({"request": "create", "room": "squat", "admin_key": "guess"})
+    assert made.get("error_code") == 433, made
+    assert RoomAdmin(janus.http_url, janus.admin_key).exists(room.name)
+
+
+def test_a_stopped_janus_is_gone(tmp_path: Any) -> None:
+    server = LocalJanus(tmp_path / "janus").start()
+    proc = server.proc
+    assert proc is not None and proc.poll() is None
+    server.stop()
+    assert proc.poll() is not None
+    with pytest.raises(OSError):
+        server.info()
