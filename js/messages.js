@@ -19,8 +19,8 @@ export const CONNECT_VIA = Object.freeze(["auto", "same-origin", "direct", "kern
 /** @type {ReadonlyArray<"all" | "relay">} nbcall._enums.ICE_POLICIES */
 export const ICE_POLICIES = Object.freeze(["all", "relay"]);
 
-/** @type {ReadonlyArray<"busy" | "cancelled" | "closed" | "disconnected" | "failed" | "hangup" | "lost" | "rejected" | "replaced" | "timeout" | "bad_message" | "internal_error" | "invalid_name" | "name_taken" | "no_call" | "not_registered" | "peer_reconnecting" | "rate_limited" | "self_call" | "server_full" | "too_large" | "unauthorized" | "unknown_peer" | "upstream_unreachable">} nbcall._enums.END_REASONS */
-export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "disconnected", "failed", "hangup", "lost", "rejected", "replaced", "timeout", "bad_message", "internal_error", "invalid_name", "name_taken", "no_call", "not_registered", "peer_reconnecting", "rate_limited", "self_call", "server_full", "too_large", "unauthorized", "unknown_peer", "upstream_unreachable"]);
+/** @type {ReadonlyArray<"busy" | "cancelled" | "closed" | "disconnected" | "failed" | "hangup" | "lost" | "rejected" | "replaced" | "timeout" | "bad_message" | "cluster_unavailable" | "internal_error" | "invalid_name" | "name_taken" | "no_call" | "not_registered" | "peer_reconnecting" | "rate_limited" | "self_call" | "server_full" | "too_large" | "unauthorized" | "unknown_peer" | "upstream_unreachable">} nbcall._enums.END_REASONS */
+export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "disconnected", "failed", "hangup", "lost", "rejected", "replaced", "timeout", "bad_message", "cluster_unavailable", "internal_error", "invalid_name", "name_taken", "no_call", "not_registered", "peer_reconnecting", "rate_limited", "self_call", "server_full", "too_large", "unauthorized", "unknown_peer", "upstream_unreachable"]);
 
 /** @type {ReadonlyArray<"" | "connected" | "reconnecting">} nbcall._enums.PEER_STATUSES */
 export const PEER_STATUSES = Object.freeze(["", "connected", "reconnecting"]);

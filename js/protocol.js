@@ -31,6 +31,7 @@ export const MessageType = Object.freeze({
 export const ErrorCode = Object.freeze({
   BAD_MESSAGE: "bad_message",
   BUSY: "busy",
+  CLUSTER_UNAVAILABLE: "cluster_unavailable",
   INTERNAL: "internal_error",
   INVALID_NAME: "invalid_name",
   NAME_TAKEN: "name_taken",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -90,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ring-timeout", type=float, default=Limits.ring_timeout, help="seconds (default: %(default)s)"
     )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("NBCALL_REDIS_URL"),
+        metavar="URL",
+        help="cluster mode: share users and calls with every server on this Redis "
+        "(redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; default: $NBCALL_REDIS_URL; needs nbcall[cluster])",
+    )
+    parser.add_argument("--node-id", help="this node's name in the cluster and its logs (default: host-pid-random)")
+    parser.add_argument("--redis-prefix", default="nbcall", help="Redis key prefix: one cluster per prefix")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's default event loop")
     return parser
@@ -134,7 +144,19 @@ def raise_descriptor_limit(max_connections: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster = None
+    node = ""
+    if args.redis:
+        try:
+            from .signaling.cluster import ClusterConfig
+        except ImportError:
+            print("nbcall-server: --redis needs redis-py: pip install 'nbcall[cluster]'", file=sys.stderr)
+            return 2
+        cluster = ClusterConfig(args.redis, prefix=args.redis_prefix)
+        if args.node_id:
+            cluster.node_id = args.node_id
+        node = f" [node {cluster.node_id}]"  # every log line says which node did it
+    logging.basicConfig(level=args.log_level, format=f"%(asctime)s %(levelname)s %(name)s{node}: %(message)s")
     limits = Limits(rate=args.rate, burst=args.burst, ring_timeout=args.ring_timeout)
     raise_descriptor_limit(args.max_connections)
     try:
@@ -152,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             ping_interval=args.ping_interval or None,
             ping_timeout=args.ping_timeout,
             idle_ping_interval=args.idle_ping_interval,
+            cluster=cluster,
         )
+        if cluster is not None:
+            cluster.check()
         server = EmbeddedServer(config, secrets.token_bytes(32))
     except ValueError as exc:
         print(f"nbcall-server: {exc}", file=sys.stderr)

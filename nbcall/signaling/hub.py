@@ -2,8 +2,9 @@
 
 The hub sees :class:`Peer` objects (anything with ``send_bytes`` and ``close_now``) and
 validated messages from :func:`protocol.parse_request`.  Keeping the transport out makes
-the rules testable and is the seam where a Redis-backed registry can replace the
-in-memory one for several server nodes.
+the rules testable.  It is also the cluster's seam (:mod:`.cluster`): a user who is not
+here is looked up with :meth:`Hub._remote_user`, which a cluster hub answers with a stand-in
+session whose ``send`` goes to that user's node; the rules below stay the only rules.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from . import protocol as p
 from .names import name_key
 from .presence import Presence
-from .session import Call, Limits, Peer, Session
+from .session import Call, Limits, Peer, Session, check_receivable, take_token
 
 __all__ = ["Call", "Hub", "Limits", "Peer", "Session"]
 
@@ -32,7 +33,7 @@ class Hub:
         self.limits = limits or Limits()
         self.users: dict[str, Session] = {}  # key -> session holding that name
         self.calls: dict[str, Call] = {}  # user key -> the call that user is in
-        self.presence = Presence(self.limits.presence_interval, lambda: len(self.users))
+        self.presence = Presence(self.limits.presence_interval, self.online_count)
         # After a server restart: user key -> (peer key, call_id) it says it was in, until
         # the peer says the same (then the call is restored) or the user leaves.
         self.announced: dict[str, tuple[str, str]] = {}
@@ -40,6 +41,18 @@ class Hub:
         # have ended its call) or a restarted one (which knows nothing: announce the call).
         self.instance = secrets.token_hex(8)
         self._clock = clock
+        # For /metrics: plain ints (a Counter's lock would cost the relay's hot path).
+        self.relayed = 0  # offers, answers and candidates forwarded
+        self.errors: dict[str, int] = {}  # error replies by code
+
+    def online_count(self) -> int:
+        """Users online as clients see them (a cluster hub counts every node's)."""
+        return len(self.users)
+
+    def _remote_user(self, key: str, kind: str | None = None) -> Session | None:
+        """A user who is not connected here: None on one server (a cluster hub answers with
+        a stand-in for a user on another node, or raises ``cluster_unavailable``)."""
+        return None
 
     # -- connection lifecycle --------------------------------------------------------
 
@@ -103,6 +116,7 @@ class Hub:
             else:
                 self._call_control(session, message)
         except p.ProtocolError as exc:
+            self.errors[exc.code] = self.errors.get(exc.code, 0) + 1
             session.send(exc.reply())
         except Exception:
             # A bug must cost one request, not the connection or its neighbours.
@@ -110,22 +124,9 @@ class Hub:
             session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
 
     def _take_token(self, session: Session) -> bool:
-        now = self._clock()
-        limits = self.limits
-        session.tokens = min(limits.burst, session.tokens + (now - session.stamp) * limits.rate)
-        session.stamp = now
-        if session.tokens >= 1.0:
-            session.tokens -= 1.0
+        if take_token(session, self.limits, self._clock()):
             return True
-        # One warning a second at most: a flood must not turn into a reply flood.
-        if now - session.rate_warned_at >= 1.0:
-            session.rate_warned_at = now
-            session.send(
-                p.error(
-                    p.ErrorCode.RATE_LIMITED,
-                    f"more than {limits.rate:g} messages a second; messages are being dropped",
-                )
-            )
+        self.errors[p.ErrorCode.RATE_LIMITED] = self.errors.get(p.ErrorCode.RATE_LIMITED, 0) + 1
         return False
 
     # -- register ---------------------------------------------------------------------
@@ -210,7 +211,7 @@ class Hub:
         }
 
     def _display(self, key: str) -> str:
-        session = self.users.get(key)
+        session = self.users.get(key) or self._remote_user(key)
         return session.name if session is not None and session.name else key
 
     # -- forwarding the seed's messages -----------------------------------------------
@@ -220,7 +221,7 @@ class Hub:
         sender = session.key
         assert sender is not None
         target_key = name_key(message["to"])
-        target = self.users.get(target_key)
+        target = self.users.get(target_key) or self._remote_user(target_key, kind)
         if target is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", kind)
         call = self.calls.get(sender)
@@ -233,16 +234,7 @@ class Hub:
                 )
             if not self._start_implicit_call(session, target, kind):
                 return
-        if target.away and len(target.outbox) >= p.MAX_AWAY_MESSAGES:
-            raise p.ProtocolError(
-                p.ErrorCode.PEER_RECONNECTING,
-                f"'{target.name}' is reconnecting and {p.MAX_AWAY_MESSAGES} messages already wait for it",
-                kind,
-            )
-        if not target.away and target.peer.unsent_bytes() > self.limits.max_forward_backlog:
-            raise p.ProtocolError(
-                p.ErrorCode.RATE_LIMITED, f"'{target.name}' is not reading its messages fast enough; slow down", kind
-            )
+        check_receivable(target, kind, self.limits)
         field_name = p.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         call_id = message.get("call_id")
@@ -250,6 +242,7 @@ class Hub:
             out["call_id"] = call_id
         if target.nbcall:  # a seed client gets the seed's shape, byte for byte
             out["from_key"] = sender
+        self.relayed += 1
         target.send(out)
 
     def _start_implicit_call(self, session: Session, target: Session, kind: str) -> bool:
@@ -318,7 +311,7 @@ class Hub:
     def _invite(self, session: Session, callee_key: str, message: dict[str, Any]) -> None:
         me = session.key
         assert me is not None
-        callee = self.users.get(callee_key)
+        callee = self.users.get(callee_key) or self._remote_user(callee_key, "invite")
         if callee is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", "invite")
         if callee_key == me:
@@ -336,7 +329,7 @@ class Hub:
             return
         if mine is not None:  # our own seed-style call ends: its other side is told
             self._end_call(me, "hangup", session.name)
-        if not callee.nbcall:
+        if not callee.nbcall and not callee.remote:  # (a remote callee's node decides this)
             # A seed client cannot ring: it answers any offer.  Accept on its behalf so
             # the caller goes straight to sending its offer, the seed's way.
             call = Call(call_id, me, callee_key, "active")
@@ -349,7 +342,8 @@ class Hub:
         loop = asyncio.get_running_loop()
         call.timer = loop.call_later(self.limits.ring_timeout, self._ring_timeout, call)
         callee.send({"type": "invite", "from": session.name, "from_key": me, "call_id": call_id})
-        session.send({"type": "ringing", "from": callee.name, "from_key": callee_key, "call_id": call_id})
+        if not callee.remote:  # else the callee's node answers: ringing, busy, or a seed's accept
+            session.send({"type": "ringing", "from": callee.name, "from_key": callee_key, "call_id": call_id})
 
     def _ring_timeout(self, call: Call) -> None:
         call.timer = None
@@ -399,6 +393,6 @@ class Hub:
                 self._release(session)  # its name was held for this call only
 
     def _tell(self, key: str, message: dict[str, Any]) -> None:
-        session = self.users.get(key)
+        session = self.users.get(key) or self._remote_user(key)
         if session is not None:
             session.send(message)

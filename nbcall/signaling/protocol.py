@@ -91,6 +91,7 @@ class ErrorCode:
     INTERNAL: Final = "internal_error"  # a server bug; logged with its traceback
     UPSTREAM_UNREACHABLE: Final = "upstream_unreachable"  # the Jupyter endpoint cannot reach its upstream
     PEER_RECONNECTING: Final = "peer_reconnecting"  # the receiver's socket dropped; its queue is full
+    CLUSTER_UNAVAILABLE: Final = "cluster_unavailable"  # a cluster node cannot reach Redis: other nodes' users
 
     ALL: ClassVar[frozenset[str]]  # every code above, filled in below the class
 

@@ -18,12 +18,10 @@ import http
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -45,7 +43,8 @@ from .admission import (
     connection_limit,
     is_loopback,
 )
-from .forwarding import DEFAULT_MAX_BUFFER, ForwardingPeer, health_body
+from .endpoints import health, json_response, metrics_response
+from .forwarding import DEFAULT_MAX_BUFFER, ForwardingPeer
 from .hub import Hub, Limits
 from .keepalive import (
     CLOSE_POLICY,
@@ -58,6 +57,10 @@ from .keepalive import (
     ControlBudget,
     Keepalive,
 )
+from .metrics import registry_for
+
+if TYPE_CHECKING:
+    from .cluster import ClusterConfig, ClusterHub
 
 __all__ = ["ServerConfig", "SignalingConnection", "SignalingServer", "is_loopback"]
 
@@ -66,6 +69,7 @@ log = logging.getLogger("nbcall.server")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9900  # the seed's port, so a seed page finds an nbcall server where it looks
 HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
 
 
 @dataclass
@@ -100,6 +104,8 @@ class ServerConfig:
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     max_unregistered_per_address: int = DEFAULT_MAX_UNREGISTERED_PER_ADDRESS
     cap_loopback: bool = False
+    # Cluster mode (nbcall-server --redis): users, presence and calls shared through Redis.
+    cluster: ClusterConfig | None = None
 
     def check(self) -> None:
         """Raise ValueError for a configuration that would be unsafe or cannot work."""
@@ -299,8 +305,16 @@ class SignalingServer:
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
         self.config.check()
-        self.hub = Hub(self.config.limits)
         config = self.config
+        self.cluster_hub: ClusterHub | None = None
+        self.hub: Hub
+        if config.cluster is not None:
+            from .cluster import ClusterHub  # needs redis (the 'cluster' extra): only when asked for
+
+            self.hub = self.cluster_hub = ClusterHub(config.limits, config.cluster)
+        else:
+            self.hub = Hub(config.limits)
+        self.metrics = registry_for(self)
         self.max_connections = connection_limit(config.max_connections)
         self.admission = Admission(
             self.max_connections,
@@ -334,6 +348,8 @@ class SignalingServer:
 
     async def start(self) -> None:
         config = self.config
+        if self.cluster_hub is not None:
+            await self.cluster_hub.start()
         bound = {
             "hub": self.hub,
             "max_buffer": config.max_buffer,
@@ -373,6 +389,8 @@ class SignalingServer:
             self.liveness.stop()
         server.close()
         await server.wait_closed()
+        if self.cluster_hub is not None:
+            await self.cluster_hub.stop()
         log.info("nbcall signaling server stopped")
 
     async def _handler(self, connection: ServerConnection) -> None:
@@ -387,7 +405,9 @@ class SignalingServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path)
         if path.path == HEALTH_PATH:
-            return _json_response(http.HTTPStatus.OK, health_body(self.hub))
+            return json_response(http.HTTPStatus.OK, health(self.hub, self.cluster_hub))
+        if path.path == METRICS_PATH:
+            return metrics_response(self.metrics)
         token = self.config.token
         if token is not None:
             offered = parse_qs(path.query).get("token", [""])[0]
@@ -395,19 +415,12 @@ class SignalingServer:
             if auth.startswith("Bearer "):
                 offered = auth[7:]
             if not hmac.compare_digest(offered.encode(), token.encode()):
-                return _json_response(
+                return json_response(
                     http.HTTPStatus.UNAUTHORIZED,
                     p.error(p.ErrorCode.UNAUTHORIZED, "this server needs a token: add ?token=... to its URL"),
                 )
         refusal = connection.refusal if isinstance(connection, SignalingConnection) else None
         if refusal is not None:
-            return _json_response(http.HTTPStatus.SERVICE_UNAVAILABLE, p.error(p.ErrorCode.SERVER_FULL, refusal))
+            return json_response(http.HTTPStatus.SERVICE_UNAVAILABLE, p.error(p.ErrorCode.SERVER_FULL, refusal))
         return None
 
-
-def _json_response(status: http.HTTPStatus, body: dict[str, Any]) -> Response:
-    data = orjson.dumps(body)
-    headers = Headers(
-        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Connection", "close")]
-    )
-    return Response(status.value, status.phrase, headers, data)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from . import protocol as p
 from .protocol import MAX_AWAY_MESSAGES
 
 
@@ -49,6 +50,8 @@ class Session:
     away: bool = False
     outbox: list[bytes] = field(default_factory=list)
     grace_timer: asyncio.TimerHandle | None = None
+    # A stand-in for a user connected to another cluster node (cluster.remote.RemoteSession).
+    remote = False  # a class attribute, not a field
 
     def send(self, message: dict[str, Any]) -> bool:
         data = orjson.dumps(message)
@@ -87,3 +90,35 @@ class Limits:
     # what someone else sends can never cost the receiver its connection (its own limit,
     # the slow-receiver rule, is 1 MiB and only the server's own messages can reach it)
     max_forward_backlog: int = 256 * 1024
+
+
+def take_token(session: Session, limits: Limits, now: float) -> bool:
+    """The per-connection rate limit: True when this message may be handled.  A dropped
+    message costs at most one ``rate_limited`` warning a second (no reply flood)."""
+    session.tokens = min(limits.burst, session.tokens + (now - session.stamp) * limits.rate)
+    session.stamp = now
+    if session.tokens >= 1.0:
+        session.tokens -= 1.0
+        return True
+    if now - session.rate_warned_at >= 1.0:
+        session.rate_warned_at = now
+        warning = f"more than {limits.rate:g} messages a second; messages are being dropped"
+        session.send(p.error(p.ErrorCode.RATE_LIMITED, warning))
+    return False
+
+
+def check_receivable(target: Session, kind: str, limits: Limits) -> None:
+    """Raise unless a forward may be queued for ``target`` (on its own node, in a cluster):
+    what waits for a dropped user is bounded, and a receiver that does not read is not
+    flooded by someone else (the sender is told to slow down, the receiver keeps its socket)."""
+    if target.away:
+        if len(target.outbox) >= MAX_AWAY_MESSAGES:
+            raise p.ProtocolError(
+                p.ErrorCode.PEER_RECONNECTING,
+                f"'{target.name}' is reconnecting and {MAX_AWAY_MESSAGES} messages already wait for it",
+                kind,
+            )
+    elif target.peer.unsent_bytes() > limits.max_forward_backlog:
+        raise p.ProtocolError(
+            p.ErrorCode.RATE_LIMITED, f"'{target.name}' is not reading its messages fast enough; slow down", kind
+        )

@@ -1,0 +1,73 @@
+"""The Lua scripts that keep the name -> node registry consistent: each runs atomically
+in Redis, so two nodes can never both think they hold one name."""
+
+from __future__ import annotations
+
+# Times come from Redis (TIME), so nodes on machines with skewed clocks agree on who is dead.
+_NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+
+# KEYS: users, nodes, my node's user set.  ARGV: key, node, entry, credential hash,
+# expiry ms, prefix, mode ("claim" or "put").
+# Returns {status, info}: "ok" (written), "local" (held here: the hub decides; nothing
+# written in claim mode), "taken" (held by a live node and the hash differs; info: its
+# display name), "moved" (the hash matches: written; info: the old node, to hand over).
+# "put" (publishing a user this node already accepted) never moves anyone: a live holder
+# elsewhere is "taken".
+CLAIM = (
+    _NOW
+    + """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local status, info = 'ok', ''
+if cur then
+  local e = cjson.decode(cur)
+  if e.node == ARGV[2] then
+    if ARGV[7] == 'claim' then return {'local', ''} end
+  else
+    local beat = redis.call('ZSCORE', KEYS[2], e.node)
+    if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
+      if ARGV[7] ~= 'claim' or e.h ~= ARGV[4] then return {'taken', e.n} end
+      status, info = 'moved', e.node
+    end
+    redis.call('SREM', ARGV[6] .. ':node:' .. e.node .. ':users', ARGV[1])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+return {status, info}
+"""
+)
+
+# KEYS: users, my node's user set.  ARGV: key, node.  Only the holder's node releases.
+RELEASE = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and cjson.decode(cur).node == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: nodes, users, my known marker.  ARGV: node, expiry ms, prefix.
+# Beats for this node, then reaps every node whose last beat is older than the expiry:
+# its names are deleted (those still pointing at it).  Returns {known, reaped...}: known is
+# 0 when Redis did not know this node (Redis restarted or was flushed, or this node was
+# reaped after a stall): the node must publish its users again.
+HEARTBEAT = (
+    _NOW
+    + """
+local known = redis.call('EXISTS', KEYS[3])
+redis.call('SET', KEYS[3], '1')
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local out = {known}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+for _, node in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], node)
+  local set = ARGV[3] .. ':node:' .. node .. ':users'
+  for _, key in ipairs(redis.call('SMEMBERS', set)) do
+    local cur = redis.call('HGET', KEYS[2], key)
+    if cur and cjson.decode(cur).node == node then redis.call('HDEL', KEYS[2], key) end
+  end
+  redis.call('DEL', set, ARGV[3] .. ':node:' .. node .. ':known')
+  table.insert(out, node)
+end
+return out
+"""
+)

@@ -1,0 +1,112 @@
+"""A cluster node killed mid-call, and Redis stopped and started mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbcall._testing.redis import Node, RedisServer, redis_server
+from nbcall.signaling import SignalingClient, SignalingError
+from nbcall.signaling.names import name_key
+
+from .cluster_helpers import CANDIDATE, SDP, in_a_call, until_online
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def two_nodes(redis: RedisServer, tmp_path: Path) -> Iterator[list[Node]]:
+    started = [Node(redis.url, f"f{i}", log=tmp_path / f"f{i}.log") for i in range(2)]
+    try:
+        yield started
+    finally:
+        for node in started:
+            if node.proc.poll() is None:
+                node.stop()
+
+
+def health(node: Node) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/health", timeout=5) as reply:
+        result: dict[str, object] = json.loads(reply.read())
+        return result
+
+
+async def until_status(node: Node, status: str, timeout: float = 10.0) -> float:
+    started = time.monotonic()
+    while health(node)["status"] != status:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{node.node_id} not {status} after {timeout} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_a_killed_node_frees_its_names_and_its_users_partners_are_told(two_nodes: list[Node]) -> None:
+    survivor, victim = two_nodes
+    async with SignalingClient(survivor.url, "alice") as alice:
+        bob = SignalingClient(victim.url, "bob")
+        await bob.connect()
+        await until_online(alice, "bob")
+        await in_a_call(alice, bob)
+        killed = time.monotonic()
+        victim.kill()  # SIGKILL: no close frames, no goodbye to Redis
+        hangup = await alice.expect("hangup", timeout=3.0)  # the issue's bound, as a deadline
+        told = time.monotonic() - killed
+        assert (hangup["reason"], hangup["from_key"]) == ("disconnected", name_key("bob"))
+        print(f"partner told {told * 1e3:.0f} ms after SIGKILL")
+        async with SignalingClient(survivor.url, "bob") as again:  # the name is free again
+            assert again.registration is not None
+        with pytest.raises(SignalingError, match="no_call"):
+            await alice.send({"type": "hangup", "to": "bob"})
+            await alice.expect("hangup")
+        await bob.close()
+
+
+async def test_redis_stopped_and_started_keeps_local_calls_and_every_user(
+    redis: RedisServer, two_nodes: list[Node]
+) -> None:
+    n0, n1 = two_nodes
+    async with (
+        SignalingClient(n0.url, "alice") as alice,
+        SignalingClient(n0.url, "bob") as bob,
+        SignalingClient(n1.url, "carol") as carol,
+    ):
+        await until_online(alice, "carol")
+        redis.stop()
+        print(f"degraded after {await until_status(n0, 'degraded') * 1e3:.0f} ms")
+        await until_status(n1, "degraded")
+        # calls among one node's own users go on
+        await in_a_call(alice, bob)
+        await alice.send({"type": "offer", "to": "bob", "sdp": SDP})
+        assert (await bob.expect("offer"))["from"] == "alice"
+        await bob.send({"type": "candidate", "to": "alice", "candidate": CANDIDATE})
+        await alice.expect("candidate")
+        # across nodes: a clear error, at once
+        with pytest.raises(SignalingError, match="cluster_unavailable"):
+            await carol.send({"type": "invite", "to": "alice"})
+            await carol.expect("ringing")
+        # a newcomer registers on its node meanwhile
+        async with SignalingClient(n1.url, "dave") as dave:
+            await asyncio.sleep(1.0)
+            redis.start()  # empty: no persistence, as a restart without a disk would be
+            print(f"recovered after {await until_status(n0, 'ok') * 1e3:.0f} ms")
+            await until_status(n1, "ok")
+            for client in (alice, carol, dave):  # nobody is lost, on any node
+                await until_online(client, "alice", "bob", "carol", "dave")
+            await carol.send({"type": "invite", "to": "dave"})
+            await dave.expect("invite")
+            await alice.send({"type": "hangup", "to": "bob"})
+            await bob.expect("hangup")
+            await carol.send({"type": "cancel", "to": "dave"})
+            await dave.expect("cancel")
+            await dave.send({"type": "invite", "to": "alice"})  # across nodes again
+            await alice.expect("invite")
