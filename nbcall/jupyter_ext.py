@@ -8,8 +8,10 @@ open a notebook can signal, and nobody else can.
 Without a query, the endpoint is a signaling server of its own (a hub in the Jupyter
 server's process).  With ``?upstream=ws://127.0.0.1:PORT`` it instead carries the page's
 frames to that signaling server, so a widget whose kernel started one reaches the same
-users whichever way its page connects.  Only loopback upstreams are allowed: the endpoint
-must not become a way into other hosts.
+users whichever way its page connects.  The page does not choose where: only loopback
+upstreams, and the servers the administrator lists (a shared signaling service on a
+JupyterHub: ``tornado_settings["nbcall"]["upstreams"]`` or ``$NBCALL_UPSTREAMS``, see
+:mod:`nbcall._upstreams`); the endpoint must not become a way into other hosts.
 
 The endpoint has the standalone server's bounds (docs/protocol.md, "Limits"): per-address
 caps, a registration deadline, a ping every second in a call (a silent page is dropped within ~2 s),
@@ -29,7 +31,6 @@ import asyncio
 import dataclasses
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -40,6 +41,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from . import _kernel_ws
+from ._upstreams import Upstream, allow_list, allowed
 from .signaling import protocol as p
 from .signaling.admission import (
     ABORT,
@@ -51,7 +53,6 @@ from .signaling.admission import (
     REFUSED_FULL,
     Admission,
     connection_limit,
-    is_loopback,
 )
 from .signaling.forwarding import ForwardingPeer, FramePump, health_body
 from .signaling.hub import Hub, Limits
@@ -73,6 +74,7 @@ _SETTABLE = (
     "ping_timeout",
     "idle_ping_interval",
 )
+UPSTREAMS_KEY = "upstreams"  # tornado_settings["nbcall"]["upstreams"]: the administrator's allow-list
 UPSTREAM_MAX_FRAMES = 1024  # frames from one page waiting for its upstream ...
 UPSTREAM_MAX_BYTES = 1 << 20  # ... and their bytes; beyond either the page gets rate_limited
 
@@ -91,6 +93,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
     register_timeout: float
     _deadline: object | None = None
     _target: str | None = None  # ?upstream=
+    upstreams: list[Upstream] = []  # noqa: RUF012 - the administrator's allow-list, set by the bound subclass
 
     @property
     def ping_interval(self) -> float | None:
@@ -253,21 +256,12 @@ class UpstreamBridge:
 
     @classmethod
     async def connect(cls, target: str, page: SignalingWebSocket) -> UpstreamBridge:
-        refused = UpstreamRefused(
-            p.ErrorCode.UNAUTHORIZED, "upstream must be a ws:// URL on this machine's loopback (127.0.0.1)"
-        )
-        try:
-            parts = urlsplit(target)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not one
-        except ValueError:
-            raise refused from None
-        if (
-            parts.scheme not in ("ws", "wss")
-            or "@" in parts.netloc  # userinfo: never credentials, nor a way to disguise the host
-            or not parts.hostname
-            or not is_loopback(parts.hostname)
-        ):
-            raise refused
+        if not allowed(target, page.upstreams):
+            raise UpstreamRefused(
+                p.ErrorCode.UNAUTHORIZED,
+                "upstream must be a ws:// URL on this machine's loopback (127.0.0.1), or a server the "
+                "Jupyter server's administrator allows (NBCALL_UPSTREAMS)",
+            )
         try:
             ws = await connect(target, compression=None, max_size=p.MAX_HARD_FRAME_BYTES, open_timeout=5)
         except Exception as exc:  # refused, reset, timeout, not HTTP, not a websocket, bad URI ...
@@ -283,10 +277,11 @@ class UpstreamBridge:
     async def _down(self) -> None:
         code, reason = 1011, "the signaling server closed the connection"
         try:
-            async for frame in self.ws:
-                self.page.send_bytes(frame.encode() if isinstance(frame, str) else frame)
-            if self.ws.close_code is not None:
-                code, reason = self.ws.close_code, self.ws.close_reason or reason
+            while True:
+                # The frame's bytes as they came (decode=False): the page gets them in a text
+                # frame as they are, with no decoding to str and encoding back per frame.
+                frame = await self.ws.recv(decode=False)
+                self.page.send_bytes(frame)
         except ConnectionClosed as exc:
             if exc.rcvd is not None:
                 code, reason = exc.rcvd.code, exc.rcvd.reason
@@ -321,7 +316,7 @@ class InfoHandler(JupyterHandler):
 def endpoint_config(settings: dict[str, Any]) -> ServerConfig:
     """The endpoint's bounds: ServerConfig defaults, with ``tornado_settings["nbcall"]`` over them."""
     given = dict(settings.get(SETTINGS_KEY) or {})
-    unknown = sorted(set(given) - set(_SETTABLE))
+    unknown = sorted(set(given) - set(_SETTABLE) - {UPSTREAMS_KEY})
     if unknown:
         log.warning("nbcall: ignoring unknown settings %s (known: %s)", unknown, ", ".join(_SETTABLE))
     config = dataclasses.replace(ServerConfig(), **{k: v for k, v in given.items() if k in _SETTABLE})
@@ -356,6 +351,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ),
         "register_timeout": config.register_timeout,
     }
+    bound["upstreams"] = upstreams = allow_list((web_app.settings.get(SETTINGS_KEY) or {}).get(UPSTREAMS_KEY))
     handler = type("BoundSignalingWebSocket", (SignalingWebSocket,), bound)
     web_app.add_handlers(
         ".*$",
@@ -365,5 +361,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("nbcall: signaling endpoint at %s", url_path_join(base_url, SIGNAL_PATH))
+    for entry in upstreams:
+        serverapp.log.info("nbcall: the endpoint may carry pages to %s://%s:%d%s", *dataclasses.astuple(entry))
     if _kernel_ws.install(web_app.settings):
         serverapp.log.info("nbcall: kernel websockets send without Nagle's delay (%s=0 turns this off)", _kernel_ws.ENV)
