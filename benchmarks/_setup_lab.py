@@ -20,17 +20,30 @@ from ._setup_settings import Setting, wait_for
 
 
 class LabSetting(Setting):
-    """A real JupyterLab: one notebook, two CallWidgets, calls placed from Python."""
+    """A real JupyterLab: one notebook, two CallWidgets, calls placed from Python.
+
+    ``connect_via="direct"``: the pages reach the nbcall server directly (lab-direct);
+    ``preview=True``: both widgets keep their camera open between calls (lab-preview).
+    """
 
     name = "lab"
 
     def __init__(
-        self, browser: Browser, server: JupyterLab, signaling_url: str, args: argparse.Namespace, connect_via: str = ""
+        self,
+        browser: Browser,
+        server: JupyterLab,
+        signaling_url: str,
+        args: argparse.Namespace,
+        connect_via: str = "",
+        preview: bool = False,
     ) -> None:
         self.browser, self.server, self.args = browser, server, args
         self.connect_via = connect_via
+        self.preview = preview
         if connect_via:
             self.name = f"lab-{connect_via}"
+        if preview:
+            self.name = "lab-preview"
         self.lab = Lab(browser, server.base, server.token, server.root, signaling_url)
         tag = secrets.token_hex(3)
         self.alice, self.bob = f"alice-l{tag}", f"bob-l{tag}"
@@ -55,6 +68,14 @@ class LabSetting(Setting):
         self.nb = nb = await self.lab.open(path, users=[self.alice, self.bob], context=context)
         await nb.wait_py(f"{self.bob!r} in alice.peers and {self.alice!r} in bob.peers", "True", timeout=20)
         self.transport = await nb.page.evaluate("(a) => window.__nbcall.phones[a].transport", self.alice)
+        if self.preview:
+            # Both cameras kept open between calls (the page's Phone.setPreview; opt-in, off by default).
+            await nb.page.evaluate(
+                "(users) => users.forEach((u) => window.__nbcall.phones[u].setPreview(true))", [self.alice, self.bob]
+            )
+            await wait_for(
+                nb.page, "(users) => users.every((u) => window.__nbcall.phones[u].localStream)", [self.alice, self.bob]
+            )
         # Mark when the widget's custom comm messages reach Lab's kernel connection (before the
         # widget manager hands them to the model), to split kernel -> page latency in two.
         await nb.page.evaluate(

@@ -98,6 +98,12 @@ def nbcall_result(res: dict[str, Any], t0_epoch: float, busy: dict[str, float]) 
         "caller": frame_times(res["frames"]["alice"], origin, t0_epoch),
         "callee": frame_times(res["frames"]["bob"], origin, t0_epoch),
         "marks": rel(res["marks"], t0_page),
+        "long_tasks": long_tasks(res, t0_page),
         **busy,
         "loadavg": loadavg(),
     }
+
+
+def long_tasks(res: dict[str, Any], t0_page: float) -> list[list[float]]:
+    """The page's long tasks (over 50 ms) as [start ms after t0, duration ms]."""
+    return [[round(start - t0_page, 1), dur] for start, dur in res.get("long", [])]

@@ -9,7 +9,9 @@ PROBE_JS = r"""
     marks: {},
     origin: performance.timeOrigin,
     mark(name) { if (!(name in this.marks)) this.marks[name] = performance.now(); },
-    reset() { this.marks = {}; this.pending = null; },
+    reset() { this.marks = {}; this.pending = null; this.long = []; },
+    // The page's clock of an event (e.g. a click's timeStamp) as a mark.
+    markAt(name, t) { if (!(name in this.marks)) this.marks[name] = t; },
     epoch() { return performance.timeOrigin + performance.now(); },
     video: null,
     // Resolves with the first decoded frame of the stream getStream() returns (rVFC on a probe
@@ -47,8 +49,10 @@ PROBE_JS = r"""
             video.srcObject = stream;
             video.play().catch(() => {});
           }
+          // getStats is not free (it walks every stat): ask only once the connection is up,
+          // when a frame can be decoded, so the probe does not slow the set-up it measures.
           const pc = getPc();
-          if (pc && out.stats === null) {
+          if (pc && out.stats === null && pc.connectionState === 'connected') {
             try {
               const report = await pc.getStats();
               report.forEach((s) => {
@@ -75,8 +79,13 @@ PROBE_JS = r"""
     },
     // nbcall: mark every state of a phone, its camera and its peer connection.
     trackPhone(prefix, phone) {
+      this.names[phone.user] = prefix;
       if (phone.__probed) return;
       phone.__probed = true;
+      const placeCall = phone.placeCall.bind(phone);
+      phone.placeCall = (to) => { this.mark(`${prefix}:placeCall`); return placeCall(to); };
+      const accept = phone.accept.bind(phone);
+      phone.accept = () => { this.mark(`${prefix}:accept()`); return accept(); };
       phone.subscribe(() => {
         this.mark(`${prefix}:${phone.state}`);
         if (phone.localStream) this.mark(`${prefix}:media`);
@@ -85,14 +94,54 @@ PROBE_JS = r"""
       });
     },
   };
+  // Signaling on the wire: the first time each side sends / receives each message type,
+  // e.g. "alice:send:invite", "bob:recv:offer".  A socket is named by the username it
+  // registered (probe.names maps it to "alice"/"bob"; a one-user page sets probe.role).
+  probe.names = {};
+  probe.role = '';
+  probe.wire = function (ws, dir, data) {
+    if (typeof data !== 'string' || !data.startsWith('{"type"')) return;
+    let m;
+    try { m = JSON.parse(data); } catch (e) { return; }
+    if (!m || typeof m.type !== 'string') return;
+    if (dir === 'send' && m.type === 'register' && typeof m.username === 'string') ws.__user = m.username;
+    const who = (ws.__user && probe.names[ws.__user]) || probe.role || ws.__user || '?';
+    probe.mark(`${who}:${dir}:${m.type}`);
+  };
+  const NativeWS = window.WebSocket;
+  if (NativeWS) {
+    const send = NativeWS.prototype.send;
+    NativeWS.prototype.send = function (data) {
+      probe.wire(this, 'send', data);
+      return send.call(this, data);
+    };
+    // A listener added in the constructor runs before the page's own onmessage.
+    window.WebSocket = class extends NativeWS {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (e) => probe.wire(this, 'recv', e.data));
+      }
+    };
+  }
+  // Main-thread tasks over 50 ms (start, duration): what a busy page makes everything wait for.
+  probe.long = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.long.push([Math.round(e.startTime), Math.round(e.duration)]);
+    }).observe({ type: 'longtask' });
+  } catch (e) { /* no long task timing */ }
   window.__probe = probe;
   const md = navigator.mediaDevices;
   if (md && md.getUserMedia) {
     const gum = md.getUserMedia.bind(md);
+    let n = 0;
     md.getUserMedia = async (c) => {
+      const i = ++n;
       probe.mark('gum_start');
+      probe.mark(`gum${i}_start`);
       const s = await gum(c);
       probe.mark('gum_end');
+      probe.mark(`gum${i}_end`);
       return s;
     };
   }
@@ -105,6 +154,8 @@ ARM_NBCALL_JS = """
   const phones = window.__nbcall.phones;
   const p = window.__probe;
   p.reset();
+  p.names[alice] = 'alice';
+  p.names[bob] = 'bob';
   p.trackPhone('alice', phones[alice]);
   p.trackPhone('bob', phones[bob]);
   const side = (u) => p.firstFrame(u, () => phones[u] && phones[u].remoteStream, () => phones[u] && phones[u].pc,
@@ -118,12 +169,15 @@ RESULT_JS = """
 async () => {
   const p = window.__probe;
   const frames = await p.pending;
-  return { frames, marks: p.marks, origin: performance.timeOrigin };
+  return { frames, marks: p.marks, long: p.long, origin: performance.timeOrigin };
 }
 """
 
 # One side's first frame and phase marks, in a page armed with ARM_SIDE_JS (or by hand).
-SIDE_RESULT_JS = "async () => ({ frames: await __probe.pending, marks: __probe.marks, origin: performance.timeOrigin })"
+SIDE_RESULT_JS = (
+    "async () => ({ frames: await __probe.pending, marks: __probe.marks, long: __probe.long,"
+    " origin: performance.timeOrigin })"
+)
 
 # Both phones back to idle (or ended) with no peer connection: the next call may start.
 IDLE_BOTH = """([a, b]) => ['ended', 'idle'].includes(window.__nbcall.phones[a]?.state)
@@ -142,6 +196,7 @@ ARM_SIDE_JS = """([prefix, user, pollMs, timeoutMs]) => {
   const phones = window.__nbcall.phones;
   const p = window.__probe;
   p.reset();
+  p.names[user] = prefix;
   p.trackPhone(prefix, phones[user]);
   p.pending = p.firstFrame(user, () => phones[user] && phones[user].remoteStream,
                            () => phones[user] && phones[user].pc, pollMs, timeoutMs);

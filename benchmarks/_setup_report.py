@@ -6,7 +6,7 @@ import statistics
 from typing import Any
 
 # The settings in the order of the tables (and the default order of a run).
-SETTINGS = ("plain", "plain2p", "lab", "lab-direct", "seed", "floor")
+SETTINGS = ("plain", "plain2p", "lab", "lab-direct", "lab-preview", "seed", "floor")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,6 +85,8 @@ def summarise(result: dict[str, Any]) -> str:
         (("lab", "callee"), ("seed", "callee")),
         (("plain", "caller"), ("seed", "callee")),
         (("lab", "caller"), ("seed", "callee")),
+        (("lab-direct", "caller"), ("seed", "callee")),
+        (("lab-preview", "caller"), ("seed", "callee")),
         (("seed", "callee"), ("floor", "callee")),
         (("plain", "callee"), ("floor", "callee")),
     ):
@@ -95,43 +97,77 @@ def summarise(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def phase_table(result: dict[str, Any]) -> str:
-    names = [
-        "kmsg:call",
-        "alice:calling",
-        "bob:ringing",
-        "ksend:ringing",
-        "kmsg:accept",
-        "accept_sent",
-        "bob:connecting",
-        "alice:connecting",
-        "gum_start",
-        "gum_end",
-        "alice:media",
-        "alice:pc",
-        "bob:media",
-        "bob:pc",
-        "alice:first_candidate",
-        "alice:ice_connected",
-        "alice:connected",
-        "bob:connected",
-        "alice:remote_stream",
-        "bob:remote_stream",
-        "caller:gum_end",
-        "caller:pc_connected",
-        "callee:ontrack",
-        "callee:pc_connected",
-        "floor:media",
-        "floor:negotiated",
-        "floor:connected",
-    ]
-    lines = ["| setting | phase (first time reached) | p50 ms from t0 |", "|---|---|---:|"]
-    for setting in SETTINGS:
-        cs = result["calls"].get(setting) or []
-        for name in names:
-            v = mark_values(cs, name)
-            if v:
-                lines.append(f"| {setting} | {name} | {pct(v, 50):.1f} |")
+# The phases of an nbcall call (caller alice, callee bob), in the order they happen on the
+# critical path: (label, mark).  Marks are the probe's (_setup_probes): "kmsg:*" when a comm
+# message reaches Lab's kernel connection, "<side>:send:<type>" / "<side>:recv:<type>" when a
+# signaling message leaves / arrives on a side's socket, "<side>:<state>" phone states,
+# "<side>:media" the side's camera open, "<side>:ice_*" / "<side>:pc_*" its connection.
+NBCALL_PHASES = (
+    ("`call` message reaches the page (kernel ran `call()`)", "kmsg:call"),
+    ("alice's phone places the call", "alice:placeCall"),
+    ("invite sent", "alice:send:invite"),
+    ("bob rings (invite arrives)", "bob:recv:invite"),
+    ("bob's `accept` message reaches the page (Lab: via `on_incoming` in the kernel)", "kmsg:accept"),
+    ("bob's phone accepts", "bob:accept()"),
+    ("accept sent", "bob:send:accept"),
+    ("accept arrives at alice", "alice:recv:accept"),
+    ("alice's camera open (started with the call)", "alice:media"),
+    ("offer sent", "alice:send:offer"),
+    ("offer arrives at bob", "bob:recv:offer"),
+    ("answer sent", "bob:send:answer"),
+    ("answer arrives at alice", "alice:recv:answer"),
+    ("bob's camera open (started at accept)", "bob:media"),
+    ("alice ICE connected", "alice:ice_connected"),
+    ("alice connected (DTLS)", "alice:connected"),
+    ("bob connected", "bob:connected"),
+)
+SEED_PHASES = (
+    ("caller's camera open", "caller:gum_end"),
+    ("offer sent", "caller:send:offer"),
+    ("offer arrives at the callee", "callee:recv:offer"),
+    ("answer sent", "callee:send:answer"),
+    ("answer arrives at the caller", "caller:recv:answer"),
+    ("callee ICE connected", "callee:ice_connected"),
+    ("callee connected (DTLS)", "callee:pc_connected"),
+)
+FLOOR_PHASES = (
+    ("camera open", "floor:media"),
+    ("offer/answer applied", "floor:negotiated"),
+    ("connected", "floor:connected"),
+)
+
+
+def phase_table(result: dict[str, Any], settings: tuple[str, ...] = SETTINGS) -> str:
+    """p50 ms from t0 of each phase (first time reached), one column per setting."""
+    calls = result["calls"]
+    present = [s for s in settings if calls.get(s)]
+    lines: list[str] = []
+    for title, phases, group in (
+        ("nbcall (alice calls bob)", NBCALL_PHASES, ("plain", "plain2p", "lab", "lab-direct", "lab-preview")),
+        ("seed (click to the callee's first frame)", SEED_PHASES, ("seed",)),
+        ("floor", FLOOR_PHASES, ("floor",)),
+    ):
+        cols = [s for s in present if s in group]
+        if not cols:
+            continue
+        if lines:
+            lines.append("")
+        lines.append(f"| {title}: phase, p50 ms after t0 | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for label, mark in phases:
+            cells = []
+            for setting in cols:
+                v = mark_values(calls[setting], mark)
+                cells.append(f"{pct(v, 50):.0f}" if v else "-")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for side, label in (("caller", "**first remote frame, caller**"), ("callee", "first remote frame, callee")):
+            cells = []
+            for setting in cols:
+                v = side_values(calls[setting], side, "rvfc")
+                cells.append(f"{pct(v, 50):.0f}" if v else "-")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 
-from ._setup_measure import Load, frame_times, loadavg, log, nbcall_result, rel
+from ._setup_measure import Load, frame_times, loadavg, log, long_tasks, nbcall_result, rel
 from ._setup_probes import (
     ACCEPT_JS,
     ARM_NBCALL_JS,
@@ -174,7 +174,11 @@ class TwoPageSetting(Setting):
 
 
 class SeedSetting(Setting):
-    """The seed's client page calling the seed's client page through the seed's node server."""
+    """The seed's client page calling the seed's client page through the seed's node server.
+
+    t0 is its user's click on the caller page's call button; the end is the callee's first
+    decoded frame (the seed's callee answers without media: only it receives video).
+    """
 
     name = "seed"
 
@@ -204,16 +208,23 @@ class SeedSetting(Setting):
                 await wait_for(page, "() => ws.readyState === 1")
             await asyncio.sleep(0.1)  # both registrations processed by the server
             await callee.evaluate(
-                """([pollMs, timeoutMs]) => { const p = window.__probe; p.reset(); p.hookPc('callee', localPeer);
+                """([pollMs, timeoutMs]) => { const p = window.__probe; p.reset(); p.role = 'callee';
+                   p.hookPc('callee', localPeer);
                    p.pending = p.firstFrame('callee', () => document.getElementById('localVideo').srcObject,
                                             () => localPeer, pollMs, timeoutMs); }""",
                 [self.args.poll_ms, self.args.timeout * 1000],
             )
-            load = Load()
-            t0 = await caller.evaluate(
-                """() => { const p = window.__probe; p.reset(); p.hookPc('caller', localPeer);
-                   const t0 = p.epoch(); p.mark('t0'); openCamera(); return t0; }"""
+            # t0 is the seed user's click on the page's call button (its onclick is openCamera):
+            # the click event's own timeStamp, read by a capture listener that runs first.
+            await caller.evaluate(
+                """() => { const p = window.__probe; p.reset(); p.role = 'caller'; p.hookPc('caller', localPeer);
+                   p.clickAt = null;
+                   document.getElementById('openCamera').addEventListener('click', (e) => {
+                     p.clickAt = e.timeStamp; p.markAt('t0', e.timeStamp); }, { capture: true, once: true }); }"""
             )
+            load = Load()
+            await caller.click("#openCamera")
+            t0 = await caller.evaluate("() => performance.timeOrigin + window.__probe.clickAt")
             res = await callee.evaluate(SIDE_RESULT_JS)
             busy = load.done()
             caller_marks = await caller.evaluate("() => ({ marks: __probe.marks, origin: performance.timeOrigin })")
@@ -223,6 +234,7 @@ class SeedSetting(Setting):
             }
             marks.update({k if ":" in k else f"callee:{k}": res["origin"] + v - t0 for k, v in res["marks"].items()})
             return {
+                "long_tasks": long_tasks(res, t0 - res["origin"]),
                 "callee": frame_times(res["frames"], res["origin"], t0),
                 "marks": {k: round(v, 1) for k, v in sorted(marks.items(), key=lambda kv: kv[1])},
                 **busy,

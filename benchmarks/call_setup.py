@@ -1,6 +1,6 @@
 """Call set-up time in headless Chromium on loopback (issue #3).
 
-From placing a call to the first remote video frame decoded, in four settings, in one run,
+From placing a call to the first remote video frame decoded, in several settings, in one run,
 with one browser (Debian's /usr/bin/chromium, fake camera) and real signaling servers:
 
   plain   the built bundle (nbcall/static/widget.js) in a plain page (call_harness.html): two
@@ -9,9 +9,11 @@ with one browser (Debian's /usr/bin/chromium, fake camera) and real signaling se
           as soon as his phone rings.  t0 = dispatching {"kind": "call"} in the page.
   lab     a real JupyterLab, one notebook with two CallWidgets, bob.on_incoming(accept);
           t0 = time.time() in the kernel right before alice.call(bob).
+  lab-direct, lab-preview   the same with connect_via="direct", and with both cameras kept
+          open between calls (the page's Phone.setPreview: the opt-in preview).
   seed    the seed's own client (tests/e2e/seed_page.html) through the seed's node server:
-          t0 = openCamera() in the caller's page; the seed's callee answers without media,
-          so only the callee receives video: its first frame ends the measurement.
+          t0 = its user's click on the caller page's call button; the seed's callee answers
+          without media, so only the callee receives video: its first frame ends the measurement.
   floor   two RTCPeerConnections in one page, getUserMedia + offer/answer by function call.
 
 First frame: requestVideoFrameCallback on a probe <video> (muted, on screen) that plays the
@@ -20,6 +22,10 @@ polled every --poll-ms (secondary).  Both sides of nbcall calls are measured.  A
 to both widgets rendered and registered in JupyterLab (--opens notebooks), and the bundle size.
 
     .venv/bin/python -m benchmarks.call_setup --json benchmarks/results/call_setup.json
+
+The phase table (p50 ms after t0 of each phase: call() reaching the page, invite, accept, the
+cameras, offer, answer, connected, first frame) comes from the probe's marks, which include every
+signaling message's first send and arrival per side (the page's WebSocket, wrapped).
 
 This module starts everything and runs the rounds; the parts are its sibling modules:
 _setup_probes (the JavaScript injected into the pages), _setup_settings (plain, plain2p, seed,
@@ -147,6 +153,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         settings.append(LabSetting(browser, lab_server, nb_url, args))
                     elif name == "lab-direct" and lab_server:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, connect_via="direct"))
+                    elif name == "lab-preview" and lab_server:
+                        settings.append(LabSetting(browser, lab_server, nb_url, args, preview=True))
                 for s in settings:
                     log(f"setting up {s.name}")
                     await s.setup()

@@ -40,15 +40,84 @@ export class CallMedia {
     this.call = null;
     /** @type {Signal[]} offer/answer/candidate that arrive before the PeerCall exists */
     this.pending = [];
-    /** @type {Promise<OpenedMedia | null> | null} the caller's camera, opening while the other side rings */
+    /** @type {Promise<OpenedMedia | null> | null} this call's camera and microphone, opening or open */
     this.early = null;
+    /** @type {OpenedMedia | null} what `early` gave, once it has */
+    this.opened = null;
     this.starting = false; // start() is under way for this call
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.statsTimer = undefined;
+    this.previewOn = false; // keep the camera open between calls (the widget's `preview`, opt-in)
+    /** @type {Promise<OpenedMedia> | null} the preview's camera and microphone, opening or open */
+    this.preview = null;
+    /** @type {OpenedMedia | null} what `preview` gave, once it has */
+    this.previewed = null;
   }
 
-  /** The caller opens its camera while it rings, so the camera is off the critical path. */
+  /**
+   * Keep the camera open between calls (a live preview), or not.  A call then starts with
+   * it already open: nothing to wait for.  Off by default: the camera light stays off
+   * until a call.
+   * @param {boolean} on
+   */
+  setPreview(on) {
+    if (on === this.previewOn) return;
+    this.previewOn = on;
+    if (on) {
+      this._openPreview();
+      return;
+    }
+    const previewed = this.previewed;
+    const opening = this.preview;
+    this.preview = null;
+    this.previewed = null;
+    if (previewed && previewed.stream && this.localStream === previewed.stream && this.call) return; // the call's now: reset() stops it
+    if (previewed) stopStream(previewed.stream);
+    else if (opening) opening.then((media) => stopStream(media.stream));
+    if (!this.call && previewed && this.localStream === previewed.stream) {
+      this.localStream = null;
+      this.onChange();
+    }
+  }
+
+  _openPreview() {
+    const opening = openMedia({ ...this.wish, ...this.devices });
+    this.preview = opening;
+    this.previewed = null;
+    opening.then((media) => {
+      if (this.preview !== opening) {
+        stopStream(media.stream); // turned off (or reopened) meanwhile
+        return;
+      }
+      this.previewed = media;
+      if (!this.call && !this.early) {
+        this.localStream = media.stream; // shown between calls
+        this.onChange();
+      }
+    });
+  }
+
+  /** The preview's stream if it is open and alive. */
+  _livePreview() {
+    const previewed = this.previewed;
+    const stream = previewed && previewed.stream;
+    return stream && stream.getTracks().length && stream.getTracks().every((t) => t.readyState === "live") ? previewed : null;
+  }
+
+  /**
+   * Open this call's camera and microphone (once per call): the caller's when it places the
+   * call, the callee's when it accepts.  The negotiation does not wait for them (begin()).
+   */
   openEarly() {
+    if (this.early) return;
+    const live = this.previewOn ? this._livePreview() : null;
+    if (live) {
+      // The preview is open: the call starts with it, nothing to wait for.
+      this.opened = live;
+      this.localStream = live.stream;
+      this.early = Promise.resolve(live);
+      return;
+    }
     const epoch = this.epoch;
     this.early = openMedia({ ...this.wish, ...this.devices }).then((media) => {
       if (epoch !== this.epoch) {
@@ -56,30 +125,22 @@ export class CallMedia {
         return null;
       }
       this.localStream = media.stream; // from here the call owns it: reset() stops it
+      this.opened = media;
       this.onChange();
       return media;
     });
   }
 
   /**
-   * Open the media (the caller's early one) and make the call's PeerCall.  Never blocks the
-   * state machine: signals that arrive meanwhile queue up in `pending`.
+   * Make the call's PeerCall now, and open the media if not yet under way.  Never blocks the
+   * state machine: signals that arrive before begin() queue up in `pending`.
    * @param {boolean} offerer
-   * @param {() => CallHooks} hooks  asked once the media is open (the call may have moved on meanwhile:
-   *   accepted while the camera opened, so no longer held)
-   * @returns {Promise<{call: PeerCall, error: string} | null>} null when the call ended meanwhile
+   * @param {() => CallHooks} hooks
+   * @returns {{call: PeerCall}}
    */
-  async start(offerer, hooks) {
-    const epoch = this.epoch;
+  start(offerer, hooks) {
     this.starting = true;
-    const early = offerer ? this.early : null;
-    const media = await (early || openMedia({ ...this.wish, ...this.devices }));
-    // A call ends only through reset(), which bumps the epoch: same epoch, same call.
-    if (epoch !== this.epoch || !media) {
-      if (!early && media) stopStream(media.stream);
-      return null;
-    }
-    this.localStream = media.stream;
+    this.openEarly();
     const call = new PeerCall({
       ...hooks(),
       polite: !offerer,
@@ -91,16 +152,46 @@ export class CallMedia {
       },
     });
     this.call = call;
-    return { call, error: media.error };
+    return { call };
   }
 
-  /** Begin negotiating and apply the signals that waited. @param {boolean} offerer */
-  begin(offerer) {
+  /**
+   * Begin negotiating and apply the signals that waited.  A camera still opening does not
+   * hold the offer or the answer back: they announce what it will send, and its tracks go
+   * in when it opens (PeerCall.attachMedia); `onMediaError` hears why it could not.
+   * @param {boolean} offerer
+   * @param {(error: string) => void} [onMediaError]
+   */
+  begin(offerer, onMediaError = () => {}) {
     const call = this.call;
     if (!call) return;
-    if (offerer) call.startAsOfferer(this.localStream);
-    else call.startAsAnswerer(this.localStream);
+    const opened = this.opened;
+    const opening = opened ? null : { audio: !!this.wish.audio, video: !!this.wish.video };
+    if (offerer) call.startAsOfferer(opened ? opened.stream : null, opening);
+    else call.startAsAnswerer(opened ? opened.stream : null, opening);
+    if (opened && opened.error) onMediaError(opened.error);
+    if (!opened && this.early) {
+      this.early.then((media) => {
+        if (!media || this.call !== call) return; // the call ended (or was made anew) meanwhile
+        call.attachMedia(media.stream);
+        if (media.error) onMediaError(media.error);
+      });
+    }
     for (const msg of this.pending.splice(0)) call.handle(msg);
+  }
+
+  /**
+   * Close the call's PeerCall, keeping its media, and make a new one (the caller's call was
+   * prepared for an nbcall callee and the callee turned out to be a seed client).
+   * @param {() => CallHooks} hooks
+   * @param {(error: string) => void} [onMediaError]
+   */
+  remake(hooks, onMediaError) {
+    if (this.call) this.call.close({ keepTracks: true });
+    this.call = null;
+    const started = this.start(true, hooks);
+    this.begin(true, onMediaError);
+    return started;
   }
 
   /**
@@ -123,19 +214,27 @@ export class CallMedia {
     this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
   }
 
-  /** Close the call's connection and media. */
+  /** Close the call's connection and media (the preview's camera stays open). */
   reset() {
     this.epoch += 1;
     clearInterval(this.statsTimer);
     this.statsTimer = undefined;
-    if (this.call) this.call.close();
+    const previewed = this.previewOn ? this.previewed : null;
+    const keep = previewed && previewed.stream;
+    if (this.call) this.call.close({ keepTracks: !!keep });
     this.call = null;
-    stopStream(this.localStream);
+    if (this.localStream !== keep) stopStream(this.localStream);
     this.localStream = null;
     this.remoteStream = null;
     this.pending = [];
     this.early = null;
+    this.opened = null;
     this.starting = false;
+    if (this.previewOn) {
+      const live = this._livePreview();
+      if (live) this.localStream = live.stream;
+      else if (this.previewed) this._openPreview(); // a track of it ended (a device switched mid-call)
+    }
   }
 
   /** Send (or mute) microphone and camera. @param {{audio: boolean, video: boolean}} wish */
@@ -146,9 +245,15 @@ export class CallMedia {
     for (const track of this.localStream.getVideoTracks()) track.enabled = !!video;
   }
 
-  /** Devices for the media opened next. @param {{camera?: string, microphone?: string}} devices */
+  /** Devices for the media opened next (and the preview, reopened with them). @param {{camera?: string, microphone?: string}} devices */
   setDevices({ camera, microphone }) {
+    const changed = camera !== this.devices.camera || microphone !== this.devices.microphone;
     this.devices = { camera, microphone };
+    if (changed && this.previewOn && !this.call && !this.early) {
+      const old = this.previewed;
+      this._openPreview();
+      if (old) stopStream(old.stream);
+    }
   }
 
   /** From the next call on. @param {RTCIceServer[]} servers @param {RTCIceTransportPolicy} policy */

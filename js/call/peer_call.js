@@ -32,6 +32,18 @@ function toDescription(type, sdp) {
 }
 
 /**
+ * Whether an SDP already carries this candidate (as an `a=candidate:` line).
+ * @param {string} sdp
+ * @param {unknown} candidate  RTCIceCandidateInit
+ */
+export function inDescription(sdp, candidate) {
+  const line = candidate && typeof candidate === "object" && "candidate" in candidate ? candidate.candidate : "";
+  if (typeof line !== "string" || !line) return false;
+  const text = line.startsWith("a=") ? line.slice(2) : line;
+  return sdp.split(/\r?\n/).some((l) => l === `a=${text}`);
+}
+
+/**
  * @typedef {object} PeerCallOptions
  * @property {boolean} polite  the callee is polite: it yields on offer collisions
  * @property {RTCIceServer[]} [iceServers]
@@ -45,6 +57,11 @@ function toDescription(type, sdp) {
  * @property {boolean} [held]  prepare ahead of the answer: the offer and candidates are made
  *   at once but kept back (and the connect clock not started) until `release()`
  */
+
+/** @typedef {{audio: boolean, video: boolean}} Kinds  which kinds a side sends */
+/** @typedef {"audio" | "video"} Kind */
+/** @type {readonly Kind[]} */
+const KINDS = ["audio", "video"];
 
 export class PeerCall {
   /** @param {PeerCallOptions} opts */
@@ -73,6 +90,12 @@ export class PeerCall {
     /** @type {MediaStream | null} */
     this.localStream = null;
     this.tracksAdded = false;
+    /** @type {Kinds | null} the kinds whose devices are still opening (attachMedia() brings them) */
+    this.opening = null;
+    /** @type {Map<Kind, RTCRtpTransceiver>} transceivers negotiated to send before their track exists */
+    this.reserved = new Map();
+    /** @type {MediaStream | null} the stream id (msid) the reserved senders announce */
+    this.sendStream = null;
     /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
     /** @type {Promise<void>} */
@@ -113,25 +136,85 @@ export class PeerCall {
     else this.transmit(msg);
   }
 
-  /** The callee answered: send what was prepared, in order, and start the connect clock. */
+  /**
+   * The callee answered: send what was prepared, in order, and start the connect clock.
+   * The offer goes as the connection describes it now, with the candidates gathered while
+   * the callee rang in it: one message instead of the offer and a dozen candidates, each of
+   * which would cross the signaling server and cost the callee an addIceCandidate.  Those
+   * candidates are not sent again; later ones trickle as usual.
+   */
   release() {
     const held = this.heldBack;
     if (!held || this.closed) return;
     this.heldBack = null;
-    for (const msg of held) this.transmit(msg);
+    const local = this.pc.localDescription;
+    let sdp = "";
+    const last = held.map((m) => m.type).lastIndexOf(MessageType.OFFER);
+    if (last >= 0 && local && local.type === "offer" && this.pc.signalingState === "have-local-offer") {
+      held[last] = { type: MessageType.OFFER, sdp: local.toJSON() };
+      sdp = local.sdp;
+    }
+    for (const msg of held) {
+      if (sdp && msg.type === MessageType.CANDIDATE && inDescription(sdp, msg.candidate)) continue;
+      this.transmit(msg);
+    }
     this.ice.arm();
   }
 
-  /** The caller: add what we send (or receive-only transceivers) and let negotiation offer. @param {MediaStream | null} stream */
-  startAsOfferer(stream) {
+  /**
+   * The caller: add what we send (or receive-only transceivers) and let negotiation offer.
+   * With `opening`, the camera/microphone of those kinds are still opening: the offer does
+   * not wait for them (it announces them, and attachMedia() puts their tracks in).
+   * @param {MediaStream | null} stream
+   * @param {Kinds | null} [opening]
+   */
+  startAsOfferer(stream, opening = null) {
     this.localStream = stream;
+    this.opening = opening;
     this.negotiate = true;
     this._addLocal(true);
   }
 
-  /** The callee: keep the stream until the offer arrives, then answer with it. @param {MediaStream | null} stream */
-  startAsAnswerer(stream) {
+  /**
+   * The callee: keep the stream until the offer arrives, then answer with it (with
+   * `opening`: answer at once, announcing the kinds still opening; attachMedia() fills them).
+   * @param {MediaStream | null} stream
+   * @param {Kinds | null} [opening]
+   */
+  startAsAnswerer(stream, opening = null) {
     this.localStream = stream;
+    this.opening = opening;
+  }
+
+  /**
+   * The devices opened (stream) or could not (null): send their tracks on the transceivers
+   * the negotiation already announced (replaceTrack: no new round), and stop announcing a
+   * kind that did not open (one renegotiation).  Before the negotiation, the tracks are
+   * simply added with it.
+   * @param {MediaStream | null} stream
+   */
+  attachMedia(stream) {
+    if (this.closed) return;
+    this.localStream = stream;
+    this.opening = null;
+    if (!this.tracksAdded) return; // the answerer before the offer: _addLocal adds them
+    const reserved = [...this.reserved];
+    this.reserved.clear();
+    const tracks = stream ? stream.getTracks() : [];
+    for (const [kind, transceiver] of reserved) {
+      const track = tracks.find((t) => t.kind === kind);
+      if (track) {
+        transceiver.sender.replaceTrack(track).catch((err) => {
+          if (!this.closed) this.onError(err);
+        });
+      } else {
+        transceiver.direction = transceiver.direction === "sendonly" ? "inactive" : "recvonly";
+      }
+    }
+    for (const track of tracks) {
+      // A kind the negotiation had no room for (a browser without setStreams): one more round.
+      if (!reserved.some(([kind]) => kind === track.kind)) this._sendLate(track, stream);
+    }
   }
 
   /** @param {boolean} offerer */
@@ -147,11 +230,54 @@ export class PeerCall {
         kinds.add(track.kind);
       }
     }
-    if (offerer) {
+    const opening = this.opening;
+    for (const kind of KINDS) {
+      if (kinds.has(kind)) continue;
+      if (opening && opening[kind] && this._reserve(kind, offerer)) continue;
       // Without a camera we still want the other side's media: offer receive-only.
-      for (const kind of ["audio", "video"]) {
-        if (!kinds.has(kind)) this.pc.addTransceiver(kind, { direction: "recvonly" });
-      }
+      if (offerer) this.pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+  }
+
+  /**
+   * Negotiate sending `kind` before its track exists (its device is opening): a transceiver
+   * that sends, under a stream id of ours, so the peer's track event has its stream.
+   * @param {Kind} kind
+   * @param {boolean} offerer
+   * @returns {boolean} reserved (false: the answerer cannot name the stream; attachMedia renegotiates)
+   */
+  _reserve(kind, offerer) {
+    if (!this.sendStream) this.sendStream = new MediaStream();
+    const stream = this.sendStream;
+    /** @type {RTCRtpTransceiver | undefined} */
+    let transceiver;
+    if (offerer) {
+      transceiver = this.pc.addTransceiver(kind, { direction: "sendrecv", streams: [stream] });
+    } else {
+      // The offer's section of this kind (its transceiver was made by setRemoteDescription).
+      transceiver = this.pc
+        .getTransceivers()
+        .find((t) => t.receiver.track.kind === kind && !t.sender.track && t.currentDirection !== "stopped");
+      if (!transceiver || typeof transceiver.sender.setStreams !== "function") return false;
+      transceiver.direction = "sendrecv";
+      transceiver.sender.setStreams(stream);
+    }
+    this.reserved.set(kind, transceiver);
+    return true;
+  }
+
+  /** Start sending `track` of a kind not negotiated yet (renegotiates). @param {MediaStreamTrack} track @param {MediaStream | null} stream */
+  _sendLate(track, stream) {
+    const pc = this.pc;
+    const tr = pc.getTransceivers().find((t) => t.receiver.track.kind === track.kind && !t.sender.track && t.currentDirection !== "stopped");
+    if (tr) {
+      tr.sender.replaceTrack(track).catch((err) => {
+        if (!this.closed) this.onError(err);
+      });
+      if (tr.direction === "recvonly") tr.direction = "sendrecv";
+      else if (tr.direction === "inactive") tr.direction = "sendonly";
+    } else {
+      pc.addTrack(track, stream || new MediaStream([track]));
     }
   }
 
@@ -299,7 +425,8 @@ export class PeerCall {
     return this.collectStats();
   }
 
-  close() {
+  /** @param {{keepTracks?: boolean}} [opts]  keepTracks: the local tracks go on (a call prepared anew) */
+  close({ keepTracks = false } = {}) {
     if (this.closed) return;
     this.closed = true;
     this._clearTimers();
@@ -308,7 +435,7 @@ export class PeerCall {
     const pc = this.pc;
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
     for (const sender of pc.getSenders()) {
-      if (sender.track) sender.track.stop();
+      if (sender.track && !keepTracks) sender.track.stop();
     }
     pc.close();
   }

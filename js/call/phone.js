@@ -182,11 +182,15 @@ export class Phone {
     const peerKey = this.peers.keyOf(to);
     if (!peerKey) return `${to} is not online`;
     const peer = this.peers.get(peerKey) || to;
-    this._newCall(CALLING, "placed", { peer, peerKey, callId: randomId(6) });
-    this.setupStart = performance.now();
-    this._send(MessageType.INVITE, { to: peer, call_id: this.callId });
-    this.media.openEarly();
-    this._changed();
+    const callId = randomId(6);
+    // The invite leaves first (nothing shown waits on it); then, while the callee rings, the
+    // camera opens and the offer and candidates are made beside it, held until the callee
+    // accepts: the offer does not wait for the camera (call_media.js begin()).
+    this._newCall(CALLING, "placed", { peer, peerKey, callId }, () => {
+      this.setupStart = performance.now();
+      this._send(MessageType.INVITE, { to: peer, call_id: callId });
+    });
+    this._startPeer(true);
     return "";
   }
 
@@ -197,7 +201,6 @@ export class Phone {
     this.incoming = "";
     this._transition(CONNECTING, "answered");
     this._startPeer(false);
-    this._changed();
     return "";
   }
 
@@ -222,6 +225,17 @@ export class Phone {
   }
 
   // -- for the model and the in-call features ------------------------------------------
+
+  /**
+   * Keep the camera open between calls (the widget's `preview`; off by default): a call then
+   * starts with it open, and the view can show it.  Turned off, the camera closes (a call in
+   * progress keeps it until it ends).
+   * @param {boolean} on
+   */
+  setPreview(on) {
+    this.media.setPreview(!!on);
+    this._changed();
+  }
 
   /** Seconds of silence after which a call is lost (the widget's lost_after). @param {unknown} seconds */
   setLostAfter(seconds) {
@@ -248,8 +262,9 @@ export class Phone {
    * @param {CallStateName} to
    * @param {string} why
    * @param {{peer: string, peerKey: string, incoming?: string, callId?: string | null, seedCall?: boolean}} call
+   * @param {() => void} [first]  done once the call is set, before anyone is told of the new state
    */
-  _newCall(to, why, { peer, peerKey, incoming = "", callId = null, seedCall = false }) {
+  _newCall(to, why, { peer, peerKey, incoming = "", callId = null, seedCall = false }, first) {
     this._resetCall();
     this.peer = peer;
     this.peerKey = peerKey;
@@ -259,13 +274,40 @@ export class Phone {
     this.endReason = "";
     this.stats = {}; // a new call: the last call's numbers no longer apply
     this.error = "";
+    if (first) first();
     this._transition(to, why);
   }
 
-  /** @param {boolean} offerer */
-  async _startPeer(offerer) {
+  /**
+   * Make the call's peer connection and begin negotiating: the caller when it places the call
+   * (held until accepted), the callee when it accepts.  The camera opens alongside: neither
+   * the offer nor the answer waits for it (call_media.js begin()); its tracks join the
+   * connection when it opens.
+   * @param {boolean} offerer
+   */
+  _startPeer(offerer) {
+    const started = this.media.start(offerer, () => this._callHooks());
+    this.events.emit("callstart", started.call);
+    this.media.begin(offerer, (error) => this.setError(error));
+    this._changed();
+  }
+
+  /**
+   * The callee turned out to be a seed client (`accept` with `seed`): the connection
+   * prepared for an nbcall callee has a data channel the seed has not; make it anew.
+   */
+  _remakePeer() {
+    const started = this.media.remake(() => this._callHooks(), (error) => this.setError(error));
+    this.events.emit("callstart", started.call);
+  }
+
+  /**
+   * What the PeerCall tells the Phone, and how it sends.
+   * @returns {import("./call_media.js").CallHooks}
+   */
+  _callHooks() {
     const peer = this.peer;
-    const started = await this.media.start(offerer, () => ({
+    return {
       dataChannel: !this.seedCall,
       held: this.state === CALLING, // still ringing: prepare, send once accepted
       send: (m) => {
@@ -300,12 +342,7 @@ export class Phone {
         const e = err instanceof Error ? err : new Error(String(err));
         this.setError(`call: ${e.name || "Error"}: ${e.message}`);
       },
-    }));
-    if (!started) return; // the call ended while the camera opened
-    if (started.error) this.error = started.error;
-    this.events.emit("callstart", started.call);
-    this.media.begin(offerer);
-    this._changed();
+    };
   }
 
   /** Start listening for the peer's life (connected: the data channel and RTP exist). */

@@ -86,15 +86,15 @@ export class ServerInbox {
         const peer = str(msg.from);
         p._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
       } // else busy: the server tells the caller
-    } else if (type === MessageType.RINGING) {
-      // The callee is an nbcall widget (a seed callee is accepted at once instead): make the
-      // offer and gather candidates now, so answering costs one round trip, not camera + ICE.
-      if (p.state === CALLING && this.fromPeer(msg) && !p.media.starting) p._startPeer(true);
     } else if (type === MessageType.ACCEPT) {
       if (p.state !== CALLING || !this.fromPeer(msg)) return;
       p.seedCall = !!msg.seed;
       p._transition(CONNECTING, "accepted");
-      if (p.call) p.call.release();
+      // The offer prepared since the call was placed leaves now, with its candidates: one
+      // message after the accept.  A seed callee (the server accepts for it) has no data
+      // channel: that offer is made anew.
+      if (p.call && p.seedCall && p.call.channel) p._remakePeer();
+      else if (p.call) p.call.release();
       else if (!p.media.starting) p._startPeer(true);
     } else if (ENDINGS.has(type)) {
       if (!this.fromPeer(msg) || !busy(p.state)) return;

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { installGlobals, FakeClock, FakeMediaStream, FakeTrack, flush } from "./fakes/index.js";
-import { PeerCall } from "../call/peer_call.js";
+import { PeerCall, inDescription } from "../call/peer_call.js";
 
 /** @typedef {import("../call/peer_call.js").Signal} Signal */
 /** @typedef {import("./fakes/index.js").FakePeerConnection} FakePeerConnection */
@@ -98,6 +98,30 @@ test("held: the offer and candidates wait for release(), then go out in order", 
   impolite.release();
   assert.deepEqual(toPolite.map((m) => m.type), ["offer", "candidate"]);
   assert.equal(impolite.heldBack, null);
+});
+
+test("held: on release the offer goes with the candidates gathered meanwhile in it, and those are not sent again", async (t) => {
+  const { impolite, toPolite, pcOf } = pair(t, { held: true });
+  impolite.startAsOfferer(stream());
+  await flush();
+  const pc = pcOf(impolite);
+  pc.gather("host");
+  pc.gather("srflx");
+  // Like a browser, the local description now lists a candidate gathered after it was set.
+  const sdp = `${pc.localDescription.sdp}\r\na=candidate:host\r\n`;
+  pc.localDescription = { type: "offer", sdp, toJSON: () => ({ type: "offer", sdp }) };
+  impolite.release();
+  assert.deepEqual(toPolite.map((m) => m.type), ["offer", "candidate"]);
+  assert.deepEqual(toPolite[0].sdp, { type: "offer", sdp });
+  assert.deepEqual(toPolite[1].candidate, { candidate: "candidate:srflx", sdpMid: "0" }, "only the one not in the offer");
+});
+
+test("inDescription: a candidate is in an SDP when one of its lines is that candidate", () => {
+  const sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n";
+  assert.equal(inDescription(sdp, { candidate: "candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host" }), true);
+  assert.equal(inDescription(sdp, { candidate: "candidate:1 1 udp 2122260223 127.0.0.1 4000 typ host" }), false);
+  assert.equal(inDescription(sdp, { candidate: "" }), false);
+  assert.equal(inDescription(sdp, null), false);
 });
 
 test("a stray answer (no offer out) is ignored, not an error", async (t) => {

@@ -281,28 +281,6 @@ test("replaced by another page: the call ends and the widget says so", async (t)
   assert.match(alice.error, /taken over/);
 });
 
-test("answered while the caller's camera is still opening: the offer is not held back", async (t) => {
-  const { phone, env } = fakeBrowser(t);
-  const alice = await phone("alice");
-  const bob = await phone("bob");
-  /** @type {() => void} */
-  let cameraReady = () => {};
-  env.mediaDevices.slow = new Promise((resolve) => (cameraReady = resolve));
-  alice.placeCall("bob");
-  await flush(); // bob rings; alice prepares, waiting for the camera
-  env.mediaDevices.slow = null;
-  bob.accept(); // at once, as an on_incoming callback does
-  await flush();
-  assert.equal(alice.state, "connecting");
-  const callOf = () => alice.call; // read afresh: the call appears later
-  assert.equal(callOf(), null, "the camera is not open yet");
-  cameraReady();
-  await flush();
-  assert.ok(callOf());
-  assert.equal(callOf()?.heldBack, null);
-  assert.equal(fakePc(bob).remoteDescription?.type, "offer", "bob got the offer");
-});
-
 test("calling a seed client: accepted at once by the server, a plain offer, no data channel", async (t) => {
   const { phone, hub } = fakeBrowser(t);
   const seed = hub.seedClient("seedy");

@@ -78,6 +78,11 @@ class FakeSender {
   async replaceTrack(track) {
     this.track = track;
   }
+
+  /** The stream ids (msid) this sender announces. @param {...FakeMediaStream} streams */
+  setStreams(...streams) {
+    this.streams = streams;
+  }
 }
 
 let descriptions = 0;
@@ -171,9 +176,10 @@ export class FakePeerConnection {
     return sender;
   }
 
-  /** @param {string} kind @param {{direction?: string}} [init] */
+  /** @param {string} kind @param {{direction?: string, streams?: FakeMediaStream[]}} [init] */
   addTransceiver(kind, init = {}) {
     const tr = { sender: new FakeSender(null), receiver: { track: { kind } }, direction: init.direction || "sendrecv", stopped: false };
+    if (init.streams) tr.sender.setStreams(...init.streams);
     this.transceivers.push(tr);
     this._needsNegotiation();
     return tr;

@@ -25,6 +25,8 @@ export class FakeWebSocket {
     this.readyState = FakeWebSocket.CONNECTING;
     /** @type {any[]} the page's frames, parsed */
     this.sent = [];
+    /** @type {any[]} the server's frames to the page */
+    this.received = [];
     /** @type {{code: number, reason: string} | null} */
     this.closedWith = null;
     /** @type {((event: any) => void) | null} */
@@ -65,6 +67,7 @@ export class FakeWebSocket {
 
   /** @param {object} msg */
   serverSend(msg) {
+    this.received.push(msg);
     if (this.onmessage) this.onmessage({ data: JSON.stringify(msg) });
   }
 
