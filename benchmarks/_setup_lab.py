@@ -69,10 +69,8 @@ class LabSetting(Setting):
         await nb.wait_py(f"{self.bob!r} in alice.peers and {self.alice!r} in bob.peers", "True", timeout=20)
         self.transport = await nb.page.evaluate("(a) => window.__nbcall.phones[a].transport", self.alice)
         if self.preview:
-            # Both cameras kept open between calls (the page's Phone.setPreview; opt-in, off by default).
-            await nb.page.evaluate(
-                "(users) => users.forEach((u) => window.__nbcall.phones[u].setPreview(true))", [self.alice, self.bob]
-            )
+            # Both cameras kept open between calls (the widgets' `preview` trait; opt-in, off by default).
+            await nb.py("alice.preview = bob.preview = True")
             await wait_for(
                 nb.page, "(users) => users.every((u) => window.__nbcall.phones[u].localStream)", [self.alice, self.bob]
             )

@@ -110,9 +110,11 @@ function initialize({ model }) {
       ["change:ice_servers", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
       ["change:ice_transport_policy", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
       ["change:lost_after", () => phone.setLostAfter(model.get("lost_after"))],
+      ["change:preview", () => phone.setPreview(model.get("preview"))],
     ]),
   ];
   phone.start();
+  if (model.get("preview")) phone.setPreview(true);
   syncModel(model, phone);
   sendToKernel(model, TO_KERNEL_KIND.READY);
 

@@ -101,6 +101,11 @@ class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
         "", help="Why the last call ended: hangup, rejected, busy, cancelled, timeout, disconnected, failed, lost, ..."
     ).tag(sync=True)
     audio = traitlets.Bool(True, help="Send the microphone (can be toggled during a call).").tag(sync=True)
+    preview = traitlets.Bool(
+        False,
+        help="Keep the camera (and its light) on between calls, shown in the widget: a call then starts "
+        "faster, with no camera to open. Off by default: nothing is filmed until a call.",
+    ).tag(sync=True)
     video = traitlets.Bool(True, help="Send the camera (can be toggled during a call).").tag(sync=True)
     ice_servers = traitlets.List(
         traitlets.Dict(),

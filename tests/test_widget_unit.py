@@ -45,7 +45,7 @@ def test_exported() -> None:
 def test_traits_are_synced_and_documented() -> None:
     w = CallWidget("alice", server=URL)
     names = ["user", "server", "state", "peer", "incoming", "peers", "error", "end_reason", "audio", "video"]
-    names += ["ice_servers", "transport", "stats", "connect_via", "ice_transport_policy"]
+    names += ["ice_servers", "transport", "stats", "connect_via", "ice_transport_policy", "preview"]
     for name in names:
         trait = w.traits()[name]
         assert trait.metadata.get("sync") is True, name

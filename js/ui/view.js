@@ -129,7 +129,8 @@ export function renderView({ model, el, context }) {
     mic.input.checked = !!model.get("audio");
     cam.input.checked = !!model.get("video");
     // Video only once there is something to show: ringing and calling are a line of text.
-    stage.hidden = !(state === State.CONNECTING || state === State.CONNECTED);
+    // Or the camera's preview between calls (the `preview` trait): the local picture alone.
+    stage.hidden = !(state === State.CONNECTING || state === State.CONNECTED || (model.get("preview") && phone.localStream));
     const reconnecting = phone.peerStatus === PeerStatus.RECONNECTING;
     peerLabel.textContent = reconnecting ? `${phone.peer} — ${PEER_STATUS_WORDS[PeerStatus.RECONNECTING]}` : phone.peer;
     if (phone.remoteStream !== shownRemote) {
@@ -167,6 +168,7 @@ export function renderView({ model, el, context }) {
   const unlisten = listen(model, [
     ["change:audio", update],
     ["change:video", update],
+    ["change:preview", update],
   ]);
   update();
 

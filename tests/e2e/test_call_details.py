@@ -97,3 +97,35 @@ async def test_closing_the_widget_ends_the_call(pair: Notebook) -> None:
     await pair.wait_py("wes.state, wes.end_reason", "('ended', 'closed')", timeout=10)
     await pair.wait_js(f"() => !window.__nbcall.phones['{VIC}']")
     await pair.wait_py(f"{VIC!r} in wes.peers", "False")
+
+
+async def test_preview_keeps_the_camera_on_between_calls_and_off_by_default(lab: Lab) -> None:
+    """`preview=True` opens the camera while idle, shows it, and a call uses it (still on after
+    the call); False, the default, films nothing outside a call."""
+    path = lab.widgets_notebook("preview", ["pia-t", "pio-t"])
+    nb = await lab.open(path, users=["pia-t", "pio-t"])
+    tracks = (
+        "(u) => { const s = window.__nbcall.phones[u].localStream;"
+        " return s ? s.getTracks().map((t) => t.readyState) : []; }"
+    )
+    shown = "(u) => document.querySelector(`.nbcall-root[data-user=\"${u}\"] video.nbcall-local`).videoWidth > 0"
+    try:
+        assert await nb.page.evaluate(tracks, "pia-t") == [], "no camera before a call by default"
+        await nb.py("pia.preview = pio.preview = True")
+        for user in ("pia-t", "pio-t"):
+            await nb.wait_js(f"(u) => ({tracks})(u).includes('live')", user)
+            await nb.wait_js(shown, user)
+        await nb.wait_py("'pio-t' in pia.peers", "True")
+        await nb.py("pio.on_incoming(lambda caller: pio.accept())\npia.call('pio-t')")
+        await nb.wait_py("pia.state, pio.state", "('connected', 'connected')")
+        await nb.assert_video_flows("pia-t")
+        await nb.assert_video_flows("pio-t")
+        await nb.py("pia.hangup()")
+        await nb.wait_py("pia.state, pio.state", "('ended', 'ended')")
+        assert "live" in await nb.page.evaluate(tracks, "pia-t"), "the preview stays on after the call"
+        await nb.py("pia.preview = False")
+        await nb.wait_js(f"(u) => !({tracks})(u).includes('live')", "pia-t")
+        local = nb.page.locator('.nbcall-root[data-user="pia-t"] video.nbcall-local')
+        await local.wait_for(state="hidden")
+    finally:
+        await nb.close()
