@@ -6,6 +6,9 @@ import { MessageType, Reason } from "../protocol.js";
 import { statsCollector, emptyStats } from "./stats.js";
 import { IceWatch } from "./ice.js";
 import { DATA_CHANNEL_ID, DATA_CHANNEL_LABEL } from "../messages.js";
+import { toDescription, inDescription } from "./sdp.js";
+
+export { inDescription };
 
 // The in-call data channel (chat, camera/mic state): negotiated with a fixed id, created
 // with the connection on both sides, so it is in the first offer and needs no extra round.
@@ -14,34 +17,6 @@ const RESTART_AFTER_DISCONNECT_MS = 3000; // a blip shorter than this heals by i
 const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by then won't
 
 /** @typedef {{type: string, sdp?: unknown, candidate?: unknown}} Signal  offer/answer/candidate */
-
-/**
- * The seed sends RTCSessionDescription JSON; the protocol also allows a bare SDP string.
- * @param {string} type
- * @param {unknown} sdp
- * @returns {RTCSessionDescriptionInit}
- */
-function toDescription(type, sdp) {
-  const as = (/** @type {string} */ t) => /** @type {RTCSdpType} */ (t);
-  if (typeof sdp === "string") return { type: as(type), sdp };
-  if (sdp && typeof sdp === "object" && "sdp" in sdp && typeof sdp.sdp === "string") {
-    const own = "type" in sdp && typeof sdp.type === "string" ? sdp.type : type;
-    return { type: as(own), sdp: sdp.sdp };
-  }
-  throw new Error(`bad ${type}: no sdp`);
-}
-
-/**
- * Whether an SDP already carries this candidate (as an `a=candidate:` line).
- * @param {string} sdp
- * @param {unknown} candidate  RTCIceCandidateInit
- */
-export function inDescription(sdp, candidate) {
-  const line = candidate && typeof candidate === "object" && "candidate" in candidate ? candidate.candidate : "";
-  if (typeof line !== "string" || !line) return false;
-  const text = line.startsWith("a=") ? line.slice(2) : line;
-  return sdp.split(/\r?\n/).some((l) => l === `a=${text}`);
-}
 
 /**
  * @typedef {object} PeerCallOptions
