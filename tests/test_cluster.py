@@ -300,6 +300,11 @@ async def test_closed_socket_cannot_be_used_after_close(nodes: list[Node]) -> No
     await asyncio.sleep(0.3)
     async with SignalingClient(nodes[1].url, a):
         pass
+    # The register may have been answered before the server read the close (the reply is
+    # then in the socket's buffer); nothing else may have come, and the socket is closed.
+    seen = []
     with pytest.raises(ConnectionClosed):
-        await ws.recv()
+        while True:
+            seen.append(json.loads(await ws.recv())["type"])
+    assert seen in ([], ["registered"]), seen
 

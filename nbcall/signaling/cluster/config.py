@@ -19,7 +19,10 @@ REPLICATION_INTERVAL = 0.05
 # cluster_unavailable (Redis is too slow or gone); the backlog never grows without bound.
 MAX_PENDING_MESSAGES = 10_000
 MAX_PENDING_BYTES = 16 * 1024 * 1024
-MAX_BATCH = 512  # messages per pipelined round trip to Redis
+MAX_BATCH = 512  # messages per write to Redis
+# Envelopes queued back to back for one node go out as one PUBLISH (joined by newlines),
+# up to this many bytes: one Redis command and one pub/sub message for a burst.
+MAX_COALESCED_BYTES = 256 * 1024
 # Frames a client sends while its register waits for Redis (a round trip or two).
 MAX_HELD_FRAMES = 32
 HANDOVER_TIMEOUT = 1.0  # seconds the new node waits for the old one to hand a user over

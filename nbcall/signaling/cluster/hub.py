@@ -26,7 +26,7 @@ from . import handover, mirror
 from .config import MAX_HELD_FRAMES, REPLICATION_INTERVAL, ClusterConfig
 from .directory import Change, Directory
 from .link import _FAILURES, RedisLink
-from .remote import NULL_PEER, RemoteSession, envelope, open_envelope
+from .remote import NULL_PEER, RemoteSession, envelope, open_envelopes
 
 log = logging.getLogger("nbcall.cluster")
 
@@ -209,8 +209,9 @@ class ClusterHub(Hub):
     # -- what other nodes send ----------------------------------------------------------------
 
     def _on_bus(self, data: bytes) -> None:
-        if data[:1] == b"[":
-            self._deliver(data)
+        if data[:1] == b"[":  # one envelope, or several back to back (remote.py)
+            for head, body in open_envelopes(data):
+                self._deliver(head, body)
             return
         event = orjson.loads(data)
         kind, node = event.get("t"), event.get("node")
@@ -222,13 +223,13 @@ class ClusterHub(Hub):
         else:
             self.handovers.on_event(event)
 
-    def _deliver(self, data: bytes) -> None:
-        (kind, to, frm, name, node, nbcall, call_id), body = open_envelope(data)
+    def _deliver(self, head: bytes, body: bytes) -> None:
+        kind, to, frm, name, node, nbcall, call_id = orjson.loads(head)
         self.cross_received += 1
         sender = self.ghost(frm, name, node, nbcall)
         me = self.users.get(to)
         if me is None or me.remote:
-            if not self.handovers.forward(to, data) and kind in ("invite", "offer"):
+            if not self.handovers.forward(to, head + b"\n" + body) and kind in ("invite", "offer"):
                 self.bounce(sender, to, p.error(p.ErrorCode.UNKNOWN_PEER, f"'{to}' is not online", kind))
             return
         if mirror.admit(self, me, sender, kind, call_id, body):

@@ -21,10 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from . import scripts
-from .config import MAX_BATCH, MAX_PENDING_BYTES, MAX_PENDING_MESSAGES, ClusterConfig, Keys
+from .config import MAX_BATCH, MAX_COALESCED_BYTES, MAX_PENDING_BYTES, MAX_PENDING_MESSAGES, ClusterConfig, Keys
 
 log = logging.getLogger("nbcall.cluster")
 
@@ -51,7 +53,6 @@ class RedisLink:
             config.url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=0
         )
         self._claim = self.redis.register_script(scripts.CLAIM)
-        self._release = self.redis.register_script(scripts.RELEASE)
         self._beat = self.redis.register_script(scripts.HEARTBEAT)
         self._on_message, self._on_up, self._on_down = on_message, on_up, on_down
         self.up = False
@@ -64,8 +65,13 @@ class RedisLink:
         self._queue: deque[tuple[Any, ...]] = deque()
         self._queued_bytes = 0
         self._wake = asyncio.Event()
+        # The publisher's own connection (CLIENT REPLY OFF: batches written as packed
+        # commands, never waiting for a round trip) and the subscriber's.
+        self._pub: AbstractConnection | None = None
+        self._sub: AbstractConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- life ----------------------------------------------------------------------------
 
@@ -89,8 +95,21 @@ class RedisLink:
             # A stopping node looks dead at once: the next sweep (within a heartbeat) frees
             # its names and tells its users' partners, instead of after the expiry.
             await self.redis.zadd(self.keys.nodes, {self.node: 0})
+        for conn in (self._pub, self._sub):
+            if conn is not None:
+                with contextlib.suppress(*_FAILURES):
+                    await conn.disconnect()
         with contextlib.suppress(*_FAILURES):
             await self.redis.aclose()
+
+    def _connection(self) -> AbstractConnection:
+        """A connection of our own to the same Redis (URL, password, TLS as the client's),
+        outside the pool: RESP2 (pub/sub messages as plain arrays, not RESP3 push frames that
+        redis-py logs one by one) and no per-read timeout (each would arm a timer; a silent
+        Redis is found by the heartbeat, whose failure closes these connections)."""
+        pool = self.redis.connection_pool
+        kwargs = {**pool.connection_kwargs, "protocol": 2, "socket_timeout": None}
+        return pool.connection_class(**kwargs)
 
     # -- publishing (bounded) --------------------------------------------------------------
 
@@ -119,31 +138,67 @@ class RedisLink:
         self._queue.append((1, key))
         self._wake.set()
 
+    async def _publisher(self) -> AbstractConnection:
+        conn = self._pub
+        if conn is None or not conn.is_connected:
+            conn = self._pub = self._connection()
+            await conn.connect()  # type: ignore[no-untyped-call]
+            # No replies on this connection: nothing to read, no wake-up per batch.
+            await conn.send_packed_command(conn.pack_command("CLIENT", "REPLY", "OFF"), False)
+        return conn
+
     async def _writer(self) -> None:
         queue = self._queue
+        release_keys = [self.keys.users, self.keys.node_users(self.node)]
+        with contextlib.suppress(*_FAILURES):
+            await self._publisher()  # ready before the first message
         while True:
             await self._wake.wait()
             self._wake.clear()
             while queue:
-                pipe = self.redis.pipeline(transaction=False)
+                commands: list[tuple[Any, ...]] = []
                 size = 0
-                for _ in range(min(len(queue), MAX_BATCH)):
+                taken = min(len(queue), MAX_BATCH)
+                run: list[bytes] = []  # envelopes for one channel, back to back: one PUBLISH
+                run_channel: Any = None
+                run_bytes = 0
+                for _ in range(taken):
                     item = queue.popleft()
                     if item[0] == 0:
-                        pipe.publish(item[1], item[2])
-                        size += len(item[2])
-                    else:
-                        keys = [self.keys.users, self.keys.node_users(self.node)]
-                        await self._release(keys=keys, args=[item[1], self.node], client=pipe)  # queued
+                        data = item[2]
+                        size += len(data)
+                        if data[:1] == b"[":  # an envelope (an event, a JSON object, goes alone)
+                            if run and (item[1] != run_channel or run_bytes + len(data) > MAX_COALESCED_BYTES):
+                                commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
+                                run = []
+                                run_bytes = 0
+                            run.append(data)
+                            run_channel = item[1]
+                            run_bytes += len(data)
+                            continue
+                    if run:
+                        commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
+                        run = []
+                        run_bytes = 0
+                    if item[0] == 0:
+                        commands.append((b"PUBLISH", item[1], item[2]))
+                    else:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
+                        commands.append((b"EVAL", scripts.RELEASE, 2, *release_keys, item[1], self.node))
+                if run:
+                    commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
                 self._queued_bytes -= size
-                count = len(pipe)
                 try:
-                    await pipe.execute()
-                    self.published += count
+                    conn = await self._publisher()
+                    # Waits (drain) only when the socket's buffers are full: the bound in flight.
+                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                    self.published += taken
                     self.published_bytes += size
                 except _FAILURES as exc:
-                    self.dropped += count
+                    self.dropped += taken
                     self._failed(exc)
+                    if self._pub is not None:
+                        with contextlib.suppress(*_FAILURES):
+                            await self._pub.disconnect(nowait=True)
 
     # -- the registry ------------------------------------------------------------------------
 
@@ -166,21 +221,37 @@ class RedisLink:
     # -- receiving ---------------------------------------------------------------------------
 
     async def _reader(self) -> None:
+        channels = (self.inbox, self.keys.all)
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            conn = self._sub = self._connection()
             try:
-                await pubsub.subscribe(self.inbox, self.keys.all)
+                await conn.connect()  # type: ignore[no-untyped-call]
+                await conn.send_command("SUBSCRIBE", *channels, check_health=False)
+                for _ in channels:
+                    await conn.read_response()  # the confirmations
                 self._subscribed.set()
                 handle = self._on_message
+                read = conn.read_response
+                # With hiredis, the replies already in the parser's buffer are taken without
+                # a coroutine chain each: read_response waits for the first, gets() the rest.
+                parser = getattr(conn, "_parser", None)
+                buffered = getattr(parser, "_reader", None) if isinstance(parser, _AsyncHiredisParser) else None
                 while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        handle(message["data"])
+                    # RESP2: [b"message", channel, data] for a message on our channels.
+                    message = await read()
+                    while True:
+                        if type(message) is list and message[0] == b"message":
+                            handle(message[2])
+                        if buffered is None:
+                            break
+                        message = buffered.gets()
+                        if message is NOT_ENOUGH_DATA or message is False:
+                            break
             except _FAILURES as exc:
                 self._failed(exc)
             finally:
                 with contextlib.suppress(*_FAILURES):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await conn.disconnect(nowait=True)
             await asyncio.sleep(0.25)
 
     # -- liveness ------------------------------------------------------------------------------
@@ -218,6 +289,11 @@ class RedisLink:
             self._subscribed.clear()
             self._queue.clear()
             self._queued_bytes = 0
+            for conn in (self._pub, self._sub):  # wakes a read or write stuck on a silent Redis
+                if conn is not None:
+                    task = asyncio.create_task(conn.disconnect(nowait=True))
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
             self._on_down()
 
 

@@ -2,12 +2,14 @@
 
 An envelope is ``[kind, to, from, from name, from node, from nbcall, call id]`` as JSON, a
 newline, then the message exactly as the receiver gets it (JSON never contains a raw
-newline, so the first one ends the header).  The sender's node fills in the header from
-its own state: a client never writes any of it.
+newline, so the first one ends the header).  Envelopes for one node that wait back to back
+are published as one payload, joined by newlines: header, message, header, message...
+The sender's node fills in the header from its own state: a client never writes any of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,8 @@ def envelope(kind: str, to: str, sender: str, name: str, node: str, nbcall: bool
     return orjson.dumps([kind, to, sender, name, node, nbcall, call_id]) + b"\n" + body
 
 
-def open_envelope(data: bytes) -> tuple[list[Any], bytes]:
-    head, _, body = data.partition(b"\n")
-    return orjson.loads(head), body
+def open_envelopes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The (header, message) pairs of one published payload: the writer joins envelopes
+    queued back to back for one node with newlines (neither part contains a raw one)."""
+    parts = data.split(b"\n")
+    return zip(parts[::2], parts[1::2], strict=False)
