@@ -145,14 +145,7 @@ class Hub:
                     "register",
                 )
             # A reconnect with the credential: the old socket hands over, calls survive.
-            holder.replaced = True
-            self.presence.subscribers.discard(holder)
-            if holder.grace_timer is not None:
-                holder.grace_timer.cancel()
-                holder.grace_timer = None
-            if not holder.away:
-                holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
-                holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
+            self.retire(holder)
             joined = False
         else:
             joined = holder is None
@@ -185,6 +178,18 @@ class Hub:
                 self._tell_status(key, call, "connected")
         if joined:
             self.presence.changed(key, name, joined=True)
+
+    def retire(self, holder: Session) -> None:
+        """The name's holder gives way to a newer connection (the credential's): it is told
+        ``replaced`` and closed, unless it is away; its calls stay with the name."""
+        holder.replaced = True
+        self.presence.subscribers.discard(holder)
+        if holder.grace_timer is not None:
+            holder.grace_timer.cancel()
+            holder.grace_timer = None
+        if not holder.away:
+            holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
+            holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
 
     def _restore_call(self, key: str, announced: dict[str, str]) -> Call | None:
         """A call announced at registration (the server restarted mid-call) is restored once

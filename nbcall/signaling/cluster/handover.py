@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .. import protocol as p
 from ..session import Call
 from .config import HANDOVER_TIMEOUT, MOVED_MEMORY
 from .remote import NULL_PEER, RemoteSession
@@ -66,14 +65,7 @@ class Handovers:
         if holder is None or holder.remote:
             return None
         state: dict[str, Any] = {"away": holder.away, "outbox": [b.decode() for b in holder.outbox]}
-        holder.replaced = True
-        hub.presence.subscribers.discard(holder)
-        if holder.grace_timer is not None:
-            holder.grace_timer.cancel()
-            holder.grace_timer = None
-        if not holder.away:
-            holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
-            holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
+        hub.retire(holder)
         del hub.users[key]
         assert holder.name is not None
         hub.directory.entries[key] = hub.directory.entries[key]._replace(node=new_node)
