@@ -74,7 +74,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
                                        "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))  # fmt: skip
         for node, port in zip("ab", ports, strict=True):
             cmd = [*run, sys.executable, "-m", "nbcall", "--host", CLUSTER_SIDE, "--port", str(port),
-                   "--token", TOKEN, "--redis", f"redis://127.0.0.1:{redis_port}/0", "--node-id", node]  # fmt: skip
+                   f"--token={TOKEN}", "--redis", f"redis://127.0.0.1:{redis_port}/0", "--node-id", node]  # fmt: skip
             with (logs / f"node-{node}.log").open("wb") as out:
                 procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT))
         for port in ports:

@@ -267,7 +267,13 @@ class RedisLink:
                 nodes = await self.redis.zrange(self.keys.nodes, 0, -1)
                 self.nodes = [_text(n) for n in nodes]
                 known = bool(result[0])
-                if not self.up or not known:
+                if (not self.up or not known) and not self._subscribed.is_set():
+                    # Read everyone's names only once our channels are subscribed (again): a
+                    # node that re-publishes after our read is then heard, because its presence
+                    # batch is published after its write. Otherwise a join could fall between.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._subscribed.wait(), self.config.heartbeat)
+                if (not self.up or not known) and self._subscribed.is_set():
                     if not known and self.up:
                         log.warning("node %s: Redis did not know this node (restarted, or we were reaped)", self.node)
                     await self._on_up()  # publish our users again, and read everyone's
