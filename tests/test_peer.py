@@ -325,9 +325,11 @@ def test_loopback_only_machine() -> None:
     unshare = shutil.which("unshare")
     assert unshare, "util-linux unshare is needed for this test"
     port = free_port()
+    # The server is stopped by its pid before the namespace's shell exits (an orphan would outlive the test).
     inner = (
-        f"ip link set lo up && ({' '.join(nbcall_server_cmd(port, '--log-level', 'WARNING'))} >/dev/null 2>&1 &) && "
-        f'sleep 1.5 && {sys.executable} -c "$SCRIPT" ws://127.0.0.1:{port}; kill %1 2>/dev/null; true'
+        f"ip link set lo up; {' '.join(nbcall_server_cmd(port, '--log-level', 'WARNING'))} >/dev/null 2>&1 & "
+        f'server=$!; sleep 1.5; {sys.executable} -c "$SCRIPT" ws://127.0.0.1:{port}; '
+        "kill $server; wait $server 2>/dev/null; true"
     )
     done = subprocess.run(
         [unshare, "-rn", "bash", "-c", inner], env={"SCRIPT": LOOPBACK_SCRIPT, "PATH": "/usr/sbin:/usr/bin:/bin"},
