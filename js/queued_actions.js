@@ -98,6 +98,8 @@ export class QueuedActions {
     this.head = null;
     /** @type {string} the action that failed: the entries after it fail too */
     this.failedAction = "";
+    /** @type {Entry | null} the entry the last pump stopped at, waiting (what the widget shows) */
+    this.waiting = null;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.timer = undefined;
     this.pumping = false;
@@ -134,7 +136,7 @@ export class QueuedActions {
 
   /** What the widget shows: "Will call bob — waiting for bob to come online", or "". */
   describe() {
-    const [entry] = this.pending();
+    const entry = this.waiting;
     if (!entry) return "";
     return `Will ${entry.action} — waiting for ${waitingFor(this.phone, entry)}`;
   }
@@ -148,6 +150,7 @@ export class QueuedActions {
   pump() {
     if (this.pumping) return; // a command changes the phone, whose change calls pump again
     this.pumping = true;
+    this.waiting = null;
     try {
       for (;;) {
         const [entry] = this.pending();
@@ -166,6 +169,7 @@ export class QueuedActions {
           const detail = this.phone.error ? ` (${this.phone.error})` : "";
           this._fail(entry, `gave up after waiting ${QUEUED_ACTION_WAIT_S} s for ${waitingFor(this.phone, entry)}${detail}`);
         } else {
+          this.waiting = entry;
           this._tick(true);
           break;
         }
