@@ -25,8 +25,14 @@ export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "discon
 /** @type {ReadonlyArray<"" | "connected" | "reconnecting">} nbcall._enums.PEER_STATUSES */
 export const PEER_STATUSES = Object.freeze(["", "connected", "reconnecting"]);
 
-/** @type {ReadonlyArray<"online" | "ringing" | "in_call" | "connected">} nbcall._enums.QUEUE_WAITS */
-export const QUEUE_WAITS = Object.freeze(["online", "ringing", "in_call", "connected"]);
+/** @type {ReadonlyArray<"online" | "ringing" | "in_call" | "connected" | "free" | "in_room">} nbcall._enums.QUEUE_WAITS */
+export const QUEUE_WAITS = Object.freeze(["online", "ringing", "in_call", "connected", "free", "in_room"]);
+
+/** @type {ReadonlyArray<"" | "p2p" | "mesh" | "sfu">} nbcall._enums.TOPOLOGIES */
+export const TOPOLOGIES = Object.freeze(["", "p2p", "mesh", "sfu"]);
+
+/** @type {ReadonlyArray<"ringing" | "connecting" | "connected" | "reconnecting">} nbcall._enums.PARTICIPANT_STATES */
+export const PARTICIPANT_STATES = Object.freeze(["ringing", "connecting", "connected", "reconnecting"]);
 
 /** @type {ReadonlyArray<"idle" | "recording" | "stopping" | "done" | "error">} nbcall._enums.RECORDING_STATES */
 export const RECORDING_STATES = Object.freeze(["idle", "recording", "stopping", "done", "error"]);
@@ -48,6 +54,9 @@ export const DEPRECATED_TRANSPORTS = Object.freeze({
  *   accept: Answer the ringing call.
  *   reject: Decline the ringing call.
  *   hangup: End the call, or stop ringing someone.
+ *   join: Join a room (created on first join; invite_only and password apply when it is created).
+ *   leave: Leave the room.
+ *   invite: Invite a user into the current room.
  *   chat: Send a chat line to the other side over the call's data channel.
  *   snapshot: Grab the current frame of the remote or local video.
  *   recording_start: Start recording remote, local or both.
@@ -62,6 +71,9 @@ export const TO_PAGE = Object.freeze({
   accept: {"fields": {}, "buffers": 0},
   reject: {"fields": {}, "buffers": 0},
   hangup: {"fields": {}, "buffers": 0},
+  join: {"fields": {"room": "str", "invite_only": "bool", "password": "str?"}, "buffers": 0},
+  leave: {"fields": {}, "buffers": 0},
+  invite: {"fields": {"to": "str"}, "buffers": 0},
   chat: {"fields": {"text": "str"}, "buffers": 0},
   snapshot: {"fields": {"id": "str", "which": "str"}, "buffers": 0},
   recording_start: {"fields": {"which": "str"}, "buffers": 0},
@@ -78,6 +90,9 @@ export const TO_PAGE_KIND = Object.freeze({
   ACCEPT: "accept",
   REJECT: "reject",
   HANGUP: "hangup",
+  JOIN: "join",
+  LEAVE: "leave",
+  INVITE: "invite",
   CHAT: "chat",
   SNAPSHOT: "snapshot",
   RECORDING_START: "recording_start",

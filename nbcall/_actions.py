@@ -26,7 +26,7 @@ At most ``MAX_QUEUED_ACTIONS`` (32) entries wait at once.  What can be checked i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ._enums import CAN_CALL_STATES, IN_CALL_STATES, QUEUE_WAITS
@@ -50,6 +50,8 @@ class _Widget(Protocol):
     peers: list[str]
     error: str
     _queued: list[dict[str, Any]]
+    room: str
+    room_invite: dict[str, Any]
     _frontend_ready: bool
     _next_queued_id: int
     _command_in_flight: bool
@@ -62,6 +64,7 @@ class _Widget(Protocol):
     def _must_wait(self, action: str, wait: str) -> bool: ...
     def _holds_now(self, wait: str) -> bool: ...
     def _enqueue(self, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
+    def _call_many(self, users: Iterable[str]) -> str: ...
 
 
 class CallActions:
@@ -73,7 +76,7 @@ class CallActions:
         # an action that needs the call waits for it instead of raising.
         self._command_in_flight = False
         self._error_callbacks: list[Callable[[CallError], Any]] = []
-        self.observe(self._state_arrived, names=["state"])
+        self.observe(self._state_arrived, names=["state", "room"])
 
     def _state_arrived(self: _Widget, _change: dict[str, Any]) -> None:
         self._command_in_flight = False
@@ -96,11 +99,11 @@ class CallActions:
             return False  # e.g. an accept from on_incoming: it need not wait behind a queued snapshot
         if self._queued:
             return True  # earlier actions are waiting: keep the order
-        if wait == "online":
+        if wait in ("online", "free"):
             return bool(self.state == "registering")
         if wait == "connected":
             return self._command_in_flight or self.state in _SETTING_UP
-        if wait == "in_call":
+        if wait in ("in_call", "in_room"):
             return self._command_in_flight
         return False
 
@@ -109,9 +112,13 @@ class CallActions:
         if self._command_in_flight:
             return False
         if wait == "online":
-            return self.state in CAN_CALL_STATES
+            return self.state in CAN_CALL_STATES and not self.room
         if wait == "ringing":
-            return bool(self.state == "ringing")
+            return self.state == "ringing" or bool(self.room_invite)
+        if wait == "free":
+            return self.state in CAN_CALL_STATES and not self.room and not self.room_invite
+        if wait == "in_room":
+            return bool(self.room)
         if wait == "in_call":
             return self.state in IN_CALL_STATES
         return bool(self.state == "connected")
@@ -155,6 +162,7 @@ class CallActions:
 
     def _action_failed(self: _Widget, action: str, message: str) -> None:
         log.warning("CallWidget(%r): %s failed in the page: %s", self.user, action, message)
+        self._command_in_flight = False  # what it would have changed will not change
         if message not in self.error:  # the page sets `error` itself; its update may come later
             self.error = f"{action}: {message}"
         error = CallError(f"{action}: {message}")
@@ -166,14 +174,19 @@ class CallActions:
 
     # -- call control --------------------------------------------------------------------------
 
-    def call(self: _Widget, user: str) -> None:
-        """Ring ``user``.
+    def call(self: _Widget, user: str | Iterable[str]) -> None:
+        """Ring ``user``; or, given a list of names, start a room and invite them all.
 
-        Raises :class:`CallError` at once when the call cannot work (an invalid name,
+        ``call(["bob", "carol"])`` joins a new invite-only room (named ``call-...``, see
+        ``room``) and invites each: they ring until they accept, decline or 30 s pass
+        (docs/rooms.md).  Raises :class:`CallError` at once when the call cannot work (an invalid name,
         yourself, a user not online, a call already going on). Before the page has reported
         (Run All, or in the cell that displays the widget) the call waits for the page and
         for ``user`` to come online, at most 30 s (see :attr:`waiting` and :meth:`on_error`).
         """
+        if not isinstance(user, str):
+            self._call_many(user)
+            return
         try:
             target = normalize_name(user)
         except InvalidName as exc:
@@ -189,6 +202,8 @@ class CallActions:
             else:
                 detail = f" with {self.peer}" if self.peer else ""
             raise CallError(f"cannot call while {self.state}{detail}")
+        if self.room:
+            raise CallError(f"cannot call {target!r} while in room {self.room!r}: invite({target!r}) instead")
         online = {name_key(p): p for p in self.peers}
         if name_key(target) not in online:
             raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")
@@ -196,21 +211,23 @@ class CallActions:
         self._command_in_flight = True
 
     def accept(self: _Widget) -> None:
-        """Answer the ringing incoming call (before the page has reported: the next call that rings)."""
+        """Answer the ringing incoming call, or join the room you are invited to (``room_invite``).
+
+        Before the page has reported: the next call or invitation that rings."""
         if self._must_wait("accept", "ringing"):
             self._enqueue("accept", "ringing", {"kind": "accept"})
             return
-        if self.state != "ringing":
+        if self.state != "ringing" and not self.room_invite:
             raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
         self._command("accept")
         self._command_in_flight = True
 
     def reject(self: _Widget) -> None:
-        """Decline the ringing incoming call (before the page has reported: the next call that rings)."""
+        """Decline the ringing incoming call or room invitation (before the page has reported: the next one)."""
         if self._must_wait("reject", "ringing"):
             self._enqueue("reject", "ringing", {"kind": "reject"})
             return
-        if self.state != "ringing":
+        if self.state != "ringing" and not self.room_invite:
             raise CallError(f"nothing to reject: the widget is {self.state}, not ringing")
         self._command("reject")
 

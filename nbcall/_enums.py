@@ -46,7 +46,18 @@ PEER_STATUSES: Final = ("", "connected", "reconnecting")
 #   ringing    a call is ringing here (accept, reject)
 #   in_call    a call is ringing here, being placed, set up or connected (hangup)
 #   connected  a connected call (chat, snapshots, recordings, screen sharing)
-QUEUE_WAITS: Final = ("online", "ringing", "in_call", "connected")
+#   free       registered, and in no call or room (join a room)
+#   in_room    in a room (invite, leave)
+QUEUE_WAITS: Final = ("online", "ringing", "in_call", "connected", "free", "in_room")
+
+# How the current call carries media (CallWidget.topology, docs/rooms.md): "" with no call,
+# "p2p" in a one-to-one call, "mesh" in a room where every member connects to every other,
+# "sfu" in a room whose media goes through the SFU (Janus).
+TOPOLOGIES: Final = ("", "p2p", "mesh", "sfu")
+# A room member as CallWidget.participants shows it: invited and not answered yet (ringing),
+# joined and its media on the way (connecting), its media arriving (connected), or its link
+# or signaling interrupted (reconnecting).
+PARTICIPANT_STATES: Final = ("ringing", "connecting", "connected", "reconnecting")
 
 RECORDING_STATES: Final = ("idle", "recording", "stopping", "done", "error")
 SNAPSHOT_SOURCES: Final = ("remote", "local")
@@ -62,6 +73,8 @@ ENUMS: Final = {
     "END_REASONS": END_REASONS,
     "PEER_STATUSES": PEER_STATUSES,
     "QUEUE_WAITS": QUEUE_WAITS,
+    "TOPOLOGIES": TOPOLOGIES,
+    "PARTICIPANT_STATES": PARTICIPANT_STATES,
     "RECORDING_STATES": RECORDING_STATES,
     "SNAPSHOT_SOURCES": SNAPSHOT_SOURCES,
     "RECORDING_SOURCES": RECORDING_SOURCES,

@@ -150,6 +150,8 @@ class _Widget(Protocol):
     recording_state: str
     _media: MediaInbox
     _queued: list[dict[str, Any]]
+    room: str
+    participants: list[dict[str, Any]]
 
     def _command(self, kind: str, /, **fields: Any) -> None: ...
     def _require_open(self, action: str) -> None: ...
@@ -164,6 +166,7 @@ class _Widget(Protocol):
     @property
     def _chat(self) -> ChatState: ...
     def _chat_append(self, line: ChatLine) -> ChatLine: ...
+    def _member_named(self, which: str) -> str: ...
 
 
 class InCallFeatures:
@@ -175,7 +178,10 @@ class InCallFeatures:
     """
 
     def _when_connected(self: _Widget, action: str) -> bool:
-        """True: ``action`` must wait for a call that is coming; False: the call is connected now."""
+        """True: ``action`` must wait for a call that is coming; False: the call is connected now
+        (or this widget is in a room: chat and snapshots go to its members)."""
+        if self.room and not self._queued:
+            return False
         if self._must_wait(action, "connected"):
             return True
         self._require_connected(action)
@@ -325,7 +331,8 @@ class InCallFeatures:
     # -- snapshots -----------------------------------------------------------------------------
 
     def snapshot(self: _Widget, which: str = "remote", callback: Callable[[Snapshot], Any] | None = None) -> Snapshot:
-        """Ask the browser for the current frame of the ``remote`` or ``local`` video.
+        """Ask the browser for the current frame of the ``remote`` or ``local`` video
+        (in a room: ``which`` may be a member's name, e.g. ``snapshot("bob")``).
 
         Returns a :class:`~nbcall._media.Snapshot` at once, **empty**: the frame arrives
         when the kernel next reads the page's messages, i.e. after the current cell. Read
@@ -333,7 +340,7 @@ class InCallFeatures:
         This never blocks: a cell cannot wait for a message only delivered after it ends.
         """
         if which not in SNAPSHOT_SOURCES:
-            raise ValueError(f"which must be one of {SNAPSHOT_SOURCES}, not {which!r}")
+            which = self._member_named(which)
         queued = self._when_connected("take a snapshot")
         snap = self._media.expect_snapshot(which, callback)
         self._send_or_queue(queued, "take a snapshot", "snapshot", id=str(snap.id), which=which)

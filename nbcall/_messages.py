@@ -63,6 +63,13 @@ TO_PAGE: Final = _table(
     Kind("accept", "Answer the ringing call."),
     Kind("reject", "Decline the ringing call."),
     Kind("hangup", "End the call, or stop ringing someone."),
+    Kind(
+        "join",
+        "Join a room (created on first join; invite_only and password apply when it is created).",
+        {"room": "str", "invite_only": "bool", "password": "str?"},
+    ),
+    Kind("leave", "Leave the room."),
+    Kind("invite", "Invite a user into the current room.", {"to": "str"}),
     Kind("chat", "Send a chat line to the other side over the call's data channel.", {"text": "str"}),
     Kind("snapshot", "Grab the current frame of the remote or local video.", {"id": "str", "which": "str"}),
     Kind("recording_start", "Start recording remote, local or both.", {"which": "str"}),

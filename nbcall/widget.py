@@ -38,6 +38,7 @@ from ._enums import (
     ICE_POLICIES,
     PEER_STATUSES,
     RECORDING_STATES,
+    TOPOLOGIES,
     TRANSPORTS,
 )
 from ._errors import CallError
@@ -46,6 +47,7 @@ from ._kernel_socket import KernelSockets
 from ._media import MediaInbox
 from ._messages import TO_KERNEL, TO_PAGE, problem
 from ._registry import WIDGETS
+from ._rooms import RoomActions
 from .ice import default_ice_servers, validate_ice_servers
 from .signaling.names import InvalidName, normalize_name
 
@@ -72,7 +74,7 @@ def _warn_deprecated(message: str) -> None:
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
-class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
+class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
     """A WebRTC video call widget: local preview, remote video, call controls, online users.
 
     >>> alice = CallWidget(user="alice")   # starts (or reuses) the embedded signaling server
@@ -146,6 +148,25 @@ class CallWidget(CallActions, InCallFeatures, anywidget.AnyWidget):
         help="Call quality from the browser, refreshed every second while connected: rtt_ms, inbound_kbps, "
         "outbound_kbps, fps, width, height, packet_loss_pct, candidate_type (host/srflx/prflx/relay), quality, "
         "frames_decoded, bytes_received, bytes_sent, out_fps, out_width, out_height, setup_ms."
+    ).tag(sync=True)
+    # Rooms (nbcall/_rooms.py, docs/rooms.md); the page sets these.
+    room = traitlets.Unicode("", help="The room this widget is in ('' when in none): join(), call([...]).").tag(
+        sync=True
+    )
+    participants = traitlets.List(
+        traitlets.Dict(),
+        help="The room's other members, [{'name', 'state', 'audio', 'video', 'speaking', 'quality'}]: state is "
+        "ringing (invited), connecting, connected or reconnecting; audio/video what they send; speaking: the "
+        "active speaker; quality: good, fair, poor ('' unknown). Empty outside a room.",
+    ).tag(sync=True)
+    topology = traitlets.Enum(
+        TOPOLOGIES,
+        default_value="",
+        help="How the call carries media: 'p2p' (one-to-one), 'mesh' (a small room: everyone connected to everyone), "
+        "'sfu' (a larger room, through the SFU), '' with no call.",
+    ).tag(sync=True)
+    room_invite = traitlets.Dict(
+        help="While someone invites this widget into a room: {'room', 'from'}; accept() joins it, reject() declines."
     ).tag(sync=True)
     # In-call features (nbcall/_in_call.py, js/features/; docs/widget.md "In a call").
     remote_audio = traitlets.Bool(True, help="The other side sends its microphone (False: it muted).").tag(sync=True)
