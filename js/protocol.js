@@ -14,6 +14,11 @@ export const MessageType = Object.freeze({
   HANGUP: "hangup",
   INVITE: "invite",
   LIST: "list",
+  MEMBER_DECLINED: "member_declined",
+  MEMBER_JOINED: "member_joined",
+  MEMBER_LEFT: "member_left",
+  MEMBER_RINGING: "member_ringing",
+  MEMBER_STATE: "member_state",
   OFFER: "offer",
   PEER_STATUS: "peer_status",
   PING: "ping",
@@ -24,6 +29,15 @@ export const MessageType = Object.freeze({
   REJECT: "reject",
   REPLACED: "replaced",
   RINGING: "ringing",
+  ROOM_CHAT: "room_chat",
+  ROOM_DECLINE: "room_decline",
+  ROOM_INVITE: "room_invite",
+  ROOM_JOIN: "room_join",
+  ROOM_JOINED: "room_joined",
+  ROOM_LEAVE: "room_leave",
+  ROOM_LEFT: "room_left",
+  ROOM_STATE: "room_state",
+  ROOM_TOPOLOGY: "room_topology",
   USERS: "users",
 });
 
@@ -34,13 +48,19 @@ export const ErrorCode = Object.freeze({
   CLUSTER_UNAVAILABLE: "cluster_unavailable",
   INTERNAL: "internal_error",
   INVALID_NAME: "invalid_name",
+  INVALID_ROOM: "invalid_room",
   NAME_TAKEN: "name_taken",
+  NOT_INVITED: "not_invited",
+  NOT_IN_ROOM: "not_in_room",
   NOT_REGISTERED: "not_registered",
   NO_CALL: "no_call",
   PEER_RECONNECTING: "peer_reconnecting",
   RATE_LIMITED: "rate_limited",
+  ROOMS_UNAVAILABLE: "rooms_unavailable",
+  ROOM_FULL: "room_full",
   SELF_CALL: "self_call",
   SERVER_FULL: "server_full",
+  SFU_UNAVAILABLE: "sfu_unavailable",
   TOO_LARGE: "too_large",
   UNAUTHORIZED: "unauthorized",
   UNKNOWN_PEER: "unknown_peer",
@@ -61,6 +81,28 @@ export const Reason = Object.freeze({
   TIMEOUT: "timeout",
 });
 
+/** Why a member left a room (room_left, member_left) or an invitee did not come (member_declined). */
+export const RoomReason = Object.freeze({
+  BUSY: "busy",
+  CLOSED: "closed",
+  DISCONNECTED: "disconnected",
+  LEFT: "left",
+  REJECTED: "rejected",
+  TIMEOUT: "timeout",
+});
+
+/** room_join.access. */
+export const RoomAccess = Object.freeze({
+  INVITE: "invite",
+  OPEN: "open",
+});
+
+/** How a room's media flows. */
+export const Topology = Object.freeze({
+  MESH: "mesh",
+  SFU: "sfu",
+});
+
 /** WebSocket close codes the server uses. */
 export const CloseCode = Object.freeze({
   REPLACED: 4001,
@@ -77,4 +119,5 @@ export const Limit = Object.freeze({
   MAX_CANDIDATE_CHARS: 2048,
   MAX_TOKEN_CHARS: 256,
   MAX_NAME_LENGTH: 64,
+  MAX_ROOM_CHAT_CHARS: 4000,
 });

@@ -60,6 +60,13 @@ def protocol_js() -> str:
         _frozen_object(
             "Reason", {_upper(r): r for r in sorted(p.REASONS)}, "Reasons the server passes on when a call ends."
         ),
+        _frozen_object(
+            "RoomReason",
+            {_upper(r): r for r in sorted(p.LEAVE_REASONS | p.DECLINE_REASONS)},
+            "Why a member left a room (room_left, member_left) or an invitee did not come (member_declined).",
+        ),
+        _frozen_object("RoomAccess", {_upper(a): a for a in sorted(p.ROOM_ACCESS)}, "room_join.access."),
+        _frozen_object("Topology", {_upper(t): t for t in sorted(p.TOPOLOGIES)}, "How a room's media flows."),
         _frozen_object("CloseCode", p.CLOSE_CODES, "WebSocket close codes the server uses."),
         _frozen_object("Limit", p.CLIENT_LIMITS, "Sizes the server refuses past."),
     ]

@@ -11,6 +11,8 @@ import secrets
 import signal
 import sys
 
+from .sfu import JanusError
+from .sfu.config import resolve
 from .signaling.admission import (
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
@@ -100,17 +102,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--node-id", help="this node's name in the cluster and its logs (default: host-pid-random)")
     parser.add_argument("--redis-prefix", default="nbcall", help="Redis key prefix: one cluster per prefix")
+    parser.add_argument(
+        "--sfu",
+        default=os.environ.get("NBCALL_SFU") or None,
+        metavar="local|JSON",
+        help="the Janus that rooms past 4 members move to: 'local' (start one on 127.0.0.1 for this server, "
+        'stopped with it) or {"admin_url": .., "public_url": .., "admin_key": ..} '
+        "(default: $NBCALL_SFU; none: such a join is refused with room_full)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's default event loop")
     return parser
 
 
 async def _run(server: EmbeddedServer) -> None:
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop_janus()
+        raise
     # Kernels of this user on this machine find and use this server (nbcall.serve() on the
     # same port) once it proves the secret in this file: see signaling/ownership.py.
     runtime_file = write_runtime_file(server.port, server.config.host, server.url, server.secret)
     print(f"nbcall signaling server on {server.url}", flush=True)
+    if server.config.sfu is not None:
+        print(f"rooms past the mesh limit use the SFU at {server.config.sfu.public_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,10 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         if cluster is not None:
             cluster.check()
-        server = EmbeddedServer(config, secrets.token_bytes(32))
-    except ValueError as exc:
+        config.sfu, janus = resolve(args.sfu)
+    except (ValueError, JanusError) as exc:
         print(f"nbcall-server: {exc}", file=sys.stderr)
         return 2
+    try:
+        server = EmbeddedServer(config, secrets.token_bytes(32))
+    except ValueError as exc:
+        if janus is not None:
+            janus.stop()
+        print(f"nbcall-server: {exc}", file=sys.stderr)
+        return 2
+    server.owned_janus = janus
     try:
         if args.no_uvloop:
             asyncio.run(_run(server))

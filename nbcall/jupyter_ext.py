@@ -205,7 +205,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
         if self._target is not None:
             return True  # its calls are the upstream's: always checked at the fast pace
         key = self.session.key
-        return key is not None and key in self.hub.calls
+        return key is not None and (key in self.hub.calls or key in self.hub.rooms.where)
 
     def drop_silent(self) -> None:  # Keepalive's
         log.info("closing %s: no pong within the ping timeout", self.session.name or self.remote_label())

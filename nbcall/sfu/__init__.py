@@ -2,10 +2,12 @@
 
 - :class:`LocalJanus` starts Janus on 127.0.0.1 with a configuration of its own (demo, tests);
 - :class:`RoomAdmin` creates and destroys rooms with the plugin's admin key, each with a PIN
-  that only members the signaling server lets in are given.
+  that only members the signaling server lets in are given, and a token per member;
+- :class:`SfuConfig` names the Janus a signaling server uses (``nbcall.serve(sfu=...)``).
 """
 
+from .config import SfuConfig
 from .janus import JanusError, LocalJanus, janus_binary
 from .rooms import Room, RoomAdmin
 
-__all__ = ["JanusError", "LocalJanus", "Room", "RoomAdmin", "janus_binary"]
+__all__ = ["JanusError", "LocalJanus", "Room", "RoomAdmin", "SfuConfig", "janus_binary"]

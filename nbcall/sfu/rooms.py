@@ -3,7 +3,9 @@
 The server (never the page) holds the plugin's ``admin_key`` and each room's ``secret``
 (to edit or destroy it) and ``pin`` (to join it).  A member is given the room's PIN only
 when the signaling server lets it in, so a page that was not let in cannot join, and no
-page can create or destroy rooms.  Rooms are created ``permanent: false`` (nothing written
+page can create or destroy rooms.  A room created with ``allowed`` also wants a token of
+that list at every join: one token per member, removed when it leaves (:meth:`RoomAdmin.disallow`),
+so a former member who kept the PIN cannot come back.  Rooms are created ``permanent: false`` (nothing written
 to Janus's configuration) with simulcast-friendly settings (VP8).
 
 This speaks Janus's plain HTTP API (long-poll sessions are not needed for these
@@ -75,10 +77,14 @@ class RoomAdmin:
         finally:
             self._post(f"/{session}", {"janus": "destroy"})
 
-    def create(self, name: str, publishers: int = DEFAULT_PUBLISHERS) -> Room:
-        """A new room ``name`` with a fresh PIN and secret (raises if it exists)."""
+    def create(self, name: str, publishers: int = DEFAULT_PUBLISHERS, *, allowed: list[str] | None = None) -> Room:
+        """A new room ``name`` with a fresh PIN and secret (raises if it exists).
+
+        ``allowed``: the tokens that may join (an empty list: none yet, see :meth:`allow`);
+        None: anyone with the PIN.
+        """
         room = Room(name, secrets.token_urlsafe(12), secrets.token_urlsafe(18), publishers)
-        self.request({
+        body: dict[str, Any] = {
             "request": "create",
             "room": name,
             "admin_key": self.admin_key,
@@ -90,8 +96,39 @@ class RoomAdmin:
             "videocodec": "vp8",  # simulcast: every browser can send VP8 layers
             "audiolevel_event": True,  # the active speaker
             "notify_joining": True,
-        })  # fmt: skip
+        }
+        if allowed is not None:  # present, even empty, is what makes Janus check tokens
+            body["allowed"] = list(allowed)
+        self.request(body)
         return room
+
+    def _allowed(self, room: Room, action: str, tokens: list[str]) -> list[str]:
+        data = self.request({"request": "allowed", "room": room.name, "secret": room.secret, "action": action,
+                             "allowed": tokens})  # fmt: skip
+        found = data.get("allowed", [])
+        return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
+
+    def allow(self, room: Room, tokens: list[str]) -> list[str]:
+        """Add ``tokens`` to the room's ``allowed`` list; returns the whole list."""
+        return self._allowed(room, "add", tokens)
+
+    def disallow(self, room: Room, tokens: list[str]) -> list[str]:
+        """Remove ``tokens`` from the room's ``allowed`` list; returns what is left."""
+        return self._allowed(room, "remove", tokens)
+
+    def allowed(self, room: Room) -> list[str]:
+        """The room's ``allowed`` list as Janus has it."""
+        return self._allowed(room, "add", [])
+
+    def kick(self, room: Room, participant: str) -> bool:
+        """Remove participant ``participant`` (its id) from the room; False when it is not there."""
+        try:
+            self.request({"request": "kick", "room": room.name, "secret": room.secret, "id": participant})
+        except JanusError as exc:
+            if "(code 428)" in str(exc):  # JANUS_VIDEOROOM_ERROR_NO_SUCH_FEED: never joined, or gone
+                return False
+            raise
+        return True
 
     def destroy(self, room: Room) -> None:
         """Remove ``room``; its members are told by Janus and dropped."""

@@ -39,6 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from ..sfu import LocalJanus, SfuConfig
+from ..sfu.config import SfuSpec, from_env, resolve
 from .ownership import pid_alive, proof, read_runtime_file, remove_runtime_file, runtime_file, write_runtime_file
 from .server import DEFAULT_HOST, DEFAULT_PORT, HEALTH_PATH, ServerConfig, SignalingServer
 
@@ -82,6 +84,11 @@ class ServerHandle:
     _secret: bytes | None = field(default=None, repr=False)
 
     @property
+    def sfu(self) -> SfuConfig | None:
+        """The Janus this server's rooms move to (None: none, or not this process's server)."""
+        return self._server.config.sfu if self._server is not None else None
+
+    @property
     def running(self) -> bool:
         if not self.owned:
             return probe(self.host, self.port) is not None
@@ -102,15 +109,22 @@ class ServerHandle:
             return
         self._forget_runtime_file()  # first: nobody adopts a server that is going away
         loop, server = self._loop, self._server
-        if loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(server.stop(), loop)
-            try:
-                future.result(timeout)
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._loop = None
+        # Its Janus is stopped here, after the server: stopping a process may take seconds
+        # that the server's own stop should not wait for.
+        janus, server.owned_janus = server.owned_janus, None
+        try:
+            if loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(server.stop(), loop)
+                try:
+                    future.result(timeout)
+                finally:
+                    loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout)
+            self._loop = None
+        finally:
+            if janus is not None:
+                janus.stop()
 
     def _forget_runtime_file(self) -> None:
         path, secret = self.runtime_file, self._secret
@@ -135,6 +149,7 @@ def serve(
     *,
     token: str | None = None,
     origins: list[str] | None = None,
+    sfu: SfuSpec | None = None,
     **config: Any,
 ) -> ServerHandle:
     """Start the process's embedded signaling server, or return the one already running.
@@ -145,33 +160,53 @@ def serve(
     this process's server starts on a free port instead, with a warning, and
     ``handle.note`` says why.  ``port=0`` picks a free port.  Further keyword arguments
     go to :class:`ServerConfig`.
+
+    ``sfu``: the Janus rooms move to past their mesh limit (docs/rooms.md): an
+    :class:`~nbcall.sfu.SfuConfig`, a :class:`~nbcall.sfu.LocalJanus`, or ``"local"`` (start
+    a LocalJanus on 127.0.0.1 for this server, stopped with it; raises
+    :class:`~nbcall.sfu.JanusError` when janus is not installed).  None: ``$NBCALL_SFU``
+    (``local`` or ``{"admin_url": .., "public_url": .., "admin_key": ..}``), else no SFU.
     """
     global _current
     with _lock:
         if _current is not None and _current.running:
             return _current
-        cfg = ServerConfig(host=host, port=port, token=token, origins=origins, **config)
+        sfu_config, janus = resolve(sfu if sfu is not None else from_env())
         try:
-            handle = _start_in_thread(cfg)
-            handle.note = f"started an nbcall server on {_shown(host)}:{handle.port}"
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE or port == 0:
-                raise
-            ok, why = _adopt(host, port)
-            if ok:
-                log.info("using the nbcall server already running on %s:%s (%s)", host, port, why)
-                handle = ServerHandle(
-                    url=f"ws://{_shown(host)}:{port}", host=host, port=port, owned=False, adopted=True, note=why
-                )
-            else:
-                handle = _start_in_thread(dataclasses.replace(cfg, port=0))
-                handle.note = (
-                    f"port {port} on {host} is taken by {why}; not using it: "
-                    f"started this process's nbcall server on port {handle.port} instead"
-                )
-                log.warning("%s", handle.note)
+            cfg = ServerConfig(host=host, port=port, token=token, origins=origins, sfu=sfu_config, **config)
+            handle = _serve(cfg, janus)
+        except BaseException:
+            if janus is not None:
+                janus.stop()
+            raise
+        if janus is not None and not handle.owned:
+            janus.stop()  # another process's server is used: this one's Janus is not needed
         _current = handle
         return handle
+
+
+def _serve(cfg: ServerConfig, janus: LocalJanus | None) -> ServerHandle:
+    """Start a server for ``cfg``, or adopt the one holding its port, or start one on another port."""
+    host, port = cfg.host, cfg.port
+    try:
+        handle = _start_in_thread(cfg, janus)
+        handle.note = f"started an nbcall server on {_shown(host)}:{handle.port}"
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            raise
+        ok, why = _adopt(host, port)
+        if ok:
+            log.info("using the nbcall server already running on %s:%s (%s)", host, port, why)
+            return ServerHandle(
+                url=f"ws://{_shown(host)}:{port}", host=host, port=port, owned=False, adopted=True, note=why
+            )
+        handle = _start_in_thread(dataclasses.replace(cfg, port=0), janus)
+        handle.note = (
+            f"port {port} on {host} is taken by {why}; not using it: "
+            f"started this process's nbcall server on port {handle.port} instead"
+        )
+        log.warning("%s", handle.note)
+    return handle
 
 
 def current() -> ServerHandle | None:
@@ -214,10 +249,11 @@ class EmbeddedServer(SignalingServer):
         return Response(response.status_code, response.reason_phrase, headers, data)
 
 
-def _start_in_thread(cfg: ServerConfig) -> ServerHandle:
+def _start_in_thread(cfg: ServerConfig, janus: LocalJanus | None = None) -> ServerHandle:
     loop = _new_loop()
     secret = secrets.token_bytes(32)
     server = EmbeddedServer(cfg, secret)
+    server.owned_janus = janus
     started = threading.Event()
     failure: list[BaseException] = []
 
@@ -241,6 +277,7 @@ def _start_in_thread(cfg: ServerConfig) -> ServerHandle:
     thread.start()
     started.wait()
     if failure:
+        server.owned_janus = None  # the caller still owns it: it may try another port
         raise failure[0]
     port = server.port
     return ServerHandle(
@@ -316,6 +353,9 @@ def _remove_runtime_file_at_exit() -> None:
     handle = _current
     if handle is not None and handle.owned:
         handle._forget_runtime_file()
+        janus = handle._server.owned_janus if handle._server is not None else None
+        if janus is not None:  # a child process: it would outlive the kernel
+            janus.stop()
 
 
 def default_server() -> str:

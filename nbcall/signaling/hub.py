@@ -19,6 +19,7 @@ from typing import Any
 from . import protocol as p
 from .names import name_key
 from .presence import Presence
+from .rooms import Rooms
 from .session import Call, Limits, Peer, Session, check_receivable, take_token
 
 __all__ = ["Call", "Hub", "Limits", "Peer", "Session"]
@@ -44,6 +45,7 @@ class Hub:
         # For /metrics: plain ints (a Counter's lock would cost the relay's hot path).
         self.relayed = 0  # offers, answers and candidates forwarded
         self.errors: dict[str, int] = {}  # error replies by code
+        self.rooms = Rooms(self)  # group calls: docs/rooms.md
 
     def online_count(self) -> int:
         """Users online as clients see them (a cluster hub counts every node's)."""
@@ -67,6 +69,7 @@ class Hub:
         key = session.key
         if key is None or session.replaced or self.users.get(key) is not session:
             return
+        self.rooms.gone(session, clean=clean)  # a room is told at once: no grace for a room
         call = self.calls.get(key)
         grace = self.limits.reconnect_grace
         if not clean and grace > 0 and call is not None and call.state == "active" and not session.away:
@@ -113,6 +116,8 @@ class Hub:
                 raise p.ProtocolError(p.ErrorCode.NOT_REGISTERED, "send 'register' with a username first", kind)
             elif kind in p.SEED_FORWARDED:
                 self._forward(session, message)
+            elif kind in p.ROOM_REQUESTS:
+                self.rooms.receive(session, message)
             else:
                 self._call_control(session, message)
         except p.ProtocolError as exc:
@@ -183,6 +188,7 @@ class Hub:
         """The name's holder gives way to a newer connection (the credential's): it is told
         ``replaced`` and closed, unless it is away; its calls stay with the name."""
         holder.replaced = True
+        self.rooms.gone(holder, clean=False)  # the new connection starts outside any room
         self.presence.subscribers.discard(holder)
         if holder.grace_timer is not None:
             holder.grace_timer.cancel()
@@ -223,6 +229,8 @@ class Hub:
 
     def _forward(self, session: Session, message: dict[str, Any]) -> None:
         kind: str = message["type"]
+        if message.get("room") is not None:  # a room's mesh link: only between its members
+            return self.rooms.forward(session, message)
         sender = session.key
         assert sender is not None
         target_key = name_key(message["to"])
@@ -265,7 +273,8 @@ class Hub:
             raise p.ProtocolError(
                 p.ErrorCode.BUSY, f"you are in a call with '{self._display(mine.other(caller))}'; hang up first", kind
             )
-        if callee in self.calls:
+        self.rooms.check_free(caller, kind)
+        if callee in self.calls or self.rooms.engaged(callee):
             session.send({"type": "busy", "from": target.name, "from_key": callee})
             return False
         if mine is not None:
@@ -328,8 +337,10 @@ class Hub:
                 f"you are already in a call with '{self._display(mine.other(me))}'; hang up first",
                 "invite",
             )
+        self.rooms.check_free(me, "invite")
         call_id = message.get("call_id") or secrets.token_hex(6)
-        if callee_key in self.calls:  # in any call, a seed-style one too: nobody else may end it
+        # In any call, a seed-style one too (nobody else may end it), or in a room.
+        if callee_key in self.calls or self.rooms.engaged(callee_key):
             session.send({"type": "busy", "from": callee.name, "from_key": callee_key, "call_id": call_id})
             return
         if mine is not None:  # our own seed-style call ends: its other side is told

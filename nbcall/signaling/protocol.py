@@ -31,16 +31,32 @@ MAX_SDP_CHARS: Final = 48 * 1024
 MAX_CANDIDATE_CHARS: Final = 2048
 MAX_TOKEN_CHARS: Final = 256  # credential, id, call_id, reason, client
 MAX_LISTED_USERS: Final = 1000  # users sent in one reply; the rest are counted
+MAX_ROOM_CHAT_CHARS: Final = 4000  # one line of room chat (the 1:1 chat's limit too)
 
 # -- message types ------------------------------------------------------------------
 SEED_FORWARDED: Final = frozenset({"offer", "answer", "candidate"})
 CALL_CONTROL: Final = frozenset({"invite", "accept", "reject", "cancel", "hangup"})
-CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_FORWARDED | CALL_CONTROL)
+# Rooms (docs/rooms.md): group calls the server keeps, a mesh or a Janus SFU.
+ROOM_REQUESTS: Final = frozenset({"room_join", "room_leave", "room_invite", "room_decline", "room_state", "room_chat"})
+CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_FORWARDED | CALL_CONTROL | ROOM_REQUESTS)
 
 # What each forwarded type carries besides type/from, in the seed's key order.
 PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
 
 SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
+
+ROOM_EVENTS: Final = frozenset(
+    {
+        "room_joined", "room_left", "room_invite", "room_chat", "room_topology",
+        "member_joined", "member_left", "member_ringing", "member_declined", "member_state",
+    }
+)  # fmt: skip
+ROOM_ACCESS: Final = frozenset({"open", "invite"})  # room_join.access: who may join besides the invited
+TOPOLOGIES: Final = frozenset({"mesh", "sfu"})
+# room_left / member_left: why a member is no longer in the room.
+LEAVE_REASONS: Final = frozenset({"left", "disconnected", "closed"})
+# member_declined: why an invitee did not come.
+DECLINE_REASONS: Final = frozenset({"rejected", "timeout", "busy", "left"})
 
 # What the server sends.  Every message that names a user also carries that user's *key*
 # (``from_key``, ``key``, ``keys``, ``joined_keys`` ...): the identity the server derived
@@ -50,6 +66,7 @@ SERVER_TYPES: Final = frozenset(
     {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy", "peer_status"}
     | SEED_FORWARDED
     | CALL_CONTROL
+    | ROOM_EVENTS
 )
 
 # peer_status: how the other side of your call is reachable through the server.
@@ -92,6 +109,13 @@ class ErrorCode:
     UPSTREAM_UNREACHABLE: Final = "upstream_unreachable"  # the Jupyter endpoint cannot reach its upstream
     PEER_RECONNECTING: Final = "peer_reconnecting"  # the receiver's socket dropped; its queue is full
     CLUSTER_UNAVAILABLE: Final = "cluster_unavailable"  # a cluster node cannot reach Redis: other nodes' users
+    # rooms (docs/rooms.md)
+    INVALID_ROOM: Final = "invalid_room"  # a room name the name rules refuse
+    ROOM_FULL: Final = "room_full"  # max_members, the mesh limit with no SFU, or the server's room count
+    NOT_INVITED: Final = "not_invited"  # an invite-only room, or a wrong or missing password
+    NOT_IN_ROOM: Final = "not_in_room"  # leave, invite, chat, state to a room you are not in
+    SFU_UNAVAILABLE: Final = "sfu_unavailable"  # the room had to move to the SFU and Janus did not answer
+    ROOMS_UNAVAILABLE: Final = "rooms_unavailable"  # cluster mode: rooms need a single server (for now)
 
     ALL: ClassVar[frozenset[str]]  # every code above, filled in below the class
 
@@ -131,6 +155,7 @@ CLIENT_LIMITS: Final = {
     "MAX_CANDIDATE_CHARS": MAX_CANDIDATE_CHARS,
     "MAX_TOKEN_CHARS": MAX_TOKEN_CHARS,
     "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+    "MAX_ROOM_CHAT_CHARS": MAX_ROOM_CHAT_CHARS,
 }
 
 
@@ -272,12 +297,16 @@ def parse_request(frame: Frame) -> dict[str, Any]:
 
     if kind in ("list", "ping"):
         return data
+    if kind in ROOM_REQUESTS:
+        return _room_request(data, kind)
 
     try:
         data["to"] = normalize_name(data.get("to"))
     except InvalidName as exc:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
     _short_str(data, "call_id", kind)
+    if kind in SEED_FORWARDED and data.get("room") is not None:  # a mesh link of a room
+        data["room"] = room_name(data["room"], kind)
     if kind in ("offer", "answer"):
         data["sdp"] = _clean_sdp(data.get("sdp"), kind)
     elif kind == "candidate":
@@ -286,4 +315,43 @@ def parse_request(frame: Frame) -> dict[str, Any]:
         reason = _short_str(data, "reason", kind)
         if reason is not None and reason not in REASONS:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown reason '{reason[:32]}'", kind)
+    return data
+
+
+def room_name(raw: object, kind: str) -> str:
+    """A room's display name: the user-name rules (``invalid_room`` when they refuse it)."""
+    try:
+        return normalize_name(raw)
+    except InvalidName as exc:
+        raise ProtocolError(ErrorCode.INVALID_ROOM, f"'room' is not a valid room name: {exc}", kind) from None
+
+
+def _flag(data: dict[str, Any], key: str, kind: str) -> None:
+    if not isinstance(data.get(key), bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be true or false", kind)
+
+
+def _room_request(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The fields of one room request (docs/rooms.md), checked; ``room`` (and ``to``) normalised."""
+    data["room"] = room_name(data.get("room"), kind)
+    if kind == "room_join":
+        access = data.setdefault("access", "open")
+        if access not in ROOM_ACCESS:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, '\'access\' must be "open" or "invite"', kind)
+        if not _short_str(data, "password", kind):
+            data["password"] = None  # an empty password is no password
+    elif kind == "room_invite":
+        try:
+            data["to"] = normalize_name(data.get("to"))
+        except InvalidName as exc:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
+    elif kind == "room_state":
+        _flag(data, "audio", kind)
+        _flag(data, "video", kind)
+    elif kind == "room_chat":
+        text = data.get("text")
+        if not isinstance(text, str) or not text:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'text' must be a non-empty string", kind)
+        if len(text) > MAX_ROOM_CHAT_CHARS:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"room chat is limited to {MAX_ROOM_CHAT_CHARS} characters", kind)
     return data

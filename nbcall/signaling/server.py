@@ -53,6 +53,7 @@ from .metrics import registry_for
 from .server_config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 if TYPE_CHECKING:
+    from ..sfu import LocalJanus
     from .cluster import ClusterHub
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig", "SignalingConnection", "SignalingServer", "is_loopback"]
@@ -129,7 +130,7 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
 
     def busy(self) -> bool:  # Keepalive's: pinged every second while in a call
         key = self.session.key
-        return key is not None and key in self.hub.calls
+        return key is not None and (key in self.hub.calls or key in self.hub.rooms.where)
 
     def drop_silent(self) -> None:  # Keepalive's: no pong in time
         log.info("closing %s: no pong within the ping timeout", self.session.name or self.remote_label())
@@ -246,6 +247,9 @@ class SignalingServer:
             self.hub = self.cluster_hub = ClusterHub(config.limits, config.cluster)
         else:
             self.hub = Hub(config.limits)
+        self.hub.rooms.use_sfu(config.sfu)
+        # A LocalJanus started for this server (sfu="local"): stopped with it.
+        self.owned_janus: LocalJanus | None = None
         self.metrics = registry_for(self)
         self.max_connections = connection_limit(config.max_connections)
         self.admission = Admission(
@@ -315,15 +319,24 @@ class SignalingServer:
 
     async def stop(self) -> None:
         if self._server is None:
+            await self.stop_janus()
             return
         server, self._server = self._server, None
         if self.liveness is not None:
             self.liveness.stop()
         server.close()
         await server.wait_closed()
+        await self.hub.rooms.aclose()
         if self.cluster_hub is not None:
             await self.cluster_hub.stop()
+        await self.stop_janus()
         log.info("nbcall signaling server stopped")
+
+    async def stop_janus(self) -> None:
+        """Stop the LocalJanus this server owns, if any (by its pid)."""
+        janus, self.owned_janus = self.owned_janus, None
+        if janus is not None:
+            await asyncio.to_thread(janus.stop)
 
     async def _handler(self, connection: ServerConnection) -> None:
         assert isinstance(connection, SignalingConnection)
@@ -355,4 +368,3 @@ class SignalingServer:
         if refusal is not None:
             return json_response(http.HTTPStatus.SERVICE_UNAVAILABLE, p.error(p.ErrorCode.SERVER_FULL, refusal))
         return None
-

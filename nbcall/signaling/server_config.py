@@ -19,6 +19,7 @@ from .hub import Limits
 from .keepalive import DEFAULT_IDLE_PING_INTERVAL, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 if TYPE_CHECKING:
+    from ..sfu import SfuConfig
     from .cluster import ClusterConfig
 
 log = logging.getLogger("nbcall.server")
@@ -43,6 +44,8 @@ class ServerConfig:
     to register; a ping every ``ping_interval`` seconds to a connection in a call (None: no
     pings), every ``idle_ping_interval`` seconds to the others, and a connection whose pong
     is ``ping_timeout`` seconds late is dropped.
+
+    ``sfu``: the Janus (:class:`~nbcall.sfu.SfuConfig`) rooms move to past the mesh limit.
     """
 
     host: str = DEFAULT_HOST
@@ -61,6 +64,9 @@ class ServerConfig:
     cap_loopback: bool = False
     # Cluster mode (nbcall-server --redis): users, presence and calls shared through Redis.
     cluster: ClusterConfig | None = None
+    # The Janus that rooms past limits.room_mesh_limit move to (docs/rooms.md); None: such
+    # a join is refused with room_full.
+    sfu: SfuConfig | None = None
 
     def check(self) -> None:
         """Raise ValueError for a configuration that would be unsafe or cannot work."""
@@ -72,6 +78,9 @@ class ServerConfig:
             raise ValueError("max_connections must be at least 1")
         if self.max_per_address < 1 or self.max_unregistered_per_address < 1:
             raise ValueError("the per-address caps must be at least 1")
+        self.limits.check()
+        if self.sfu is not None:
+            self.sfu.check()
         if not self.register_timeout > 0:
             raise ValueError("register_timeout must be positive")
         if (self.ping_interval is not None and not self.ping_interval > 0) or not (

@@ -90,6 +90,24 @@ class Limits:
     # what someone else sends can never cost the receiver its connection (its own limit,
     # the slow-receiver rule, is 1 MiB and only the server's own messages can reach it)
     max_forward_backlog: int = 256 * 1024
+    # Rooms (docs/rooms.md, "Bounds").
+    room_mesh_limit: int = 4  # members in a mesh; past it the SFU, or room_full without one
+    room_max_members: int = 50  # members in a room (and publishers in its Janus room)
+    max_rooms: int = 10_000  # rooms on one server
+    room_max_ringing: int = 50  # invitations ringing in one room
+    room_chat_rate: float = 5.0  # room_chat lines per second per member, sustained
+    room_chat_burst: float = 20.0
+    room_state_rate: float = 5.0  # room_state messages per second per member, sustained
+    room_state_burst: float = 20.0
+
+    def check(self) -> None:
+        """Raise ValueError for bounds that cannot work together."""
+        if not 2 <= self.room_mesh_limit <= self.room_max_members:
+            raise ValueError("room_mesh_limit must be at least 2 and at most room_max_members")
+        if self.max_rooms < 0 or self.room_max_ringing < 0:
+            raise ValueError("max_rooms and room_max_ringing must not be negative")
+        if min(self.room_chat_rate, self.room_chat_burst, self.room_state_rate, self.room_state_burst) < 1:
+            raise ValueError("the room rates and bursts must be at least 1")
 
 
 def take_token(session: Session, limits: Limits, now: float) -> bool:

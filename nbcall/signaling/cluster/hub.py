@@ -51,6 +51,9 @@ class ClusterHub(Hub):
         self._cut_off: asyncio.TimerHandle | None = None
         self.cross_relayed = 0  # offers/answers/candidates sent to other nodes
         self.cross_received = 0  # messages delivered here from other nodes
+        # Rooms span one server's users only, and a node's users are not a whole cluster's:
+        # refused, rather than rooms that miss members on other nodes (docs/rooms.md).
+        self.rooms.refusal = "rooms are not available on a cluster node (nbcall-server --redis) yet: use one server"
 
     async def start(self) -> None:
         await self.link.start()

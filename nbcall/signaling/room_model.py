@@ -1,0 +1,147 @@
+"""What the server knows about one room (docs/rooms.md): plain data and the shapes it sends.
+
+:class:`Room` holds its members (in the order they joined), the users whose join waits for
+the SFU, the invitations ringing, and its Janus room once it moved there.  The rules that
+change it are :mod:`.rooms`; the Janus side is :mod:`.room_sfu`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sfu import Room as JanusRoom
+from .session import Session
+
+log = logging.getLogger("nbcall.server")
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Bucket:
+    """A token bucket for one member's room_chat or room_state (``rate``/s, ``burst``)."""
+
+    tokens: float
+    stamp: float
+    warned_at: float = float("-inf")
+
+    def take(self, now: float, rate: float, burst: float) -> bool:
+        """Whether one more message may go now (refilled at ``rate``/s up to ``burst``)."""
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def warn(self, now: float) -> bool:
+        """Whether to tell the sender it is being dropped (at most once a second)."""
+        if now - self.warned_at < 1.0:
+            return False
+        self.warned_at = now
+        return True
+
+
+@dataclass(eq=False)
+class Member:
+    """One user in a room (or waiting to be: its join needs the SFU first)."""
+
+    session: Session
+    key: str
+    name: str
+    chat: Bucket
+    state: Bucket
+    audio: bool = True
+    video: bool = True
+    sfu_id: str | None = None  # its Janus publisher id, once the room is on the SFU
+    token: str | None = None  # its entry in the Janus room's ``allowed`` list
+
+    def describe(self, *, offer: bool) -> dict[str, Any]:
+        """This member as ``room_joined.members[i]`` (``offer``: the receiver offers to it)."""
+        return {"name": self.name, "key": self.key, "audio": self.audio, "video": self.video, "offer": offer,
+                "sfu_id": self.sfu_id}  # fmt: skip
+
+
+@dataclass(eq=False)
+class Invitation:
+    """``key`` is being rung to join a room by ``by`` (a display name) until ``timer`` fires."""
+
+    session: Session
+    key: str
+    name: str
+    by: str
+    timer: asyncio.TimerHandle | None = None
+
+
+class Serial:
+    """A room's Janus work, one job at a time in the order asked: joins that need the SFU,
+    and a leaver's token and publisher removed, never overtake one another."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[Job] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A job runs or waits: a join now must wait behind it to keep the order."""
+        return self._task is not None
+
+    def add(self, job: Job) -> None:
+        self._jobs.append(job)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self._jobs:
+                job = self._jobs.popleft()
+                try:
+                    await job()
+                except Exception:  # one failed job must not stall the room's later ones
+                    log.exception("a room's SFU job failed")
+        finally:
+            self._task = None
+
+    def cancel(self) -> asyncio.Task[None] | None:
+        """Stop at once (the server stops); returns the task to await, if any."""
+        self._jobs.clear()
+        task = self._task
+        if task is not None:
+            task.cancel()
+        return task
+
+
+@dataclass(eq=False)
+class Room:
+    """One room: created by its first join, gone when its last member leaves."""
+
+    key: str  # names.name_key of its name: look-alike names are one room
+    name: str  # the display name its first member gave
+    access: str  # "open" | "invite"
+    password: str | None
+    members: dict[str, Member] = field(default_factory=dict)  # key -> member, in joining order
+    joining: dict[str, Member] = field(default_factory=dict)  # joins waiting for the SFU
+    ringing: dict[str, Invitation] = field(default_factory=dict)
+    topology: str = "mesh"
+    janus: JanusRoom | None = None
+    work: Serial = field(default_factory=Serial)
+
+    @property
+    def size(self) -> int:
+        """Members and those whose join is under way: what ``max_members`` bounds."""
+        return len(self.members) + len(self.joining)
+
+    def tell(self, message: dict[str, Any], *, but: str | None = None) -> None:
+        """Send ``message`` to every member except ``but``."""
+        for key, member in self.members.items():
+            if key != but:
+                member.session.send(message)
+
+    def about(self, kind: str, member: Member | Invitation, **fields: Any) -> dict[str, Any]:
+        """A message of type ``kind`` about ``member`` (``from``/``from_key``) in this room."""
+        return {"type": kind, "room": self.name, "from": member.name, "from_key": member.key, **fields}

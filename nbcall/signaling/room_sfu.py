@@ -1,0 +1,116 @@
+"""The signaling server's side of the SFU: one Janus VideoRoom per room that outgrew its mesh.
+
+The server decides everything a member could abuse (docs/rooms.md): it creates the Janus
+room (private, with a PIN and an ``allowed`` list, so Janus checks a token at every join),
+picks each member's publisher id and token, removes a leaver's token and kicks its
+publisher, and destroys the Janus room when the room empties.  :class:`~..sfu.RoomAdmin`'s
+calls are blocking HTTP: they run in a thread, never on the event loop, and a room's
+calls are kept in order by its :class:`~.room_model.Serial`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from ..sfu import JanusError, RoomAdmin, SfuConfig
+from ..sfu import Room as JanusRoom
+from .room_model import Member, Room
+
+log = logging.getLogger("nbcall.server")
+
+# What a Janus that is down, refuses, or answers nonsense raises through RoomAdmin.
+FAILURES = (OSError, JanusError, ValueError, KeyError, TypeError)
+CLOSE_TIMEOUT = 2.0  # seconds the server's stop waits to destroy its Janus rooms
+
+
+class RoomSfu:
+    """One Janus, used by one signaling server for all its rooms."""
+
+    def __init__(self, config: SfuConfig) -> None:
+        config.check()
+        self.config = config
+        self.admin = RoomAdmin(config.admin_url, config.admin_key, timeout=config.timeout)
+        self.rooms: set[JanusRoom] = set()  # created here and not destroyed yet
+
+    def access(self, room: Room, member: Member) -> dict[str, Any]:
+        """``sfu`` for ``member``: where to connect and what to join with."""
+        assert room.janus is not None
+        return {"url": self.config.public_url, "room": room.janus.name, "token": member.token,
+                "pin": room.janus.pin, "id": member.sfu_id}  # fmt: skip
+
+    @staticmethod
+    def enrol(member: Member) -> None:
+        """Give ``member`` a fresh token and publisher id."""
+        # Random, not derived from names: a page cannot guess another member's token, and a
+        # publisher id says nothing about who it is until the server maps it.
+        member.token = secrets.token_urlsafe(18)
+        member.sfu_id = secrets.token_hex(8)
+
+    async def open(self, room: Room, members: list[Member], publishers: int) -> bool:
+        """Create the Janus room for ``room`` with a token and an id for each of ``members``.
+
+        The Janus room's id is random (not the room's name): a room that empties and is made
+        again never collides with its predecessor's Janus room still being destroyed.
+        """
+        for member in members:
+            self.enrol(member)
+        tokens = [m.token for m in members if m.token is not None]
+        name = secrets.token_hex(8)
+        try:
+            room.janus = await asyncio.to_thread(self.admin.create, name, publishers, allowed=tokens)
+        except FAILURES as exc:
+            log.warning("room '%s' could not move to the SFU at %s: %s", room.name, self.config.admin_url, exc)
+            for member in members:
+                member.token = member.sfu_id = None
+            return False
+        self.rooms.add(room.janus)
+        return True
+
+    async def allow(self, room: Room, member: Member) -> bool:
+        """Give ``member`` a token and an id in the room's Janus room."""
+        assert room.janus is not None
+        self.enrol(member)
+        assert member.token is not None
+        try:
+            await asyncio.to_thread(self.admin.allow, room.janus, [member.token])
+        except FAILURES as exc:
+            log.warning("the SFU refused a token for room '%s': %s", room.name, exc)
+            member.token = member.sfu_id = None
+            return False
+        return True
+
+    async def release(self, room: Room, member: Member) -> None:
+        """``member`` left: its token no longer opens the Janus room, and its publisher is kicked."""
+        janus, token, sfu_id = room.janus, member.token, member.sfu_id
+        if janus is None or janus not in self.rooms or token is None or sfu_id is None:
+            return
+        try:
+            await asyncio.to_thread(self.admin.disallow, janus, [token])
+            await asyncio.to_thread(self.admin.kick, janus, sfu_id)
+        except FAILURES as exc:
+            log.warning("could not remove a member of room '%s' from the SFU: %s", room.name, exc)
+
+    async def destroy(self, room: Room) -> None:
+        """The room emptied: its Janus room goes too."""
+        janus, room.janus = room.janus, None
+        if janus is None or janus not in self.rooms:
+            return
+        self.rooms.discard(janus)
+        try:
+            await asyncio.to_thread(self.admin.destroy, janus)
+        except FAILURES as exc:
+            log.warning("could not destroy the SFU room of '%s': %s", room.name, exc)
+
+    async def aclose(self) -> None:
+        """Destroy every Janus room still open (the server stops), waiting at most a moment."""
+        rooms, self.rooms = list(self.rooms), set()
+        if not rooms:
+            return
+        calls = [asyncio.to_thread(self.admin.destroy, janus) for janus in rooms]
+        try:
+            await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:  # (not the builtin's alias before 3.11)
+            log.warning("the SFU did not destroy %d rooms within %s s", len(rooms), CLOSE_TIMEOUT)
