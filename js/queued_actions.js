@@ -32,6 +32,8 @@ export const Wait = Object.freeze({
   RINGING: pick(QUEUE_WAITS, "ringing"),
   IN_CALL: pick(QUEUE_WAITS, "in_call"),
   CONNECTED: pick(QUEUE_WAITS, "connected"),
+  FREE: pick(QUEUE_WAITS, "free"),
+  IN_ROOM: pick(QUEUE_WAITS, "in_room"),
 });
 
 /** @param {Phone} phone */
@@ -43,11 +45,13 @@ const registered = (phone) => phone.state !== State.REGISTERING && phone.state !
 const READY = {
   [Wait.ONLINE]: (phone, entry) =>
     registered(phone) && (!canCall(phone.state) || !!phone.peers.keyOf(String(entry.key || entry.command.to))),
-  [Wait.RINGING]: (phone) => phone.state === State.RINGING,
+  [Wait.RINGING]: (phone) => phone.state === State.RINGING || !!phone.room.invitation,
   [Wait.IN_CALL]: (phone) => phone.state === State.RINGING || inCall(phone.state),
   // Chat also needs the data channel, which opens a moment after the connection.
   [Wait.CONNECTED]: (phone, entry, features) =>
     phone.state === State.CONNECTED && (entry.command.kind !== TO_PAGE_KIND.CHAT || !features || features.channelOpen),
+  [Wait.FREE]: (phone) => registered(phone) && canCall(phone.state) && !phone.room.name && !phone.room.invitation,
+  [Wait.IN_ROOM]: (phone) => !!phone.room.name,
 };
 
 /**
@@ -60,6 +64,8 @@ export function waitingFor(phone, entry) {
     return registered(phone) ? `${entry.command.to} to come online` : "the signaling server";
   }
   if (entry.wait === Wait.RINGING) return "a call to ring";
+  if (entry.wait === Wait.FREE) return registered(phone) ? "the current call to end" : "the signaling server";
+  if (entry.wait === Wait.IN_ROOM) return "the room";
   if (entry.wait === Wait.IN_CALL) return "a call";
   return "a connected call";
 }

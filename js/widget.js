@@ -17,9 +17,17 @@ import { planTransports } from "./signaling/transports.js";
 import { modelContexts } from "./registry.js";
 import { listen } from "./listen.js";
 import { renderView } from "./ui/view.js";
+import { inCall } from "./call/call_state.js";
+import { State } from "./names.js";
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 /** @typedef {import("./call/phone.js").Phone} PhoneType */
+
+/** How the current call carries media (TOPOLOGIES in messages.js). @param {PhoneType} phone */
+function topology(phone) {
+  if (phone.room.name) return phone.room.topology;
+  return inCall(phone.state) ? "p2p" : "";
+}
 
 /**
  * Mirror the phone into the model's traitlets; Python reads them between cells.
@@ -37,6 +45,11 @@ function syncModel(model, phone) {
     stats: phone.stats,
     transport: phone.transport,
     peer_status: phone.peerStatus,
+    // Rooms (docs/rooms.md): `room` before `participants`, so that leaving is not a flurry of on_leave.
+    room: phone.room.name,
+    participants: phone.room.participants(),
+    topology: topology(phone),
+    room_invite: phone.room.invitation ? { room: phone.room.invitation.room, from: phone.room.invitation.from } : {},
   };
   let dirty = false;
   for (const [name, value] of Object.entries(next)) {
@@ -87,12 +100,27 @@ function initialize({ model }) {
     if (modelContexts().get(modelKey)?.phone === phone) modelContexts().delete(modelKey);
   };
 
+  // Mute and camera apply to the call and to every link of the room.
+  const setSend = () => {
+    const send = { audio: !!model.get("audio"), video: !!model.get("video") };
+    phone.media.setSend(send);
+    if (phone.room.name) phone.room.setSend(send);
+  };
+  const roomInvited = () => !!phone.room.invitation && phone.state !== State.RINGING;
   const offs = [
     phone.subscribe(() => syncModel(model, phone)),
+    phone.room.events.on("change", () => syncModel(model, phone)),
+    // What the server refused (a full room, not invited ...) reaches Python as a failed action.
+    phone.room.events.on("error", (words) => act("room", words)),
     dispatcher.handle({
       [TO_PAGE_KIND.CALL]: (msg) => act(TO_PAGE_KIND.CALL, phone.placeCall(msg.to)),
-      [TO_PAGE_KIND.ACCEPT]: () => act(TO_PAGE_KIND.ACCEPT, phone.accept()),
-      [TO_PAGE_KIND.REJECT]: () => act(TO_PAGE_KIND.REJECT, phone.reject()),
+      // A room invitation is answered like a call (unless a call rings too: the call first).
+      [TO_PAGE_KIND.ACCEPT]: () => act(TO_PAGE_KIND.ACCEPT, roomInvited() ? phone.room.acceptInvite() : phone.accept()),
+      [TO_PAGE_KIND.REJECT]: () => act(TO_PAGE_KIND.REJECT, roomInvited() ? phone.room.declineInvite() : phone.reject()),
+      [TO_PAGE_KIND.JOIN]: (msg) =>
+        act(TO_PAGE_KIND.JOIN, phone.room.join(msg.room, { inviteOnly: !!msg.invite_only, password: msg.password || "" })),
+      [TO_PAGE_KIND.LEAVE]: () => act(TO_PAGE_KIND.LEAVE, phone.room.leave()),
+      [TO_PAGE_KIND.INVITE]: (msg) => act(TO_PAGE_KIND.INVITE, phone.room.invite(msg.to)),
       [TO_PAGE_KIND.HANGUP]: () => act(TO_PAGE_KIND.HANGUP, phone.hangup()),
     }),
     listen(model, [
@@ -105,14 +133,16 @@ function initialize({ model }) {
           forget();
         },
       ],
-      ["change:audio", () => phone.media.setSend({ audio: model.get("audio"), video: model.get("video") })],
-      ["change:video", () => phone.media.setSend({ audio: model.get("audio"), video: model.get("video") })],
+      ["change:audio", () => setSend()],
+      ["change:video", () => setSend()],
       ["change:ice_servers", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
       ["change:ice_transport_policy", () => phone.media.setIceConfig(model.get("ice_servers"), model.get("ice_transport_policy"))],
       ["change:lost_after", () => phone.setLostAfter(model.get("lost_after"))],
       ["change:preview", () => phone.setPreview(model.get("preview"))],
+      ["change:room_video", () => phone.room.camera.setVideo(model.get("room_video"))],
     ]),
   ];
+  phone.room.camera.setVideo(model.get("room_video"));
   phone.start();
   if (model.get("preview")) phone.setPreview(true);
   syncModel(model, phone);

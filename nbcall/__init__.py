@@ -3,6 +3,7 @@
 from ._errors import CallError
 from ._version import __version__
 from .ice import turn_credentials
+from .sfu import JanusError, SfuConfig
 from .signaling import ServerHandle, serve
 from .widget import CallWidget
 
@@ -10,7 +11,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .peer import Peer
 
-__all__ = ["CallError", "CallWidget", "Peer", "ServerHandle", "__version__", "serve", "turn_credentials"]
+__all__ = [
+    "CallError",
+    "CallWidget",
+    "JanusError",
+    "Peer",
+    "ServerHandle",
+    "SfuConfig",
+    "__version__",
+    "serve",
+    "turn_credentials",
+]
 
 
 def __getattr__(name: str) -> object:

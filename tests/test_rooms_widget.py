@@ -133,3 +133,11 @@ def test_snapshot_of_a_member_by_name() -> None:
     assert snap.which == "Bob" and sent[-1]["which"] == "Bob"
     with pytest.raises(ValueError, match="in the room: Bob"):
         w.snapshot("dave")
+
+
+def test_room_video_is_checked() -> None:
+    w = CallWidget("ann", server=URL, room_video={"width": 320, "height": 180, "fps": 15})
+    assert w.room_video == {"width": 320, "height": 180, "fps": 15}
+    for bad in ({"width": 0}, {"fps": 61}, {"height": "180"}, {"depth": 8}, {"width": True}):
+        with pytest.raises(Exception, match="room_video takes"):
+            w.room_video = bad

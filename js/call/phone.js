@@ -30,6 +30,7 @@ import { Peers } from "./peers.js";
 import { ServerInbox } from "./server_inbox.js";
 import { registerPhone, unregisterPhone } from "../registry.js";
 import { randomId } from "../ids.js";
+import { RoomClient } from "../room/room_client.js";
 
 /** @typedef {import("./call_state.js").CallStateName} CallStateName */
 /** @typedef {import("../types.js").PhoneEvents} PhoneEvents */
@@ -89,6 +90,7 @@ export class Phone {
     this.peerAway = false; // the server says the peer's signaling dropped (peer_status)
     this.serverId = ""; // registered.server_id: which server instance we registered with last
     this.inbox = new ServerInbox(this); // reads what the server says (the signaling's callbacks)
+    this.room = new RoomClient(this); // the group call (docs/rooms.md): hears the server first
     this.signaling = new Signaling({
       url: server,
       username: user,
@@ -179,6 +181,7 @@ export class Phone {
     if (!to) return "whom to call?";
     if (to === this.user) return "you cannot call yourself";
     if (!canCall(this.state)) return `cannot call while ${this.state}`;
+    if (this.room.busyWords()) return this.room.busyWords();
     const peerKey = this.peers.keyOf(to);
     if (!peerKey) return `${to} is not online`;
     const peer = this.peers.get(peerKey) || to;
@@ -395,6 +398,7 @@ export class Phone {
 
   /** End any call, stop the camera, leave the server; `why` is shown in views that remain. */
   close(why = "") {
+    this.room.close();
     if (busy(this.state)) this._endCall(Reason.CLOSED, true);
     else this._resetCall();
     clearTimeout(this.nameRetry);

@@ -45,6 +45,7 @@ export class ServerInbox {
       p.transport = detail;
     } else if (status === "registered") {
       p.everRegistered = true;
+      p.room.onRegistered(); // a room the old socket was in is joined again
       return;
     } else if (status === "retrying") {
       if (p.everRegistered && p.signaling.attempt <= 1) {
@@ -74,6 +75,7 @@ export class ServerInbox {
   /** @param {ServerMessage} msg */
   onMessage(msg) {
     const p = this.phone;
+    if (p.room.onServerMessage(msg)) return; // the room's (js/room/): never the 1:1 call's
     const type = msg.type;
     if (type === MessageType.REGISTERED) this._registered(msg);
     else if (type === MessageType.PRESENCE) {
@@ -82,7 +84,9 @@ export class ServerInbox {
       p.peers.join(msg.joined, msg.joined_keys, p.key);
     } else if (type === MessageType.USERS) p.peers.replace(msg.users, msg.keys, p.key);
     else if (type === MessageType.INVITE) {
-      if (canCall(p.state)) {
+      if (canCall(p.state) && p.room.busyWords()) {
+        p._send(MessageType.REJECT, { to: str(msg.from) }); // in a room: not ringing here
+      } else if (canCall(p.state)) {
         const peer = str(msg.from);
         p._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
       } // else busy: the server tells the caller

@@ -258,17 +258,63 @@ export class Chat {
    * @param {unknown} text
    */
   send(channel, text) {
+    return this._sendWith(text, () => {
+      if (!channel || channel.readyState !== "open") return "chat needs a connected call";
+      return "";
+    }, (time) => channel?.send(JSON.stringify({ kind: DATA_CHANNEL_KIND.CHAT, text, time })));
+  }
+
+  /**
+   * Send a line to the whole room, through the signaling server; returns an error sentence or "".
+   * @param {(text: string) => string} sendLine  the room's sender ("" when sent)
+   * @param {unknown} text
+   */
+  sendToRoom(sendLine, text) {
+    let sent = "";
+    return this._sendWith(text, () => "", () => {
+      sent = sendLine(/** @type {string} */ (text));
+    }) || sent;
+  }
+
+  /**
+   * @param {unknown} text
+   * @param {() => string} ready  why it cannot be sent now, or ""
+   * @param {(time: number) => void} transmit
+   */
+  _sendWith(text, ready, transmit) {
     if (typeof text !== "string" || !text) return "empty message";
     if (text.length > MAX_CHAT_CHARS) return `message longer than ${MAX_CHAT_CHARS} characters`;
-    if (!channel || channel.readyState !== "open") return "chat needs a connected call";
+    const why = ready();
+    if (why) return why;
     if (!this.sendBucket.take()) {
       return `too many messages: at most ${CHAT_RATE} a second (bursts of ${CHAT_BURST}); wait a moment`;
     }
     const time = Date.now() / 1000;
-    channel.send(JSON.stringify({ kind: DATA_CHANNEL_KIND.CHAT, text, time }));
+    transmit(time);
     this._add({ from: this.user(), text, time });
     this.tellKernel(TO_KERNEL_KIND.CHAT_SENT, { text, time });
     return "";
+  }
+
+  /**
+   * A room member's line, as the server passed it on (the server stamps who sent it and
+   * bounds its rate; checked again here, as from a peer: size, and a rate per member).
+   * @param {string} from
+   * @param {unknown} text
+   */
+  receiveFromRoom(from, text) {
+    if (typeof text !== "string" || !text || text.length > MAX_CHAT_CHARS || !from) {
+      this._drop("malformed");
+      return;
+    }
+    if (!this._bucket(from).take()) {
+      this._drop("flood");
+      return;
+    }
+    const line = { from, text, time: Date.now() / 1000 };
+    this.receivedTotal += 1;
+    this._add(line);
+    this.tellKernel(TO_KERNEL_KIND.CHAT_RECEIVED, { ...line });
   }
 
   /**

@@ -1,6 +1,7 @@
 // Devices in a call: the browser's camera and microphone lists, live device switches and
 // screen sharing (RTCRtpSender.replaceTrack, no new negotiation), and a kind the call began
-// without turned on later (one renegotiation).  Talks to the call through phone.media.
+// without turned on later (one renegotiation).  Talks to the call through phone.media, or
+// in a room to every link through phone.room (`_target`).
 
 import { State } from "../names.js";
 import { listDevices, openTrack } from "../media/media.js";
@@ -48,7 +49,28 @@ export class Devices {
   }
 
   get connected() {
-    return !!this.phone.call && this.phone.state === State.CONNECTED;
+    return !!this.phone.room.name || (!!this.phone.call && this.phone.state === State.CONNECTED);
+  }
+
+  /**
+   * Where the local tracks go: every link of the room while in one, else the call.
+   * @returns {{live: boolean, localTrack: (kind: string) => MediaStreamTrack | null, replace: (old: MediaStreamTrack | null, track: MediaStreamTrack) => Promise<void>}}
+   */
+  _target() {
+    const room = this.phone.room;
+    if (room.name) {
+      return {
+        live: true,
+        localTrack: (kind) => (room.localStream ? room.localStream.getTracks().find((t) => t.kind === kind) || null : null),
+        replace: (_old, track) => room.replaceTrack(track),
+      };
+    }
+    const media = this.phone.media;
+    return {
+      live: !!this.phone.call,
+      localTrack: (kind) => media.localTrack(/** @type {"audio" | "video"} */ (kind)),
+      replace: (old, track) => media.replaceLocalTrack(old, track),
+    };
   }
 
   /** Run switches one after another; a failure is reported, the queue goes on. @param {() => Promise<void>} fn */
@@ -81,13 +103,14 @@ export class Devices {
 
   /** @param {"audio" | "video"} kind @param {string} id */
   async _switch(kind, id) {
-    if (!this.phone.call) return; // used when the next call opens its media
+    const target = this._target();
+    if (!target.live) return; // used when the next call opens its media
     if (kind === "video" && this.screenTrack) return; // applies when sharing stops
-    const old = this.phone.media.localTrack(kind);
+    const old = target.localTrack(kind);
     if (!old) return;
     const track = await openTrack(kind, id);
     track.enabled = old.enabled;
-    await this.phone.media.replaceLocalTrack(old, track);
+    await target.replace(old, track);
     this.refresh();
   }
 
@@ -137,7 +160,8 @@ export class Devices {
       // The browser's own "Stop sharing" button: go back to the camera.
       if (this.screenTrack === track) this.queue(() => this._stopShare());
     });
-    await this.phone.media.replaceLocalTrack(this.phone.media.localTrack("video"), track);
+    const target = this._target();
+    await target.replace(target.localTrack("video"), track);
     this.screenTrack = track;
     this._setShare(true);
     this.hooks.sharing();
@@ -148,9 +172,10 @@ export class Devices {
     if (!screen) return;
     this.screenTrack = null;
     this._setShare(false);
-    if (this.phone.call && this.model.get("video")) {
+    const target = this._target();
+    if (target.live && this.model.get("video")) {
       const camera = await openTrack("video", this.model.get("camera"));
-      await this.phone.media.replaceLocalTrack(screen, camera);
+      await target.replace(screen, camera);
     } else {
       screen.stop();
     }

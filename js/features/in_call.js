@@ -100,6 +100,7 @@ export class InCall {
       phone.on("connected", () => this._connected()),
       phone.on("callend", () => this._callEnd()),
       phone.on("change", () => this._sync()),
+      phone.room.events.on("chat", ({ from, text }) => this.chat.receiveFromRoom(from, text)),
       dispatcher.handle({
         [TO_PAGE_KIND.CHAT]: (msg) => this._fail("chat", this.sendChat(msg.text)),
         [TO_PAGE_KIND.SNAPSHOT]: (msg) => this.snapshot(msg.which, msg.id),
@@ -263,6 +264,8 @@ export class InCall {
    * @param {string} text
    */
   sendChat(text) {
+    const room = this.phone.room;
+    if (room.name) return this.chat.sendToRoom((line) => room.sendChat(line), text);
     return this.chat.send(this.channel, text);
   }
 
@@ -304,13 +307,32 @@ export class InCall {
   async snapshot(which, id = null) {
     const reply = { id, which };
     try {
-      if (which !== REMOTE && which !== LOCAL) throw new Error(`which must be ${SNAPSHOT_SOURCES.join(" or ")}, not ${which}`);
-      const frame = await grabFrame(which === LOCAL ? this.phone.localStream : this.phone.remoteStream);
+      const frame = await grabFrame(this._source(which));
       const size = { width: frame.width, height: frame.height };
       this.dispatcher.send(TO_KERNEL_KIND.SNAPSHOT_TAKEN, { ...reply, ok: true, ...size }, [frame.png, frame.rgba]);
     } catch (err) {
       this.dispatcher.send(TO_KERNEL_KIND.SNAPSHOT_TAKEN, { ...reply, ok: false, error: words(err) });
     }
+  }
+
+  /**
+   * The stream a snapshot grabs: remote, local, or in a room a member by name.
+   * @param {string} which
+   * @returns {MediaStream | null}
+   */
+  _source(which) {
+    const room = this.phone.room;
+    if (which === LOCAL) return room.name ? room.localStream : this.phone.localStream;
+    if (which === REMOTE && !room.name) return this.phone.remoteStream;
+    // In a room, "remote" is the first member in it (a name picks one).
+    const member = room.name
+      ? room.participants().find((p) => (which === REMOTE ? p.state !== "ringing" : p.name === which))
+      : undefined;
+    if (!member) {
+      const members = room.name ? " or a member of the room" : "";
+      throw new Error(`which must be ${SNAPSHOT_SOURCES.join(" or ")}${members}, not ${which}`);
+    }
+    return room.stream(member.key) || null;
   }
 
   /** Returns an error sentence or "" (the recording starts asynchronously). @param {string} which */

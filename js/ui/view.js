@@ -9,6 +9,7 @@ import { listen } from "../listen.js";
 import { h, button, playVideo } from "./dom.js";
 import { STATE_WORDS, PEER_STATUS_WORDS, transportWords } from "./words.js";
 import { renderFeatures } from "./features_view.js";
+import { renderGrid } from "./grid.js";
 
 /** @typedef {import("../types.js").AnyModel} AnyModel */
 /** @typedef {import("../registry.js").ModelContext} ModelContext */
@@ -69,8 +70,14 @@ export function renderView({ model, el, context }) {
 
   const ring = h("div", "nbcall-incoming");
   const ringText = h("span", "nbcall-incoming-text");
-  const answerBtn = button("Answer", "nbcall-answer", () => act(TO_PAGE_KIND.ACCEPT, phone.accept()));
-  const rejectBtn = button("Reject", "nbcall-reject", () => act(TO_PAGE_KIND.REJECT, phone.reject()));
+  // A room invitation rings in the same bar (a call that rings at the same time comes first).
+  const roomInvited = () => !!phone.room.invitation && phone.state !== State.RINGING;
+  const answerBtn = button("Answer", "nbcall-answer", () =>
+    roomInvited() ? act(TO_PAGE_KIND.ACCEPT, phone.room.acceptInvite()) : act(TO_PAGE_KIND.ACCEPT, phone.accept()),
+  );
+  const rejectBtn = button("Reject", "nbcall-reject", () =>
+    roomInvited() ? act(TO_PAGE_KIND.REJECT, phone.room.declineInvite()) : act(TO_PAGE_KIND.REJECT, phone.reject()),
+  );
   ring.append(ringText, answerBtn, rejectBtn);
 
   const controls = h("div", "nbcall-controls");
@@ -94,14 +101,25 @@ export function renderView({ model, el, context }) {
   const online = h("div", "nbcall-online");
   const onlineTitle = h("div", "nbcall-online-title");
   const list = h("ul", "nbcall-peers");
-  online.append(onlineTitle, list);
+  // Join (or create) a room by name.
+  const joinBox = h("form", "nbcall-join");
+  const roomInput = h("input", "nbcall-room-input");
+  roomInput.placeholder = "room name";
+  roomInput.maxLength = 64;
+  joinBox.append(roomInput, button("Join room", "nbcall-join-button", () => joinBox.requestSubmit()));
+  joinBox.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (roomInput.value.trim()) act(TO_PAGE_KIND.JOIN, phone.room.join(roomInput.value.trim(), {}));
+  });
+  online.append(onlineTitle, list, joinBox);
 
-  root.append(header, error, waiting, stage, ring, controls, online);
+  const view = {};
+  const roomGrid = renderGrid({ context, audible: () => audibleViews.get(phone) === view });
+  root.append(header, error, waiting, stage, roomGrid.el, ring, controls, online);
   const unrenderFeatures = renderFeatures({ model, context, header, stage, controls, root });
   root.dataset.user = phone.user;
   root.nbcall = phone; // for tests and debugging: el.querySelector('.nbcall-root').nbcall.pc
 
-  const view = {};
   // Only one view of a call plays the remote audio, or it would echo: the first one.
   if (!audibleViews.has(phone)) audibleViews.set(phone, view);
 
@@ -122,15 +140,21 @@ export function renderView({ model, el, context }) {
     error.hidden = !phone.error;
     waiting.textContent = queue.describe();
     waiting.hidden = !waiting.textContent;
-    ring.hidden = state !== State.RINGING;
-    ringText.textContent = `Incoming call from ${phone.incoming || phone.peer}`;
+    const invitation = roomInvited() ? phone.room.invitation : null;
+    ring.hidden = state !== State.RINGING && !invitation;
+    ringText.textContent = invitation
+      ? `${invitation.from} invites you to room ${invitation.room}`
+      : `Incoming call from ${phone.incoming || phone.peer}`;
+    const inRoom = !!phone.room.name;
+    root.dataset.room = phone.room.name;
+    joinBox.hidden = inRoom || !canCall(state);
     hangupBtn.hidden = !inCall(state);
     hangupBtn.textContent = state === State.CALLING ? "Cancel" : "Hang up";
     mic.input.checked = !!model.get("audio");
     cam.input.checked = !!model.get("video");
     // Video only once there is something to show: ringing and calling are a line of text.
     // Or the camera's preview between calls (the `preview` trait): the local picture alone.
-    stage.hidden = !(state === State.CONNECTING || state === State.CONNECTED || (model.get("preview") && phone.localStream));
+    stage.hidden = inRoom || !(state === State.CONNECTING || state === State.CONNECTED || (model.get("preview") && phone.localStream));
     const reconnecting = phone.peerStatus === PeerStatus.RECONNECTING;
     peerLabel.textContent = reconnecting ? `${phone.peer} — ${PEER_STATUS_WORDS[PeerStatus.RECONNECTING]}` : phone.peer;
     if (phone.remoteStream !== shownRemote) {
@@ -147,7 +171,7 @@ export function renderView({ model, el, context }) {
       if (shownLocal) playVideo(local, null);
     }
     const names = phone.peers.names();
-    const signature = `${names.join("\n")}|${state}`;
+    const signature = `${names.join("\n")}|${state}|${inRoom}`;
     if (signature !== shownPeers) {
       shownPeers = signature;
       onlineTitle.textContent = names.length ? `Online (${names.length})` : "Nobody else is online";
@@ -155,8 +179,11 @@ export function renderView({ model, el, context }) {
         ...names.map((name) => {
           const item = h("li", "nbcall-peer");
           item.dataset.user = name;
-          const callBtn = button("Call", "nbcall-call", () => act(TO_PAGE_KIND.CALL, phone.placeCall(name)));
-          callBtn.disabled = !canCall(state);
+          // In a room the list invites; otherwise it calls.
+          const callBtn = inRoom
+            ? button("Invite", "nbcall-invite", () => act(TO_PAGE_KIND.INVITE, phone.room.invite(name)))
+            : button("Call", "nbcall-call", () => act(TO_PAGE_KIND.CALL, phone.placeCall(name)));
+          callBtn.disabled = !inRoom && !canCall(state);
           item.append(h("span", "nbcall-peer-name", name), callBtn);
           return item;
         }),
@@ -164,6 +191,7 @@ export function renderView({ model, el, context }) {
     }
   };
   const unsubscribe = phone.subscribe(update);
+  const offRoom = phone.room.events.on("change", update);
   const offQueue = queue.subscribe(update);
   const unlisten = listen(model, [
     ["change:audio", update],
@@ -174,6 +202,8 @@ export function renderView({ model, el, context }) {
 
   return () => {
     unsubscribe();
+    offRoom();
+    roomGrid.destroy();
     offQueue();
     unrenderFeatures();
     unlisten();

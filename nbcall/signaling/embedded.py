@@ -31,6 +31,7 @@ import re
 import secrets
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,12 @@ def serve(
     global _current
     with _lock:
         if _current is not None and _current.running:
+            if sfu is not None and _current.sfu is None:
+                warnings.warn(
+                    "nbcall.serve(sfu=...): this process's server is already running without an SFU, and is "
+                    "used as it is; call nbcall.serve(sfu=...) before the first CallWidget (or restart the kernel)",
+                    stacklevel=2,
+                )
             return _current
         sfu_config, janus = resolve(sfu if sfu is not None else from_env())
         try:

@@ -4,6 +4,7 @@
 // Frames are delivered on microtasks, like a network: `await flush()` lets them arrive.
 
 import { FakeWebSocket } from "./websocket.js";
+import { FakeRooms } from "./hub_rooms.js";
 
 /** The server's name rule, enough for the tests: NFKC + case folding (ß → ss). @param {string} name */
 export function nameKey(name) {
@@ -28,6 +29,7 @@ export class FakeHub {
     this.down = false; // while true, every new socket fails at once (the server is not listening)
     /** @type {Map<string, {peer: string, id: string}>} after a restart: key -> the call it announced */
     this.announced = new Map();
+    this.rooms = new FakeRooms(this, nameKey); // docs/rooms.md
   }
 
   /**
@@ -40,6 +42,7 @@ export class FakeHub {
     this.users.clear();
     this.calls.clear();
     this.announced.clear();
+    this.rooms.clear();
     this.serverId = `server-${++this.instance}`;
     this.down = down;
     for (const ws of sockets) ws.serverClose(1006);
@@ -99,6 +102,7 @@ export class FakeHub {
     this.users.delete(key);
     client.ws.serverClose(1006);
     this.endCall(key, "disconnected");
+    this.rooms.drop(key);
     for (const other of this.users.values()) {
       this._deliver(other.ws, { type: "presence", joined: [], joined_keys: [], left: [client.name], left_keys: [key], online: this.users.size });
     }
@@ -120,6 +124,7 @@ export class FakeHub {
     if (msg.type === "register") return this._register(ws, msg);
     const me = this._client(ws);
     if (!me) return this._deliver(ws, { type: "error", code: "not_registered", message: "register first", request: msg.type });
+    if (this.rooms.receive(me, msg)) return;
     const to = typeof msg.to === "string" ? nameKey(msg.to) : "";
     const target = this.users.get(to);
     const stamp = { from: me.name, from_key: me.key };
@@ -127,8 +132,8 @@ export class FakeHub {
       this._deliver(ws, { type: "users", ...this._users() });
     } else if (msg.type === "invite") {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: `'${msg.to}' is not online`, request: "invite" });
-      if (this.calls.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
-      if (this.calls.has(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
+      if (this.calls.has(me.key) || this.rooms.inRoom.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
+      if (this.calls.has(to) || this.rooms.inRoom.has(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
       /** @type {HubCall} */
       const call = { caller: me.key, callee: to, id: msg.call_id || "c1", state: "ringing" };
       this.calls.set(me.key, call);

@@ -1,6 +1,7 @@
 // Fakes of the browser and anywidget for the unit tests (node --test), in one place:
 // FakeWebSocket, FakeModel (anywidget's model), FakePeerConnection (+ data channel),
-// FakeMediaStream/FakeTrack, fake navigator.mediaDevices, FakeMediaRecorder, FakeClock.
+// FakeMediaStream/FakeTrack, fake navigator.mediaDevices, FakeMediaRecorder, FakeClock,
+// FakeHub (with rooms: hub_rooms.js), FakeSfuSession (js/room/sfu.js's stand-in).
 // installGlobals() puts them where the page's code looks for them (globalThis).
 
 import { FakeWebSocket } from "./websocket.js";
@@ -13,6 +14,7 @@ export { FakeTrack, FakeMediaStream, FakeMediaRecorder, fakeMediaDevices } from 
 export { FakePeerConnection, FakeDataChannel } from "./peer_connection.js";
 export { FakeClock, flush } from "./clock.js";
 export { FakeHub, nameKey } from "./hub.js";
+export { FakeSfuSession } from "./sfu.js";
 
 /**
  * Install the fakes as the browser globals the page's code uses; returns a restore function.

@@ -9,6 +9,8 @@ export class FakeTrack {
     this.id = `track-${++trackIds}`;
     this.label = label;
     this.enabled = true;
+    /** @type {object | undefined} what applyConstraints() asked for */
+    this.constraints = undefined;
     /** @type {"live" | "ended"} */
     this.readyState = "live";
     /** @type {Map<string, Set<Function>>} */
@@ -17,6 +19,18 @@ export class FakeTrack {
 
   stop() {
     this.readyState = "ended";
+  }
+
+  /** A new track from the same source (the room sends a clone of the preview). */
+  clone() {
+    const copy = new FakeTrack(this.kind, this.label);
+    copy.enabled = this.enabled;
+    return copy;
+  }
+
+  /** @param {object} constraints */
+  async applyConstraints(constraints) {
+    this.constraints = constraints;
   }
 
   /** @param {string} type @param {Function} fn */
@@ -53,6 +67,10 @@ export class FakeMediaStream {
 
   getVideoTracks() {
     return this.tracks.filter((t) => t.kind === "video");
+  }
+
+  clone() {
+    return new FakeMediaStream(this.tracks.map((t) => t.clone()));
   }
 
   /** @param {FakeTrack} track */

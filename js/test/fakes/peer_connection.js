@@ -113,6 +113,8 @@ export class FakePeerConnection {
     this.channels = [];
     this.closed = false;
     this.restarts = 0;
+    /** @type {number | null} the peer's audio level as its RTP packets say (getReceivers) */
+    this.audioLevel = null;
     /** @type {Map<string, Set<Function>>} */
     this.listeners = new Map();
     /** @type {(() => void) | null} */
@@ -191,6 +193,18 @@ export class FakePeerConnection {
 
   getTransceivers() {
     return [...this.transceivers];
+  }
+
+  /** Receivers; audio ones tell `audioLevel` (the sender's level) once a test sets it. */
+  getReceivers() {
+    return this.transceivers.map((t) =>
+      Object.assign(t.receiver, {
+        getSynchronizationSources: () =>
+          t.receiver.track.kind === "audio" && this.audioLevel != null
+            ? [{ source: 1, audioLevel: this.audioLevel, timestamp: performance.timeOrigin + performance.now() }]
+            : [],
+      }),
+    );
   }
 
   /** @param {{type: string, sdp?: string}} [description] */

@@ -1,0 +1,157 @@
+// The room's timers: who is speaking (4 times a second), each link's quality (once a
+// second, from packet loss and round trip: stats.js), and an invitation that rang out.
+// All stop when the room is left; views hear of them only when something shown changed.
+
+import { receiverLevel, StreamMeter, Speaking } from "./levels.js";
+import { quality as judge } from "../call/stats.js";
+
+/** @typedef {import("./room_client.js").RoomClient} RoomClient */
+/** @typedef {import("./room_client.js").Invitation} Invitation */
+/** @typedef {import("./members.js").Member} Member */
+/** @typedef {import("./members.js").Quality} Quality */
+
+export const LEVELS_MS = 250;
+export const STATS_MS = 1000;
+const DEFAULT_RING_TIMEOUT_MS = 30000; // the server's default; registered.ring_timeout says
+const INVITE_GRACE_MS = 5000; // the server's timeout is authoritative: ours only tidies up after it
+
+/** good/fair/poor, or "" while unknown. @param {unknown} value @returns {Quality} */
+function known(value) {
+  return value === "good" || value === "fair" || value === "poor" ? value : "";
+}
+
+/**
+ * A member's quality from what the SFU session's stats() gives: per publisher (`feeds`,
+ * keyed by publisher id) or one figure for the whole session; either says `quality` or has
+ * the loss and round trip stats.js judges.  Without them (sfu.js's stats() has bytes and
+ * frames, not loss yet) it stays "".
+ * @param {unknown} stats
+ * @param {Member} member
+ * @returns {Quality}
+ */
+export function sfuQuality(stats, member) {
+  if (!stats || typeof stats !== "object") return "";
+  const all = /** @type {any} */ (stats);
+  const feeds = all.feeds && typeof all.feeds === "object" ? all.feeds : all;
+  const own = feeds[String(member.sfuId)];
+  const s = own && typeof own === "object" ? own : all;
+  if (typeof s.quality === "string") return known(s.quality);
+  if (typeof s.packet_loss_pct === "number") return known(judge({ rtt_ms: s.rtt_ms ?? null, inbound_kbps: s.inbound_kbps || 0, packet_loss_pct: s.packet_loss_pct }));
+  return "";
+}
+
+export class RoomWatch {
+  /** @param {RoomClient} room */
+  constructor(room) {
+    this.room = room;
+    this.speaking = new Speaking();
+    this.meter = new StreamMeter();
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.levelTimer = undefined;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.statsTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.inviteTimer = undefined;
+    this.ringTimeoutMs = DEFAULT_RING_TIMEOUT_MS;
+    this.generation = 0; // bumps on stop(): numbers that come back later are dropped
+    this.collecting = false;
+  }
+
+  start() {
+    this.stop();
+    this.levelTimer = setInterval(() => this._levels(), LEVELS_MS);
+    this.statsTimer = setInterval(() => this._stats(), STATS_MS);
+  }
+
+  stop() {
+    clearInterval(this.levelTimer);
+    clearInterval(this.statsTimer);
+    this.levelTimer = this.statsTimer = undefined;
+    this.generation += 1;
+    this.speaking.clear();
+    this.meter.close();
+  }
+
+  /** The server's ring timeout (registered.ring_timeout, seconds). @param {unknown} seconds */
+  setRingTimeout(seconds) {
+    if (typeof seconds === "number" && seconds > 0 && Number.isFinite(seconds)) this.ringTimeoutMs = seconds * 1000;
+  }
+
+  /**
+   * The invitee is not told when an invitation rings out (docs/rooms.md): forget it a
+   * little after the server has.
+   * @param {Invitation | null} invitation
+   */
+  inviteExpires(invitation) {
+    clearTimeout(this.inviteTimer);
+    this.inviteTimer = undefined;
+    if (!invitation) return;
+    this.inviteTimer = setTimeout(() => {
+      this.inviteTimer = undefined;
+      if (this.room.invitation !== invitation) return;
+      this.room._setInvitation(null);
+      this.room._changed();
+    }, this.ringTimeoutMs + INVITE_GRACE_MS);
+  }
+
+  /** A member left: forget its levels. @param {string} key */
+  forget(key) {
+    this.speaking.forget(key);
+    this.meter.forget(key);
+  }
+
+  _levels() {
+    const room = this.room;
+    const now = performance.now();
+    let changed = false;
+    for (const m of room.members) {
+      /** @type {number | null} */
+      let level = null;
+      if (m.sfuStream) level = this.meter.level(m.key, m.sfuStream);
+      else if (room.mesh && room.mesh.has(m.key)) level = receiverLevel(room.mesh.receivers(m.key));
+      const speaking = m.audio && this.speaking.update(m.key, level, now);
+      if (speaking !== m.speaking) {
+        m.speaking = speaking;
+        changed = true;
+      }
+    }
+    if (changed) room._changed();
+  }
+
+  async _stats() {
+    // One collection at a time: a slow getStats() must not pile up, nor an older answer
+    // overwrite a newer one.
+    if (this.collecting) return;
+    this.collecting = true;
+    const room = this.room;
+    const generation = this.generation;
+    const members = [...room.members];
+    const sfu = room.sfu;
+    try {
+      const [links, sfuStats] = await Promise.all([
+        Promise.all(members.map((m) => (room.mesh && !m.sfuStream ? room.mesh.stats(m.key) : null))),
+        sfu ? sfu.stats() : null,
+      ]);
+      if (generation !== this.generation) return;
+      let changed = false;
+      members.forEach((m, i) => {
+        const link = links[i];
+        const q = m.sfuStream ? sfuQuality(sfuStats, m) : link ? known(link.quality) : "";
+        if (q !== m.quality) {
+          m.quality = q;
+          changed = true;
+        }
+      });
+      if (changed) room._changed();
+    } catch {
+      // a link closing meanwhile has no numbers: the next second will
+    } finally {
+      this.collecting = false;
+    }
+  }
+
+  close() {
+    this.stop();
+    this.inviteExpires(null);
+  }
+}

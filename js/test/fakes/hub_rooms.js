@@ -1,0 +1,210 @@
+// The FakeHub's rooms, as the server does them per docs/rooms.md: join (open, invite-only,
+// password), members with who offers to whom (the newcomer offers to everyone already
+// in), leave, invite / decline, state, chat, offer/answer/candidate forwarded with `room`
+// only between two members of one room, member_left when a socket dies, and the move to
+// the SFU (past the mesh limit when `sfu` is configured, or at once with moveToSfu()).
+
+/** @typedef {import("./hub.js").FakeHub} FakeHub */
+/** @typedef {import("./hub.js").Client} Client */
+/** @typedef {{name: string, key: string, audio: boolean, video: boolean, sfuId: number}} RoomMember */
+/**
+ * @typedef {object} FakeRoom
+ * @property {string} name
+ * @property {string} key
+ * @property {"open" | "invite"} access
+ * @property {string | null} password
+ * @property {Map<string, RoomMember>} members
+ * @property {Map<string, {name: string, key: string, by: string}>} ringing
+ * @property {"mesh" | "sfu"} topology
+ */
+
+export class FakeRooms {
+  /** @param {FakeHub} hub @param {(name: string) => string} nameKey */
+  constructor(hub, nameKey) {
+    this.hub = hub;
+    this.nameKey = nameKey;
+    /** @type {Map<string, FakeRoom>} room key -> room */
+    this.rooms = new Map();
+    /** @type {Map<string, string>} user key -> the key of its room */
+    this.inRoom = new Map();
+    this.meshLimit = 4;
+    this.maxMembers = 50;
+    /** @type {{url: string} | null} an SFU the rooms may move to (none: the fifth is refused) */
+    this.sfu = null;
+    this.nextSfuId = 101;
+    /** @type {any[]} every room request, in order (what the pages sent) */
+    this.log = [];
+  }
+
+  clear() {
+    this.rooms.clear();
+    this.inRoom.clear();
+  }
+
+  /** @param {string} key */
+  roomOf(key) {
+    const roomKey = this.inRoom.get(key);
+    return roomKey ? this.rooms.get(roomKey) || null : null;
+  }
+
+  /** @param {Client} me @param {string} request @param {string} code @param {string} message */
+  _refuse(me, request, code, message) {
+    this.hub._deliver(me.ws, { type: "error", code, message, request });
+  }
+
+  /**
+   * A room request, or a signal carrying `room`; false for anything else.
+   * @param {Client} me
+   * @param {any} msg
+   */
+  receive(me, msg) {
+    const type = msg.type;
+    const signal = ["offer", "answer", "candidate"].includes(type);
+    if (signal && msg.room == null) return false;
+    if (!signal && !type.startsWith("room_")) return false;
+    this.log.push({ from: me.key, ...msg });
+    if (signal) this._forward(me, msg);
+    else if (type === "room_join") this._join(me, msg);
+    else if (type === "room_decline") this._decline(me, msg);
+    else {
+      const room = this.roomOf(me.key);
+      if (!room || room.key !== this.nameKey(String(msg.room || ""))) this._refuse(me, type, "not_in_room", "you are not in that room");
+      else if (type === "room_leave") this._remove(room, me.key, "left");
+      else if (type === "room_invite") this._invite(room, me, msg);
+      else if (type === "room_state") {
+        const member = /** @type {RoomMember} */ (room.members.get(me.key));
+        Object.assign(member, { audio: !!msg.audio, video: !!msg.video });
+        this._others(room, me.key, { type: "member_state", room: room.name, from: me.name, from_key: me.key, audio: member.audio, video: member.video });
+      } else if (type === "room_chat") {
+        this._others(room, me.key, { type: "room_chat", room: room.name, from: me.name, from_key: me.key, text: msg.text });
+      }
+    }
+    return true;
+  }
+
+  /** @param {FakeRoom} room @param {string} except @param {object} msg */
+  _others(room, except, msg) {
+    for (const key of room.members.keys()) if (key !== except) this.hub.tell(key, msg);
+  }
+
+  /** @param {RoomMember} member */
+  _sfuFor(member) {
+    return { url: this.sfu ? this.sfu.url : "ws://janus", room: 4242, token: `token-${member.key}`, pin: "pin", id: member.sfuId };
+  }
+
+  /** @param {Client} me @param {any} msg */
+  _join(me, msg) {
+    const name = String(msg.room || "").normalize("NFKC").trim();
+    if (!name || name.length > 64) return this._refuse(me, "room_join", "invalid_room", "'room' is not a valid room name");
+    if (this.hub.calls.has(me.key) || this.inRoom.has(me.key)) return this._refuse(me, "room_join", "busy", "you are in a call or another room");
+    const key = this.nameKey(name);
+    let room = this.rooms.get(key);
+    if (room) {
+      const invited = room.ringing.has(me.key);
+      const password = typeof msg.password === "string" && msg.password ? msg.password : null;
+      if (!invited && (room.access === "invite" || room.password) && (!room.password || password !== room.password)) {
+        return this._refuse(me, "room_join", "not_invited", `the room ${room.name} is invite-only or needs its password`);
+      }
+      if (room.members.size >= this.maxMembers) return this._refuse(me, "room_join", "room_full", `the room ${room.name} is full`);
+      if (room.topology === "mesh" && room.members.size >= this.meshLimit) {
+        if (!this.sfu) return this._refuse(me, "room_join", "room_full", `the room ${room.name} is full: configure an SFU for more`);
+        this.moveToSfu(room.key);
+      }
+    } else {
+      room = {
+        name,
+        key,
+        access: msg.access === "invite" ? "invite" : "open",
+        password: typeof msg.password === "string" && msg.password ? msg.password : null,
+        members: new Map(),
+        ringing: new Map(),
+        topology: "mesh",
+      };
+      this.rooms.set(key, room);
+    }
+    room.ringing.delete(me.key);
+    /** @type {RoomMember} */
+    const member = { name: me.name, key: me.key, audio: true, video: true, sfuId: this.nextSfuId++ };
+    const others = [...room.members.values()];
+    room.members.set(me.key, member);
+    this.inRoom.set(me.key, room.key);
+    this.hub._deliver(me.ws, {
+      type: "room_joined",
+      room: room.name,
+      room_key: room.key,
+      topology: room.topology,
+      // As the server: publisher ids only on the SFU (a mesh has none), and on the SFU nobody offers.
+      members: others.map((m) => ({ name: m.name, key: m.key, audio: m.audio, video: m.video, offer: room.topology !== "sfu", sfu_id: this._sfuId(room, m) })),
+      ringing: [...room.ringing.values()].map((r) => ({ name: r.name, key: r.key })),
+      mesh_limit: this.meshLimit,
+      max_members: this.maxMembers,
+      sfu: room.topology === "sfu" ? this._sfuFor(member) : null,
+    });
+    const joined = { type: "member_joined", room: room.name, from: me.name, from_key: me.key, audio: true, video: true, offer: false, sfu_id: this._sfuId(room, member) };
+    this._others(room, me.key, joined);
+  }
+
+  /** @param {FakeRoom} room @param {string} key @param {"left" | "disconnected" | "closed"} reason */
+  _remove(room, key, reason) {
+    const member = room.members.get(key);
+    if (!member) return;
+    room.members.delete(key);
+    this.inRoom.delete(key);
+    if (reason === "left") this.hub.tell(key, { type: "room_left", room: room.name, reason });
+    this._others(room, key, { type: "member_left", room: room.name, from: member.name, from_key: key, reason });
+    if (!room.members.size) this.rooms.delete(room.key);
+  }
+
+  /** @param {FakeRoom} room @param {Client} me @param {any} msg */
+  _invite(room, me, msg) {
+    const key = this.nameKey(String(msg.to || ""));
+    const target = this.hub.users.get(key);
+    if (!target) return this._refuse(me, "room_invite", "unknown_peer", `'${msg.to}' is not online`);
+    if (this.hub.calls.has(key) || this.inRoom.has(key)) return this._refuse(me, "room_invite", "busy", `${target.name} is in a call or a room`);
+    room.ringing.set(key, { name: target.name, key, by: me.name });
+    this.hub.tell(key, { type: "room_invite", room: room.name, from: me.name, from_key: me.key, members: room.members.size });
+    for (const k of room.members.keys()) this.hub.tell(k, { type: "member_ringing", room: room.name, from: target.name, from_key: key, by: me.name });
+  }
+
+  /** @param {Client} me @param {any} msg */
+  _decline(me, msg) {
+    const room = this.rooms.get(this.nameKey(String(msg.room || "")));
+    if (!room || !room.ringing.delete(me.key)) return this._refuse(me, "room_decline", "not_invited", "no invitation to that room");
+    for (const k of room.members.keys()) this.hub.tell(k, { type: "member_declined", room: room.name, from: me.name, from_key: me.key, reason: "rejected" });
+  }
+
+  /** @param {Client} me @param {any} msg */
+  _forward(me, msg) {
+    const room = this.roomOf(me.key);
+    const to = this.nameKey(String(msg.to || ""));
+    if (!room || room.key !== this.nameKey(String(msg.room)) || !room.members.has(to)) {
+      return this._refuse(me, msg.type, "no_call", "not in a room with them");
+    }
+    const field = msg.type === "candidate" ? "candidate" : "sdp";
+    this.hub.tell(to, { type: msg.type, from: me.name, from_key: me.key, [field]: msg[field], room: room.name });
+  }
+
+  /** A member's publisher id as the server tells it: null while the room is a mesh. @param {FakeRoom} room @param {RoomMember} member */
+  _sfuId(room, member) {
+    return room.topology === "sfu" ? member.sfuId : null;
+  }
+
+  /** The room moves to the SFU: every member is told its own SFU config. @param {string} roomKey */
+  moveToSfu(roomKey) {
+    const room = this.rooms.get(roomKey);
+    if (!room || room.topology === "sfu") return;
+    room.topology = "sfu";
+    for (const member of room.members.values()) {
+      // As the server: the others' publisher ids come with the move (the mesh had none).
+      const others = [...room.members.values()].filter((m) => m.key !== member.key);
+      const listed = others.map((m) => ({ name: m.name, key: m.key, audio: m.audio, video: m.video, offer: false, sfu_id: m.sfuId }));
+      this.hub.tell(member.key, { type: "room_topology", room: room.name, topology: "sfu", sfu: this._sfuFor(member), members: listed });
+    }
+  }
+
+  /** A user's socket died: out of its room, the others told at once. @param {string} key */
+  drop(key) {
+    const room = this.roomOf(key);
+    if (room) this._remove(room, key, "disconnected");
+  }
+}

@@ -1,0 +1,394 @@
+// RoomClient: joining and leaving, invitations, what the server refuses, chat and media
+// state, one call or room at a time, the move to the SFU, reconnects, close().
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { flush, FakeWebSocket, FakeSfuSession } from "./fakes/index.js";
+import { connect } from "./helpers.js";
+import { roomBrowser, joinAll, linkPc, connectAll, memberKeys } from "./room_helpers.js";
+import { MessageType, ErrorCode } from "../protocol.js";
+import { RoomType, RoomError } from "../room/room_protocol.js";
+import { HANDOVER_MS } from "../room/switchover.js";
+
+/** @typedef {import("../call/phone.js").Phone} Phone */
+
+/** Everything a phone's room emits, by event. @param {Phone} p */
+function record(p) {
+  /** @type {{error: string[], joined: string[], left: string[], chat: any[], invited: any[], topology: string[]}} */
+  const seen = { error: [], joined: [], left: [], chat: [], invited: [], topology: [] };
+  p.room.events.on("error", (w) => seen.error.push(w));
+  p.room.events.on("joined", (n) => seen.joined.push(n));
+  p.room.events.on("left", (n) => seen.left.push(n));
+  p.room.events.on("chat", (c) => seen.chat.push(c));
+  p.room.events.on("invited", (i) => seen.invited.push(i));
+  p.room.events.on("topology", (tp) => seen.topology.push(tp));
+  return seen;
+}
+
+/** The socket a phone registered on. @param {Phone} p */
+function socketOf(p) {
+  const ws = FakeWebSocket.instances.filter((w) => w.sent.some((m) => m.type === "register" && m.username === p.user)).pop();
+  if (!ws) throw new Error(`no socket for ${p.user}`);
+  return ws;
+}
+
+test("every room message type and error code the page uses is one of protocol.js's", () => {
+  const types = /** @type {Record<string, string>} */ (/** @type {unknown} */ (MessageType));
+  const codes = /** @type {Record<string, string>} */ (/** @type {unknown} */ (ErrorCode));
+  for (const [name, value] of Object.entries(RoomType)) assert.equal(types[name], value, name);
+  for (const [name, value] of Object.entries(RoomError)) assert.equal(codes[name], value, name);
+});
+
+test("join, the others hear who joined, leave: the room empties on the page at once", async (t) => {
+  const { phone, hub } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  const seen = record(alice);
+  assert.equal(alice.room.leave(), "not in a room");
+  assert.equal(alice.room.join("  "), "which room? give it a name");
+  assert.equal(alice.room.join("team"), "");
+  assert.match(alice.room.join("team"), /already joining the room team/);
+  await flush(10);
+  assert.equal(alice.room.name, "team");
+  assert.match(alice.room.join("team"), /already in the room team/);
+  assert.match(alice.room.join("other"), /in the room team: leave it first/);
+  await joinAll("team", bob);
+  assert.deepEqual(seen.joined, ["bob"]);
+  assert.deepEqual(seen.topology, ["mesh"]);
+  assert.deepEqual(alice.room.participants().map((p) => [p.name, p.state, p.audio, p.video]), [["bob", "connecting", true, true]]);
+  assert.equal(alice.room.leave(), "");
+  assert.equal(alice.room.name, "");
+  assert.equal(alice.room.topology, "");
+  assert.deepEqual(alice.room.participants(), []);
+  await flush(10);
+  assert.equal(hub.rooms.roomOf("alice"), null);
+  assert.deepEqual(memberKeys(bob), []);
+  assert.deepEqual(seen.error, [], "the server's room_left (left) is no news");
+});
+
+test("leaving before the server answered: its room_joined does not pull us back in", async (t) => {
+  const { phone, hub } = roomBrowser(t);
+  const alice = await phone("alice");
+  alice.room.join("team");
+  alice.room.leave();
+  alice.room.join("other");
+  await flush(10);
+  assert.equal(alice.room.name, "other");
+  assert.equal(hub.rooms.roomOf("alice")?.name, "other");
+});
+
+test("invite, ring, accept: the invitee joins; invite, decline: the ringing ends", async (t) => {
+  const { phone } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  const bobSaw = record(bob);
+  assert.equal(alice.room.invite("bob"), "not in a room");
+  assert.equal(bob.room.acceptInvite(), "no room invitation to accept");
+  assert.equal(bob.room.declineInvite(), "no room invitation to decline");
+  await joinAll("secret", alice);
+  assert.equal(alice.room.invite("nobody"), "nobody is not online");
+  assert.equal(alice.room.invite("alice"), "you are already in the room");
+  assert.equal(alice.room.invite("bob"), "");
+  await flush(10);
+  assert.deepEqual(bob.room.invitation, { room: "secret", from: "alice", fromKey: "alice" });
+  assert.deepEqual(bobSaw.invited, [{ room: "secret", from: "alice", fromKey: "alice" }]);
+  assert.deepEqual(alice.room.participants().map((p) => [p.name, p.state]), [["bob", "ringing"]]);
+  assert.equal(alice.room.invite("bob"), "bob is already invited");
+  assert.equal(bob.room.acceptInvite(), "");
+  assert.equal(bob.room.invitation, null);
+  await flush(10);
+  assert.equal(bob.room.name, "secret");
+  assert.deepEqual(alice.room.participants().map((p) => [p.name, p.state]), [["bob", "connecting"]]);
+  assert.equal(alice.room.invite("bob"), "bob is already in the room");
+  // carol declines
+  alice.room.invite("carol");
+  await flush(10);
+  assert.deepEqual(memberKeys(bob), ["alice", "carol"], "every member sees who rings");
+  assert.equal(carol.room.declineInvite(), "");
+  await flush(10);
+  assert.deepEqual(memberKeys(alice), ["bob"]);
+  assert.deepEqual(memberKeys(bob), ["alice"]);
+  assert.equal(carol.room.name, "");
+});
+
+test("an invitation nobody answers is forgotten after the server's ring timeout", async (t) => {
+  const { phone, clock } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice);
+  alice.room.invite("bob");
+  await flush(10);
+  assert.ok(bob.room.invitation);
+  clock.tick(30_000 + 5_000); // registered.ring_timeout (30 s) and a little
+  assert.equal(bob.room.invitation, null);
+});
+
+test("what the server refuses reaches the error event, in its words", async (t) => {
+  const { phone, hub } = roomBrowser(t);
+  const [a, b, c, d, e, f] = [await phone("a1"), await phone("b1"), await phone("c1"), await phone("d1"), await phone("e1"), await phone("f1")];
+  const seen = record(e);
+  await joinAll("team", a, b, c, d);
+  // A mesh at its limit and no SFU configured: the fifth is refused.
+  assert.equal(e.room.join("team"), "");
+  await flush(10);
+  assert.equal(e.room.name, "");
+  assert.match(seen.error[0], /full: configure an SFU/);
+  assert.equal(e.room.join("team"), "", "refused, not stuck: it may try again");
+  await flush(10);
+  // Invite-only, password.
+  const fSaw = record(f);
+  assert.equal(a.room.leave(), "");
+  await flush(10);
+  assert.equal(a.room.join("closed", { inviteOnly: true }), "");
+  await flush(10);
+  f.room.join("closed");
+  await flush(10);
+  assert.match(fSaw.error[0], /invite-only/);
+  assert.equal(f.room.name, "");
+  a.room.leave();
+  await flush(10);
+  a.room.join("locked", { password: "s3cret" });
+  await flush(10);
+  f.room.join("locked", { password: "wrong" });
+  await flush(10);
+  assert.equal(fSaw.error.length, 2);
+  f.room.join("locked", { password: "s3cret" });
+  await flush(10);
+  assert.equal(f.room.name, "locked");
+  // Chat to a room we are not in (the server's not_in_room), straight from the socket.
+  socketOf(e).serverSend({ type: "error", code: "not_in_room", message: "you are not in that room", request: "room_chat" });
+  assert.equal(seen.error.at(-1), "you are not in that room");
+  // A name the rules refuse; an SFU that did not answer when the room had to move.
+  e.room.join("x".repeat(70));
+  await flush(10);
+  assert.match(String(seen.error.at(-1)), /not a valid room name/);
+  e.room.join("team");
+  socketOf(e).serverSend({ type: "error", code: "sfu_unavailable", message: "the SFU did not answer: try again later", request: "room_join" });
+  assert.equal(seen.error.at(-1), "the SFU did not answer: try again later");
+  assert.equal(e.room.name, "");
+  await flush(10); // the hub's own answer to that join (room_full) is no longer awaited: dropped
+  assert.equal(seen.error.at(-1), "the SFU did not answer: try again later");
+  // Errors about anything else are not the room's.
+  assert.equal(e.room.onServerMessage({ type: "error", code: "no_call", message: "x", request: "hangup" }), false);
+  assert.equal(hub.rooms.rooms.size, 2);
+});
+
+test("one call or room at a time: no room during a call, no call in a room", async (t) => {
+  const { phone } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  await connect(alice, bob);
+  assert.equal(alice.room.join("team"), "you are in a call with bob: hang up first");
+  alice.hangup();
+  await flush();
+  await joinAll("team", alice);
+  assert.equal(alice.placeCall("carol"), "you are in the room team: leave it first");
+  // The server refuses to ring someone in a room; an invite that comes anyway is rejected here.
+  carol.placeCall("alice");
+  await flush(10);
+  assert.equal(carol.state, "ended");
+  assert.equal(carol.endReason, "busy");
+  socketOf(alice).serverSend({ type: "invite", from: "carol", from_key: "carol", call_id: "c9" });
+  assert.equal(alice.state, "ended", "not ringing");
+  assert.deepEqual(socketOf(alice).sentOf("reject").at(-1), { type: "reject", to: "carol" });
+  alice.room.leave();
+  assert.equal(alice.placeCall("carol"), "");
+});
+
+test("chat goes to the others through the server; mute and camera reach them as member state", async (t) => {
+  const { phone } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  await joinAll("team", alice, bob, carol);
+  const bobSaw = record(bob);
+  const carolSaw = record(carol);
+  assert.equal(alice.room.sendChat(""), "empty message");
+  assert.match(alice.room.sendChat("x".repeat(4001)), /longer than 4000/);
+  assert.equal(alice.room.sendChat("hello all"), "");
+  await flush(10);
+  assert.deepEqual(bobSaw.chat, [{ from: "alice", fromKey: "alice", text: "hello all" }]);
+  assert.deepEqual(carolSaw.chat, bobSaw.chat);
+  const tracks = alice.room.localStream?.getTracks() || [];
+  assert.equal(alice.room.setSend({ audio: false, video: true }), "");
+  assert.deepEqual(tracks.map((tr) => [tr.kind, tr.enabled]).sort(), [["audio", false], ["video", true]]);
+  await flush(10);
+  assert.deepEqual(bob.room.participants().find((p) => p.key === "alice"), {
+    name: "alice", key: "alice", state: "connecting", audio: false, video: true, speaking: false, quality: "",
+  });
+});
+
+test("who speaks comes from the receivers' audio level; quality from the link's numbers", async (t) => {
+  const { phone, clock } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  await joinAll("team", alice, bob, carol);
+  await connectAll(alice, bob, carol);
+  linkPc(alice, bob).audioLevel = 0.3;
+  linkPc(alice, carol).audioLevel = 0.001;
+  clock.tick(300);
+  assert.deepEqual(alice.room.participants().map((p) => [p.name, p.speaking]), [["bob", true], ["carol", false]]);
+  linkPc(alice, bob).audioLevel = 0;
+  clock.tick(2000);
+  await flush();
+  assert.equal(alice.room.participants()[0].speaking, false, "silence after the hold");
+  // The fake connection has no numbers yet: quality stays unknown ("").
+  assert.equal(alice.room.participants()[0].quality, "");
+});
+
+test("the room moves to the SFU: each mesh link stays until that member's SFU stream arrives, the rest go after 5 s", async (t) => {
+  const { phone, hub, clock } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  await joinAll("team", alice, bob, carol);
+  await connectAll(alice, bob, carol);
+  const seen = record(alice);
+  const meshStreams = new Map(alice.room.streams());
+  hub.rooms.moveToSfu("team");
+  await flush(10);
+  assert.equal(alice.room.topology, "sfu");
+  assert.deepEqual(seen.topology, ["sfu"]);
+  const session = FakeSfuSession.instances.find((s) => s.opts.display === "alice");
+  assert.ok(session && session.started);
+  assert.equal(session.opts.token, "token-alice");
+  assert.equal(session.opts.simulcast, true);
+  assert.equal(session.opts.localStream, alice.room.localStream);
+  // Nobody dropped: the mesh still carries both.
+  assert.equal(alice.room.mesh?.size, 2);
+  assert.deepEqual(alice.room.participants().map((p) => p.state), ["connected", "connected"]);
+  const bobId = hub.rooms.roomOf("bob")?.members.get("bob")?.sfuId;
+  const toBob = linkPc(alice, bob);
+  const bobSfu = session.publish(/** @type {number} */ (bobId));
+  await flush();
+  assert.equal(toBob.closed, true, "bob's SFU stream came: his mesh link goes");
+  assert.equal(alice.room.stream("bob"), bobSfu);
+  assert.equal(linkPc(alice, carol).closed, false, "carol's has not: her link stays");
+  assert.equal(alice.room.stream("carol"), meshStreams.get("carol"));
+  alice.room.setTileSize("bob", 320, 180);
+  assert.deepEqual(session.tiles, [[String(bobId), 320, 180]]);
+  clock.tick(HANDOVER_MS);
+  assert.equal(alice.room.mesh, null, "5 s on, the mesh is gone");
+  assert.equal(alice.room.participants().find((p) => p.key === "carol")?.state, "connecting");
+  const carolId = hub.rooms.roomOf("carol")?.members.get("carol")?.sfuId;
+  session.publish(/** @type {number} */ (carolId));
+  assert.equal(alice.room.participants().find((p) => p.key === "carol")?.state, "connected");
+  await flush();
+  session.numbers = { feeds: { [String(bobId)]: { quality: "good" }, [String(carolId)]: { packet_loss_pct: 8, rtt_ms: 40 } }, uplinkKbps: 0 };
+  clock.tick(1000);
+  await flush();
+  assert.deepEqual(alice.room.participants().map((p) => p.quality), ["good", "poor"], "from the session's numbers");
+  session.state("failed", "lost the connection to the SFU");
+  assert.deepEqual(alice.room.participants().map((p) => p.state), ["reconnecting", "reconnecting"]);
+  alice.room.leave();
+  assert.equal(session.closed, true);
+});
+
+test("a newcomer past the mesh limit moves the room to the SFU and joins there", async (t) => {
+  const { phone, hub } = roomBrowser(t);
+  hub.rooms.sfu = { url: "ws://janus" };
+  const people = [];
+  for (const name of ["a1", "b1", "c1", "d1", "e1"]) people.push(await phone(name));
+  await joinAll("big", ...people);
+  const e = people[4];
+  assert.equal(e.room.topology, "sfu");
+  assert.equal(e.room.mesh, null);
+  assert.equal(e.room.participants().length, 4);
+  const session = FakeSfuSession.instances.find((s) => s.opts.display === "e1");
+  assert.ok(session?.started);
+  const id = hub.rooms.roomOf("a1")?.members.get("a1")?.sfuId;
+  session.publish(/** @type {number} */ (id));
+  assert.ok(e.room.stream("a1"));
+  assert.ok(people.slice(0, 4).every((p) => p.room.topology === "sfu"));
+});
+
+test("an SFU that cannot be reached keeps the mesh and says why", async (t) => {
+  const { phone, hub, clock } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice, bob);
+  const seen = record(alice);
+  FakeSfuSession.failNext = new Error("janus did not answer");
+  hub.rooms.moveToSfu("team");
+  await flush(10);
+  clock.tick(HANDOVER_MS * 2);
+  assert.match(seen.error[0], /cannot reach the SFU: janus did not answer/);
+  assert.equal(alice.room.mesh?.size, 1);
+});
+
+test("the socket drops and comes back: the page joins its room again", async (t) => {
+  const { phone, hub, clock } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice, bob);
+  const camera = bob.room.localStream;
+  hub.disconnect(bob.key);
+  await flush(10);
+  assert.deepEqual(memberKeys(alice), []);
+  clock.tick(1000);
+  await flush(20);
+  assert.equal(bob.room.name, "team");
+  assert.equal(bob.room.localStream, camera, "the camera stayed open");
+  assert.deepEqual(memberKeys(alice), ["bob"]);
+  assert.equal(bob.room.mesh?.links.get("alice")?.call.polite, false, "a newcomer again: it offers");
+});
+
+test("close() leaves, stops everything, and may be called again", async (t) => {
+  const { phone, hub, clock } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice, bob);
+  const tracks = alice.room.localStream?.getTracks() || [];
+  const pc = linkPc(alice, bob);
+  const timers = clock.pending;
+  alice.room.close();
+  alice.room.close();
+  assert.equal(pc.closed, true);
+  assert.ok(tracks.every((tr) => tr.readyState === "ended"));
+  assert.ok(clock.pending <= timers - 2, "the levels and stats timers are gone");
+  assert.equal(alice.room.join("team"), "this widget is closed");
+  assert.equal(alice.room.onServerMessage({ type: "room_chat", room: "team", text: "x" }), false);
+  await flush(10);
+  assert.equal(hub.rooms.roomOf("alice"), null);
+  // Closing the phone closes its room.
+  bob.close();
+  assert.equal(bob.room.closed, true);
+});
+
+test("a camera that cannot open: the room says why once, and the links go on receiving only", async (t) => {
+  const { phone, env } = roomBrowser(t);
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice);
+  const seen = record(bob);
+  env.mediaDevices.deny = Object.assign(new Error("denied"), { name: "NotAllowedError" });
+  await joinAll("team", bob);
+  assert.equal(seen.error.length, 1);
+  assert.match(seen.error[0], /permission denied/);
+  assert.equal(bob.room.localStream, null);
+  const pc = linkPc(bob, alice);
+  assert.ok(pc.getTransceivers().every((tr) => tr.direction !== "sendrecv" && !tr.sender.track), "nothing announced that will not come");
+});
+
+test("turning on a kind the room opened without opens it and sends it on every link", async (t) => {
+  const { phone } = roomBrowser(t);
+  const alice = await phone("alice", { video: false });
+  const [bob, carol] = [await phone("bob"), await phone("carol")];
+  await joinAll("team", bob, carol, alice);
+  assert.deepEqual(alice.room.localStream?.getTracks().map((tr) => tr.kind), ["audio"]);
+  alice.media.setSend({ audio: true, video: true }); // as the widget does, before the room's
+  assert.equal(alice.room.setSend({ audio: true, video: true }), "");
+  await flush(10);
+  assert.deepEqual(alice.room.localStream?.getTracks().map((tr) => tr.kind).sort(), ["audio", "video"]);
+  for (const other of [bob, carol]) {
+    const kinds = linkPc(alice, other).getSenders().filter((s) => s.track).map((s) => s.track?.kind).sort();
+    assert.deepEqual(kinds, ["audio", "video"], `sent to ${other.user}`);
+  }
+});
+
+test("joined straight into an SFU room while the camera opens: the session gets the tracks when it opens", async (t) => {
+  const { phone, hub, env } = roomBrowser(t);
+  hub.rooms.sfu = { url: "ws://janus" };
+  hub.rooms.meshLimit = 1;
+  const [alice, bob] = [await phone("alice"), await phone("bob")];
+  await joinAll("team", alice);
+  /** @type {() => void} */
+  let open = () => {};
+  env.mediaDevices.slow = new Promise((resolve) => (open = () => resolve(undefined)));
+  await joinAll("team", bob);
+  const session = FakeSfuSession.instances.find((s) => s.opts.display === "bob");
+  assert.ok(session?.started);
+  assert.equal(session.opts.localStream, null);
+  assert.equal(session.opts.id, String(hub.rooms.roomOf("bob")?.members.get("bob")?.sfuId));
+  open();
+  await flush(10);
+  assert.deepEqual(session.replaced.map(([kind]) => kind).sort(), ["audio", "video"]);
+  assert.equal(bob.room.mesh, null);
+});
