@@ -7,6 +7,7 @@ widget's janus-gateway client speaks), with nothing but what a page could know.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -126,3 +127,46 @@ def test_a_stopped_janus_is_gone(tmp_path: Any) -> None:
     assert proc.poll() is not None
     with pytest.raises(OSError):
         server.info()
+
+
+def _answer_candidates(janus: LocalJanus, room: Room, offer_sdp: str) -> list[str]:
+    """Publish with ``offer_sdp`` over Janus's HTTP API; the host addresses of Janus's answer."""
+    import urllib.request
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        message = json.dumps({"transaction": secrets.token_hex(6), **body}).encode()
+        request = urllib.request.Request(
+            janus.http_url + path, data=message, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+
+    session = post("", {"janus": "create"})["data"]["id"]
+    handle = post(f"/{session}", {"janus": "attach", "plugin": "janus.plugin.videoroom"})["data"]["id"]
+    body = {"request": "joinandconfigure", "ptype": "publisher", "room": room.name, "pin": room.pin, "audio": True}
+    post(f"/{session}/{handle}", {"janus": "message", "body": body, "jsep": {"type": "offer", "sdp": offer_sdp}})
+    for _ in range(20):
+        with urllib.request.urlopen(f"{janus.http_url}/{session}?maxev=1", timeout=5) as response:
+            event = json.loads(response.read())
+        if isinstance(event, dict) and event.get("jsep"):
+            lines = event["jsep"]["sdp"].splitlines()
+            return [line.split()[4] for line in lines if line.startswith("a=candidate:")]
+    raise AssertionError("janus sent no answer")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the ICE link needs root (CI runs as root)")
+async def test_janus_offers_media_only_on_a_loopback_range_address(janus: LocalJanus, room: Room) -> None:
+    """libnice never gathers on `lo`: LocalJanus gives it an interface of its own with a
+    127.x address (nbcall/sfu/ice_link.py), so every candidate of its answer is one of those."""
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        hosts = _answer_candidates(janus, room, pc.localDescription.sdp)
+    finally:
+        await pc.close()
+    assert hosts and all(host.startswith("127.") for host in hosts), hosts
+    assert janus.ice.address in hosts and janus.ice_interface is not None

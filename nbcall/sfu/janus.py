@@ -9,6 +9,10 @@ ports, ICE on loopback, and two secrets that never leave the kernel:
   page can make or remove a room (:mod:`nbcall.sfu.rooms` holds it);
 - ``admin_secret``: Janus's own admin API (unused by nbcall, but it must not be guessable).
 
+Media: as root, ICE only on an interface of its own with a loopback-range address
+(:mod:`nbcall.sfu.ice_link`: libnice never gathers on ``lo``); otherwise on the machine's
+interfaces.
+
 Who may join a room is decided by the server that holds each room's PIN (see
 :mod:`nbcall.sfu.rooms`), not by the page.
 """
@@ -25,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from .ice_link import IceLink
 
 PLUGINS = Path("/usr/lib/x86_64-linux-gnu/janus/plugins")
 TRANSPORTS = Path("/usr/lib/x86_64-linux-gnu/janus/transports")
@@ -92,6 +98,8 @@ class LocalJanus:
         self.ws_url = f"ws://{HOST}:{self.ws_port}"
         self.log = self.folder / "janus.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ice = IceLink()
+        self.ice_interface: str | None = None  # the interface Janus gathers candidates on (None: all)
 
     def _write_config(self) -> None:
         general: dict[str, object] = {
@@ -104,12 +112,15 @@ class LocalJanus:
             "admin_secret": self.admin_secret,
             "protected_folders": ["/bin", "/boot", "/dev", "/etc", "/proc", "/sbin", "/sys", "/usr", "/var"],
         }
+        # One loopback-range address of its own when it can (ice_link.py): nothing leaves the machine.
+        nat: dict[str, object] = {"nice_debug": False}
+        if self.ice_interface:
+            nat["ice_enforce_list"] = self.ice_interface
         (self.folder / "janus.jcfg").write_text(
             _jcfg({
                 "general": general,
                 "media": {"rtp_port_range": f"{self.rtp_ports[0]}-{self.rtp_ports[1]}"},
-                # Loopback only: the tests and the demo run on one machine, and nothing leaves it.
-                "nat": {"ice_enforce_list": "lo", "nice_debug": False},
+                "nat": nat,
                 "plugins": {"disable": _others(PLUGINS, KEEP_PLUGINS)},
                 "transports": {"disable": _others(TRANSPORTS, KEEP_TRANSPORTS)},
                 "events": {"broadcast": False, "disable": _others(EVENTS, set())},
@@ -140,6 +151,14 @@ class LocalJanus:
 
     def start(self, timeout: float = 15.0) -> LocalJanus:
         """Start Janus and return once its HTTP API answers ``info`` (about a second)."""
+        self.ice_interface = self.ice.open()
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> LocalJanus:
         self._write_config()
         log = self.log.open("wb")
         cmd = [self.binary, "-F", str(self.folder), "-i", HOST, "-o", "-N", "-L", str(self.log)]
@@ -156,7 +175,6 @@ class LocalJanus:
                 raise JanusError(f"janus started without its VideoRoom plugin: {self.tail()}")
             except OSError:
                 if time.monotonic() > deadline:
-                    self.stop()
                     raise JanusError(f"janus did not answer within {timeout} s: {self.tail()}") from None
                 time.sleep(0.1)
 
@@ -173,7 +191,7 @@ class LocalJanus:
         return ""
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s: by pid. Removes the configuration folder it made."""
+        """SIGTERM, then SIGKILL after 5 s: by pid. Removes the configuration folder and the ICE link it made."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -182,6 +200,7 @@ class LocalJanus:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        self.ice.close()
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
