@@ -81,7 +81,14 @@ export function openSfu(room, config) {
     onError: (words) => room._error(words),
   });
   room.sfu = bridge;
-  bridge.start();
+  // Publish once, camera included: a session that starts receive-only and gets its tracks
+  // later negotiates each kind with Janus on its own, and Chrome refuses the second offer
+  // (its m-lines come in another order).  The camera settles either way (opened or not).
+  const start = () => {
+    if (room.sfu === bridge) bridge.start();
+  };
+  if (room.camera.settled) start();
+  else room.camera.open().then(start, start);
 }
 
 /**

@@ -225,3 +225,42 @@ async def test_two_kernel_notebooks_run_all(lab: Lab) -> None:
     finally:
         await alice.close()
         await bob.close()
+
+
+GROUP = ("ann", "ben", "cat", "dan", "eve")
+
+
+async def test_group_call_notebook(lab: Lab) -> None:
+    """Three widgets join a mesh, then two more move the room to the notebook's own Janus."""
+    from .test_rooms_lab import assert_tiles_flow
+
+    path = copy_demo(lab, "group_call.ipynb")
+    nb = await lab.open(path, users=[], run_all=False)
+    try:
+        for index, source in code_cells(nb, lab.root / path):
+            if source.startswith("ann.topology"):  # a person reads for longer than the links take
+                await nb.wait_py("all(p['state'] == 'connected' for p in ann.participants)", "True", timeout=30)
+            if source.startswith("[m["):
+                await nb.wait_py("bool(snap.ready)", "True")
+            out = await run_cell(nb, index)
+            if source.startswith("ann.topology") and "sfu" not in out:
+                assert "'mesh'" in out and "('ben', 'connected')" in out and "'cat', 'ben'" in out.replace("'ben', 'cat'", "'cat', 'ben'"), out
+            if source.startswith("import nbcall"):
+                assert "SfuConfig(" in out, out  # the notebook's own Janus started
+            if source.startswith("for w in (ann, ben, cat)"):
+                await nb.wait_py("[len(w.participants) for w in (ann, ben, cat)]", "[2, 2, 2]", timeout=30)
+                await assert_tiles_flow(nb, "ann", ["ben", "cat"])
+            if source.startswith("dan.join"):
+                await nb.wait_py("[w.topology for w in (ann, ben, cat, dan, eve)]", str(["sfu"] * 5), timeout=40)
+                await nb.wait_py(
+                    "[sorted(p['state'] for p in w.participants) for w in (ann, ben, cat, dan, eve)]",
+                    str([["connected"] * 4] * 5),
+                    timeout=40,
+                )
+                await assert_tiles_flow(nb, "eve", ["ann", "ben", "cat", "dan"], timeout=30, mesh=False)
+        assert "hello everyone" in await nb.py("print([m['text'] for m in ben.messages])")
+        await assert_no_failures(nb, *GROUP)
+        await nb.py("for w in (ann, ben, cat, dan, eve):\n    w.leave()")  # what the last section says
+        await nb.wait_py("[w.room for w in (ann, ben, cat, dan, eve)]", str([""] * 5))
+    finally:
+        await nb.close()
