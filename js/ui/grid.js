@@ -56,9 +56,10 @@ export function renderGrid({ context, audible }) {
   const el = h("div", "nbcall-room");
   const title = h("div", "nbcall-room-title");
   const grid = h("div", "nbcall-grid");
-  const ringing = h("div", "nbcall-room-ringing");
+  // Everyone but us, ringing invitees included: who is here, who is still being called.
+  const people = h("ul", "nbcall-room-people");
   const leaveBtn = button("Leave", "nbcall-leave", () => act(TO_PAGE_KIND.LEAVE, room.leave()));
-  el.append(title, grid, ringing, leaveBtn);
+  el.append(title, grid, people, leaveBtn);
 
   /** @type {Map<string, Tile>} */
   const tiles = new Map();
@@ -89,8 +90,8 @@ export function renderGrid({ context, audible }) {
       return;
     }
     /** @type {Participant[]} */
-    const people = room.participants();
-    const present = people.filter((p) => p.state !== "ringing");
+    const everyone = room.participants();
+    const present = everyone.filter((p) => p.state !== "ringing");
     title.textContent = `Room ${room.name} · ${present.length + 1} in the room · ${room.topology}`;
     el.dataset.topology = room.topology;
     const wanted = [phone.key || "me", ...present.map((p) => p.key)];
@@ -125,9 +126,19 @@ export function renderGrid({ context, audible }) {
     }
     grid.style.gridTemplateColumns = `repeat(${gridColumns(wanted.length)}, minmax(0, 1fr))`;
     grid.replaceChildren(...wanted.map((key) => /** @type {Tile} */ (tiles.get(key)).tile));
-    const waiting = people.filter((p) => p.state === "ringing").map((p) => p.name);
-    ringing.textContent = waiting.length ? `Ringing: ${waiting.join(", ")}` : "";
-    ringing.hidden = !waiting.length;
+    const signature = JSON.stringify(everyone.map((p) => [p.name, p.state, p.audio, p.video]));
+    if (people.dataset.signature !== signature) {
+      people.dataset.signature = signature;
+      people.replaceChildren(
+        ...everyone.map((p) => {
+          const item = h("li", "nbcall-room-person", `${p.name} — ${p.state === "ringing" ? "ringing…" : p.state}`);
+          item.dataset.name = p.name;
+          item.dataset.state = p.state;
+          item.title = tileTitle(p);
+          return item;
+        }),
+      );
+    }
   };
 
   const off = room.events.on("change", update);

@@ -128,6 +128,32 @@ async def test_three_members_see_each_other(rooms: tuple[Notebook, Notebook]) ->
     await two.wait_py("bool(snap.ready and snap.array.shape[0] > 0 and snap.array.std() > 5)", "True")
 
 
+async def test_the_grid_shows_who_is_there_what_they_send_and_who_speaks(rooms: tuple[Notebook, Notebook]) -> None:
+    one, _ = rooms
+    await one.wait_py(members("ann"), str([(B, "connected"), (C, "connected")]), timeout=30)
+    root = f'.nbcall-root[data-user="{A}"]'
+    assert await one.page.locator(f"{root} .nbcall-tile").count() == 3  # ann's own tile first
+    columns = await one.page.eval_on_selector(
+        f"{root} .nbcall-grid", "(el) => getComputedStyle(el).gridTemplateColumns.split(' ').length"
+    )
+    assert columns == 2  # three tiles: two by two
+    people = await one.page.locator(f"{root} .nbcall-room-person").all_inner_texts()
+    assert sorted(people) == [f"{B} — connected", f"{C} — connected"], people
+    ben_tile = f'{root} .nbcall-tile[data-name="{B}"]'
+    # ben mutes and turns his camera off: ann's tile for him says so, and so does Python.
+    await one.py("ben.audio = False\nben.video = False")
+    await one.wait_py(f"[(p['audio'], p['video']) for p in ann.participants if p['name'] == {B!r}]", "[(False, False)]")
+    assert await one.page.locator(f"{ben_tile} .nbcall-badge-muted").is_visible()
+    assert await one.page.locator(f"{ben_tile} .nbcall-badge-camera").is_visible()
+    await one.py("ben.audio = True\nben.video = True")
+    await one.wait_py(f"[(p['audio'], p['video']) for p in ann.participants if p['name'] == {B!r}]", "[(True, True)]")
+    assert not await one.page.locator(f"{ben_tile} .nbcall-badge-muted").is_visible()
+    # The fake microphone beeps: a member's tile is outlined as the speaker now and then.
+    await one.wait_js("(r) => !!document.querySelector(`${r} .nbcall-tile.nbcall-speaking`)", root, timeout=20)
+    # Quality on hover, once the links have stats.
+    await one.wait_js("(t) => (document.querySelector(t).title || '').includes('quality')", ben_tile, timeout=15)
+
+
 async def test_a_member_leaves_and_comes_back_without_disturbing_the_others(rooms: tuple[Notebook, Notebook]) -> None:
     one, two = rooms
     await two.wait_py(members("cat"), str([(A, "connected"), (B, "connected")]), timeout=30)
