@@ -19,14 +19,14 @@ export const CONNECT_VIA = Object.freeze(["auto", "same-origin", "direct", "kern
 /** @type {ReadonlyArray<"all" | "relay">} nbcall._enums.ICE_POLICIES */
 export const ICE_POLICIES = Object.freeze(["all", "relay"]);
 
-/** @type {ReadonlyArray<"busy" | "cancelled" | "closed" | "disconnected" | "failed" | "hangup" | "lost" | "rejected" | "replaced" | "timeout" | "bad_message" | "cluster_unavailable" | "internal_error" | "invalid_name" | "invalid_room" | "name_taken" | "no_call" | "not_in_room" | "not_invited" | "not_registered" | "peer_reconnecting" | "rate_limited" | "room_full" | "rooms_unavailable" | "self_call" | "server_full" | "sfu_unavailable" | "too_large" | "unauthorized" | "unknown_peer" | "upstream_unreachable">} nbcall._enums.END_REASONS */
-export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "disconnected", "failed", "hangup", "lost", "rejected", "replaced", "timeout", "bad_message", "cluster_unavailable", "internal_error", "invalid_name", "invalid_room", "name_taken", "no_call", "not_in_room", "not_invited", "not_registered", "peer_reconnecting", "rate_limited", "room_full", "rooms_unavailable", "self_call", "server_full", "sfu_unavailable", "too_large", "unauthorized", "unknown_peer", "upstream_unreachable"]);
+/** @type {ReadonlyArray<"busy" | "cancelled" | "closed" | "disconnected" | "failed" | "hangup" | "lost" | "moved" | "rejected" | "replaced" | "timeout" | "bad_message" | "cluster_unavailable" | "internal_error" | "invalid_name" | "invalid_room" | "name_taken" | "no_call" | "not_in_room" | "not_invited" | "not_registered" | "peer_reconnecting" | "rate_limited" | "room_full" | "rooms_unavailable" | "seed_call" | "self_call" | "server_full" | "sfu_unavailable" | "too_large" | "unauthorized" | "unknown_peer" | "upstream_unreachable">} nbcall._enums.END_REASONS */
+export const END_REASONS = Object.freeze(["busy", "cancelled", "closed", "disconnected", "failed", "hangup", "lost", "moved", "rejected", "replaced", "timeout", "bad_message", "cluster_unavailable", "internal_error", "invalid_name", "invalid_room", "name_taken", "no_call", "not_in_room", "not_invited", "not_registered", "peer_reconnecting", "rate_limited", "room_full", "rooms_unavailable", "seed_call", "self_call", "server_full", "sfu_unavailable", "too_large", "unauthorized", "unknown_peer", "upstream_unreachable"]);
 
 /** @type {ReadonlyArray<"" | "connected" | "reconnecting">} nbcall._enums.PEER_STATUSES */
 export const PEER_STATUSES = Object.freeze(["", "connected", "reconnecting"]);
 
-/** @type {ReadonlyArray<"online" | "ringing" | "in_call" | "connected" | "free" | "in_room">} nbcall._enums.QUEUE_WAITS */
-export const QUEUE_WAITS = Object.freeze(["online", "ringing", "in_call", "connected", "free", "in_room"]);
+/** @type {ReadonlyArray<"online" | "ringing" | "in_call" | "connected" | "free" | "in_room" | "member">} nbcall._enums.QUEUE_WAITS */
+export const QUEUE_WAITS = Object.freeze(["online", "ringing", "in_call", "connected", "free", "in_room", "member"]);
 
 /** @type {ReadonlyArray<"" | "p2p" | "mesh" | "sfu">} nbcall._enums.TOPOLOGIES */
 export const TOPOLOGIES = Object.freeze(["", "p2p", "mesh", "sfu"]);
@@ -42,6 +42,9 @@ export const SNAPSHOT_SOURCES = Object.freeze(["remote", "local"]);
 
 /** @type {ReadonlyArray<"remote" | "local" | "both">} nbcall._enums.RECORDING_SOURCES */
 export const RECORDING_SOURCES = Object.freeze(["remote", "local", "both"]);
+
+/** @type {ReadonlyArray<"grid" | "local">} nbcall._enums.ROOM_RECORDING_SOURCES */
+export const ROOM_RECORDING_SOURCES = Object.freeze(["grid", "local"]);
 
 /** Old transport names and their new ones. */
 export const DEPRECATED_TRANSPORTS = Object.freeze({

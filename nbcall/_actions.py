@@ -55,6 +55,7 @@ class _Widget(Protocol):
     _frontend_ready: bool
     _next_queued_id: int
     _command_in_flight: bool
+    _last_asked: str
     _error_callbacks: list[Callable[[CallError], Any]]
 
     def _command(self, kind: str, /, **fields: Any) -> None: ...
@@ -75,6 +76,7 @@ class CallActions:
         # A call or accept sent this cell: the page's state change arrives after the cell, and
         # an action that needs the call waits for it instead of raising.
         self._command_in_flight = False
+        self._last_asked = ""  # "call" or "join": what that command was (an invite waits for it)
         self._error_callbacks: list[Callable[[CallError], Any]] = []
         self.observe(self._state_arrived, names=["state", "room"])
 
@@ -209,6 +211,7 @@ class CallActions:
             raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")
         self._command("call", to=online[name_key(target)])
         self._command_in_flight = True
+        self._last_asked = "call"
 
     def accept(self: _Widget) -> None:
         """Answer the ringing incoming call, or join the room you are invited to (``room_invite``).

@@ -48,7 +48,8 @@ PEER_STATUSES: Final = ("", "connected", "reconnecting")
 #   connected  a connected call (chat, snapshots, recordings, screen sharing)
 #   free       registered, and in no call or room (join a room)
 #   in_room    in a room (invite, leave)
-QUEUE_WAITS: Final = ("online", "ringing", "in_call", "connected", "free", "in_room")
+#   member     the member named by the entry's key is in the room, its media connected (snapshot of it)
+QUEUE_WAITS: Final = ("online", "ringing", "in_call", "connected", "free", "in_room", "member")
 
 # How the current call carries media (CallWidget.topology, docs/rooms.md): "" with no call,
 # "p2p" in a one-to-one call, "mesh" in a room where every member connects to every other,
@@ -62,6 +63,10 @@ PARTICIPANT_STATES: Final = ("ringing", "connecting", "connected", "reconnecting
 RECORDING_STATES: Final = ("idle", "recording", "stopping", "done", "error")
 SNAPSHOT_SOURCES: Final = ("remote", "local")
 RECORDING_SOURCES: Final = ("remote", "local", "both")
+# What start_recording records in a room besides a member by name (docs/widget.md
+# "Recording"): the grid (every member's tile and ours, all the audio mixed) or our own
+# video.  There "remote" is the first member (as for snapshots) and "both" is the grid.
+ROOM_RECORDING_SOURCES: Final = ("grid", "local")
 
 ENUMS: Final = {
     "CALL_STATES": CALL_STATES,
@@ -78,4 +83,5 @@ ENUMS: Final = {
     "RECORDING_STATES": RECORDING_STATES,
     "SNAPSHOT_SOURCES": SNAPSHOT_SOURCES,
     "RECORDING_SOURCES": RECORDING_SOURCES,
+    "ROOM_RECORDING_SOURCES": ROOM_RECORDING_SOURCES,
 }

@@ -38,6 +38,7 @@ class _Widget(Protocol):
     participants: list[dict[str, Any]]
     _queued: list[dict[str, Any]]
     _command_in_flight: bool
+    _last_asked: str
 
     def _command(self, kind: str, /, **fields: Any) -> None: ...
     def observe(self, handler: Callable[[dict[str, Any]], None], names: list[str]) -> None: ...
@@ -45,6 +46,8 @@ class _Widget(Protocol):
     def _enqueue(self, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
     def join(self, room: str, *, invite_only: bool = False, password: str | None = None) -> None: ...
     def invite(self, user: str) -> None: ...
+    def _invite_waits_for(self) -> str: ...
+    def _room_coming(self) -> bool: ...
 
 
 def _room_name(room: str) -> str:
@@ -101,6 +104,7 @@ class RoomActions:
         fields = {k: v for k, v in command.items() if k != "kind"}
         self._command("join", **fields)
         self._command_in_flight = True  # an invite in this cell waits for the room
+        self._last_asked = "join"
 
     def leave(self: _Widget) -> None:
         """Leave the room (the others are told at once)."""
@@ -112,18 +116,47 @@ class RoomActions:
         self._command("leave")
 
     def invite(self: _Widget, user: str) -> None:
-        """Invite ``user`` into the current room: it rings there until accepted, declined, or 30 s."""
+        """Invite ``user`` into the current room, or into the connected 1:1 call, which becomes a room.
+
+        ``user`` rings until it accepts, declines, or 30 s pass.  During a connected call the
+        server turns the call into an invite-only room (named ``call-...``, see ``room``) and
+        moves both sides into it without hanging up: ``topology`` goes from ``"p2p"`` to
+        ``"mesh"``, ``state`` to ``"ended"`` with ``end_reason`` ``"moved"``, and the picture
+        carries on (the call's connection becomes the room's link between the two).  Either
+        side may invite; a call with a seed client cannot become a room (docs/rooms.md).
+        Asked while a call or a join of this cell is on its way, it waits for it.
+        """
         name = _user_name(user, "invite")
         if name_key(name) == name_key(self.user):
             raise CallError("cannot invite yourself")
-        if self._must_wait("invite", "in_room"):
-            self._enqueue(f"invite {name}", "in_room", {"kind": "invite", "to": name})
+        wait = self._invite_waits_for()
+        if self._must_wait("invite", wait):
+            self._enqueue(f"invite {name}", wait, {"kind": "invite", "to": name})
             return
-        if not self.room:
-            raise CallError(f"cannot invite {name!r}: not in a room (join() one, or call([...]) several people)")
-        if name_key(name) in _members(self.participants):
-            raise CallError(f"{name!r} is already in the room")
+        if self.room:
+            if name_key(name) in _members(self.participants):
+                raise CallError(f"{name!r} is already in the room")
+        elif self.state != "connected":
+            raise CallError(
+                f"cannot invite {name!r}: not in a room or a connected call "
+                "(join() one, call() someone, or call([...]) several people)"
+            )
+        elif name_key(name) == name_key(self.peer):
+            raise CallError(f"{name!r} is already in this call")
         self._command("invite", to=name)
+
+    def _invite_waits_for(self: _Widget) -> str:
+        """What an invite that must wait waits for: the room (in it, or joining), else the 1:1
+        call on its way, which the invite turns into a room once connected."""
+        if self.room or self.room_invite:
+            return "in_room"
+        if self.state in ("calling", "ringing", "connecting", "connected"):
+            return "connected"
+        for entry in reversed(self._queued):  # the latest call or join asked for decides
+            kind = entry["command"].get("kind")
+            if kind in ("call", "join"):
+                return "connected" if kind == "call" else "in_room"
+        return "connected" if self._command_in_flight and self._last_asked == "call" else "in_room"
 
     def _call_many(self: _Widget, users: Iterable[str]) -> str:
         """``call([...])``: an invite-only room of our own, everyone in ``users`` invited; its name."""
@@ -145,6 +178,22 @@ class RoomActions:
         for name in names:
             self._enqueue(f"invite {name}", "in_room", {"kind": "invite", "to": name})
         return room
+
+    def _room_coming(self: _Widget) -> bool:
+        """A join of this widget is queued or on its way, and it is not in the room yet."""
+        if self.room:
+            return False
+        joining = any(entry.get("command", {}).get("kind") == "join" for entry in self._queued)
+        return joining or (self._command_in_flight and self._last_asked == "join")
+
+    def _member_to_wait_for(self: _Widget, which: str) -> str | None:
+        """``snapshot(name)`` of someone not in the room yet, while this widget's own joining is
+        still coming (Run All, or a join this cell): the name to wait for, else None."""
+        try:
+            name = normalize_name(which)
+        except InvalidName:
+            return None
+        return name if self._room_coming() else None
 
     def _member_named(self: _Widget, which: str) -> str:
         """``which`` as a room member's name (as the server spells it), else ValueError."""

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--ring-timeout", type=float, default=Limits.ring_timeout, help="seconds (default: %(default)s)"
     )
     parser.add_argument(
+        "--room-mesh-limit",
+        type=int,
+        default=Limits.room_mesh_limit,
+        help="members a room holds as a mesh (at least 2); a join past it moves the room to the SFU (--sfu), "
+        "or is refused with room_full without one (default: %(default)s)",
+    )
+    parser.add_argument(
         "--redis",
         default=os.environ.get("NBCALL_REDIS_URL"),
         metavar="URL",
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sfu",
         default=os.environ.get("NBCALL_SFU") or None,
         metavar="local|JSON",
-        help="the Janus that rooms past 4 members move to: 'local' (start one on 127.0.0.1 for this server, "
+        help="the Janus that rooms past the mesh limit move to: 'local' (start one on 127.0.0.1 for this server, "
         'stopped with it) or {"admin_url": .., "public_url": .., "admin_key": ..} '
         "(default: $NBCALL_SFU; none: such a join is refused with room_full)",
     )
@@ -173,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             cluster.node_id = args.node_id
         node = f" [node {cluster.node_id}]"  # every log line says which node did it
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s %(levelname)s %(name)s{node}: %(message)s")
-    limits = Limits(rate=args.rate, burst=args.burst, ring_timeout=args.ring_timeout)
+    limits = Limits(
+        rate=args.rate, burst=args.burst, ring_timeout=args.ring_timeout, room_mesh_limit=args.room_mesh_limit
+    )
     raise_descriptor_limit(args.max_connections)
     try:
         config = ServerConfig(

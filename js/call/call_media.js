@@ -11,6 +11,7 @@ const STATS_INTERVAL_MS = 1000; // the quality dot and `stats` refresh once a se
 /** @typedef {import("./peer_call.js").PeerCallOptions} PeerCallOptions */
 /** @typedef {import("./peer_call.js").Signal} Signal */
 /** @typedef {Omit<PeerCallOptions, "polite" | "iceServers" | "iceTransportPolicy" | "onRemoteStream">} CallHooks */
+/** @typedef {{call: PeerCall, stream: MediaStream | null}} HandedOver  a call's connection and camera, given to a room */
 
 /**
  * @typedef {object} CallMediaOptions
@@ -212,6 +213,23 @@ export class CallMedia {
     };
     tick();
     this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
+  }
+
+  /**
+   * The call became a room: give its connection and camera away instead of closing them
+   * (reset() then leaves them alone).  The preview's stream stays the preview's (turning the
+   * preview off stops it): the room opens its own then (`stream` null), as does a camera
+   * still opening (its tracks go to the call it was opened for, which is gone).
+   * @returns {HandedOver | null}
+   */
+  handOver() {
+    const call = this.call;
+    if (!call) return null;
+    const preview = this.previewed && this.previewed.stream;
+    const stream = this.opened && this.localStream !== preview ? this.localStream : null;
+    this.call = null;
+    if (stream) this.localStream = null;
+    return { call, stream };
   }
 
   /** Close the call's connection and media (the preview's camera stays open). */

@@ -29,6 +29,8 @@ const GIVE_UP_AFTER_FAILURE_MS = 10000; // an ICE restart that has not helped by
  * @property {(reason: string, words?: string) => void} onFailed  the connection cannot recover (and why)
  * @property {(err: unknown) => void} onError
  * @property {boolean} [dataChannel]  open the in-call data channel (not with seed clients: they have none)
+ * @property {RTCBundlePolicy} [bundlePolicy]  "max-bundle" gathers for one transport only (room
+ *   links: a newcomer offers to every member at once, and per-kind candidates would flood the server)
  * @property {boolean} [held]  prepare ahead of the answer: the offer and candidates are made
  *   at once but kept back (and the connect clock not started) until `release()`
  */
@@ -40,7 +42,7 @@ const KINDS = ["audio", "video"];
 
 export class PeerCall {
   /** @param {PeerCallOptions} opts */
-  constructor({ polite, iceServers, iceTransportPolicy, send, onRemoteStream, onConnectionState, onFailed, onError, dataChannel, held = false }) {
+  constructor({ polite, iceServers, iceTransportPolicy, bundlePolicy, send, onRemoteStream, onConnectionState, onFailed, onError, dataChannel, held = false }) {
     this.polite = polite;
     this.transmit = send;
     /** @type {Signal[] | null} what was prepared while held */
@@ -49,7 +51,7 @@ export class PeerCall {
     this.onConnectionState = onConnectionState;
     this.onFailed = onFailed;
     this.onError = onError;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: iceTransportPolicy || "all" });
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: iceTransportPolicy || "all", bundlePolicy: bundlePolicy || "balanced" });
     // Says why, and ends the attempt, when no connection can come of this configuration.
     this.ice = new IceWatch(this.pc, {
       policy: iceTransportPolicy,

@@ -12,20 +12,17 @@
 // Phone's methods; the actions (placeCall, accept, reject, hangup) and the peer
 // connection's life are here.
 //
-// Outages (docs/protocol.md "Calls and outages").  The peer's liveness is a status beside
-// the state, not a state: `peerStatus` is "reconnecting" while the heartbeat hears nothing
-// (heartbeat.js) or the server says the peer's signaling dropped (`peer_status`), and a
-// call silent for `lostAfter` ends with reason `lost`.  Our own socket dropping does not
-// end a connected call: see server_inbox.js.
+// Outages (docs/protocol.md "Calls and outages"): the peer's liveness is liveness.js's;
+// our own socket dropping does not end a connected call (server_inbox.js).  A connected
+// call that becomes a room is handed over to it (handOver; docs/rooms.md "From a call").
 
 import { MessageType, Reason } from "../protocol.js";
-import { PEER_STATUSES } from "../messages.js";
-import { State, pick } from "../names.js";
+import { State } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { Signaling } from "../signaling/signaling.js";
 import { CallState, canCall, inCall, busy } from "./call_state.js";
 import { CallMedia } from "./call_media.js";
-import { Heartbeat } from "./heartbeat.js";
+import { PeerStatus, DEFAULT_LOST_AFTER_S, validLostAfter, watchPeer } from "./liveness.js";
 import { Peers } from "./peers.js";
 import { ServerInbox } from "./server_inbox.js";
 import { registerPhone, unregisterPhone } from "../registry.js";
@@ -38,19 +35,7 @@ import { RoomClient } from "../room/room_client.js";
 
 const { REGISTERING, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
 const NAME_GRACE_MS = 5000;
-export const DEFAULT_LOST_AFTER_S = 10;
-/** @typedef {"" | "connected" | "reconnecting"} PeerStatus  (PEER_STATUSES in messages.js) */
-/** The values of `peerStatus` (the peer_status trait), by name. */
-export const PeerStatus = Object.freeze({
-  NONE: pick(PEER_STATUSES, ""),
-  CONNECTED: pick(PEER_STATUSES, "connected"),
-  RECONNECTING: pick(PEER_STATUSES, "reconnecting"),
-});
-
-/** lost_after in seconds: a finite number > 0, else the default. @param {unknown} value */
-function validLostAfter(value) {
-  return typeof value === "number" && value > 0 && Number.isFinite(value) ? value : DEFAULT_LOST_AFTER_S;
-}
+export { PeerStatus, DEFAULT_LOST_AFTER_S };
 
 export class Phone {
   /** @param {PhoneOptions} opts */
@@ -84,7 +69,7 @@ export class Phone {
     this.nameRetry = undefined;
     this.connectedAt = 0; // Date.now() when the last call connected
     this.lostAfterMs = validLostAfter(lostAfter) * 1000;
-    /** @type {Heartbeat | null} the peer's liveness while connected */
+    /** @type {import("./heartbeat.js").Heartbeat | null} the peer's liveness while connected (liveness.js) */
     this.heartbeat = null;
     this.peerSilent = false; // the heartbeat hears nothing from the peer
     this.peerAway = false; // the server says the peer's signaling dropped (peer_status)
@@ -324,7 +309,7 @@ export class Phone {
           this._transition(CONNECTED, "media connected");
           this.stats = { ...this.stats, setup_ms: Math.round(performance.now() - this.setupStart) };
           this.connectedAt = Date.now();
-          this._watchPeer();
+          watchPeer(this);
           this.events.emit("connected");
           this.media.watchStats((numbers) => {
             this.stats = { ...this.stats, ...numbers };
@@ -346,27 +331,6 @@ export class Phone {
         this.setError(`call: ${e.name || "Error"}: ${e.message}`);
       },
     };
-  }
-
-  /** Start listening for the peer's life (connected: the data channel and RTP exist). */
-  _watchPeer() {
-    const call = this.call;
-    if (!call || this.heartbeat) return;
-    this.heartbeat = new Heartbeat({
-      channel: call.channel,
-      pc: call.pc,
-      lostAfterMs: this.lostAfterMs,
-      onSilent: (silent) => {
-        if (this.call !== call) return;
-        this.peerSilent = silent;
-        this._changed();
-      },
-      onLost: () => {
-        if (this.call !== call || !busy(this.state)) return;
-        this._endCall(Reason.LOST, true);
-        this._changed();
-      },
-    });
   }
 
   _resetCall() {
@@ -394,6 +358,20 @@ export class Phone {
     this.incoming = "";
     this.endReason = reason;
     if (wasBusy) this._transition(ENDED, reason);
+  }
+
+  /**
+   * The connected call became a room (docs/rooms.md "From a call"): its connection and our
+   * camera go to the room (the server told nobody to hang up), the call ends here with
+   * reason `moved`.  In-call features let go of it first ("callend": a screen share stops).
+   * @returns {import("./call_media.js").HandedOver | null} null with no call to hand over
+   */
+  handOver() {
+    if (!this.call || this.seedCall) return null;
+    this.events.emit("callend");
+    const handed = this.media.handOver();
+    this._endCall(Reason.MOVED, false);
+    return handed;
   }
 
   /** End any call, stop the camera, leave the server; `why` is shown in views that remain. */

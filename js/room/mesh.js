@@ -6,8 +6,13 @@
 //
 // The local camera is one stream shared by every link (its tracks go on each connection);
 // a link never stops them on close: the room does, once, when it leaves.
+//
+// A 1:1 call that became the room (docs/rooms.md "From a call") brings its connection: it
+// is adopted as the link to the former peer (`adopt`), already connected, so the picture
+// never stops; it negotiates on from where the call left it, with `room` on its signals.
 
 import { PeerCall } from "../call/peer_call.js";
+import { MessageType } from "../protocol.js";
 
 /** @typedef {import("../call/peer_call.js").Signal} Signal */
 /** @typedef {import("../call/peer_call.js").Kinds} Kinds */
@@ -29,7 +34,7 @@ export const MAX_PENDING_CANDIDATES = 100;
  * @property {(key: string, err: unknown) => void} onError
  */
 
-/** @typedef {{call: PeerCall, member: Member, queued: number}} Link */
+/** @typedef {{call: PeerCall, member: Member, queued: number, adopted: boolean}} Link */
 
 export class MeshLinks {
   /** @param {MeshOptions} opts */
@@ -59,7 +64,10 @@ export class MeshLinks {
     this.stream = stream;
     this.opening = null;
     this.attached = true;
-    for (const { call } of this.links.values()) call.attachMedia(stream);
+    for (const { call, adopted } of this.links.values()) {
+      if (adopted) swapTracks(call, stream);
+      else call.attachMedia(stream);
+    }
   }
 
   /** @param {string} key */
@@ -79,16 +87,56 @@ export class MeshLinks {
     if (this.closed) return null;
     const known = this.links.get(member.key);
     if (known) return known.call;
-    const key = member.key;
     const { iceServers, iceTransportPolicy } = this.opts.ice();
     /** @type {Link} */
-    const link = /** @type {any} */ ({ member, queued: 0 });
+    const link = /** @type {any} */ ({ member, queued: 0, adopted: false });
+    const bundlePolicy = "max-bundle"; // one transport's candidates per link, not one set per kind
+    link.call = new PeerCall({ polite: !member.offer, iceServers, iceTransportPolicy, bundlePolicy, dataChannel: false, ...this._hooks(link) });
+    this.links.set(member.key, link);
+    if (member.offer) link.call.startAsOfferer(this.stream, this.opening);
+    else link.call.startAsAnswerer(this.stream, this.opening);
+    return link.call;
+  }
+
+  /**
+   * Take a 1:1 call's connection as the link to `member`, its former peer: from now on it
+   * signals through the room and reports to it.  Its data channel (the call's chat and
+   * heartbeat, which a room does not use) closes.  A description of ours that the server
+   * refused as the call moved (sent before we knew) goes again, through the room.
+   * @param {Member} member
+   * @param {PeerCall} call
+   */
+  adopt(member, call) {
+    if (this.closed || this.links.has(member.key)) return null;
+    /** @type {Link} */
+    const link = { member, call, queued: 0, adopted: true };
+    const hooks = this._hooks(link);
+    call.polite = !member.offer;
+    call.transmit = hooks.send;
+    call.onRemoteStream = hooks.onRemoteStream;
+    call.onConnectionState = hooks.onConnectionState;
+    call.onFailed = hooks.onFailed;
+    call.onError = hooks.onError;
+    if (call.channel) call.channel.close();
+    call.channel = null;
+    this.links.set(member.key, link);
+    if (call.remoteStream) this.opts.onStream(member.key, call.remoteStream);
+    this.opts.onState(member.key, call.pc.connectionState);
+    if (this.attached) swapTracks(call, this.stream);
+    const local = call.pc.localDescription;
+    if (call.pc.signalingState === "have-local-offer" && !call.makingOffer && local) call.send({ type: MessageType.OFFER, sdp: local.toJSON() });
+    return call;
+  }
+
+  /**
+   * A link's callbacks: each acts only while the link is still the member's.
+   * @param {Link} link
+   * @returns {Pick<import("../call/peer_call.js").PeerCallOptions, "send" | "onRemoteStream" | "onConnectionState" | "onFailed" | "onError">}
+   */
+  _hooks(link) {
+    const key = link.member.key;
     const mine = () => this.links.get(key) === link;
-    link.call = new PeerCall({
-      polite: !member.offer,
-      iceServers,
-      iceTransportPolicy,
-      dataChannel: false,
+    return {
       send: (msg) => {
         if (mine()) this.opts.send(link.member, msg);
       },
@@ -106,11 +154,7 @@ export class MeshLinks {
       onError: (err) => {
         if (mine()) this.opts.onError(key, err);
       },
-    });
-    this.links.set(key, link);
-    if (member.offer) link.call.startAsOfferer(this.stream, this.opening);
-    else link.call.startAsAnswerer(this.stream, this.opening);
-    return link.call;
+    };
   }
 
   /**
@@ -171,5 +215,27 @@ export class MeshLinks {
   close() {
     this.closed = true;
     for (const key of [...this.links.keys()]) this.remove(key);
+  }
+}
+
+/**
+ * An adopted link already sends the call's tracks: the room's take their place, kind by
+ * kind (replaceTrack: no renegotiation unless the call never sent that kind).  Transceivers
+ * still waiting for a camera that was opening when the call moved get theirs the usual way.
+ * @param {PeerCall} call
+ * @param {MediaStream | null} stream
+ */
+function swapTracks(call, stream) {
+  if (!stream || call.closed) return;
+  if (call.reserved.size) {
+    call.attachMedia(stream);
+    return;
+  }
+  for (const track of stream.getTracks()) {
+    const sender = call.pc.getSenders().find((s) => s.track && s.track.kind === track.kind);
+    if (sender && sender.track === track) continue;
+    call.replaceTrack(sender ? sender.track : null, track).catch((err) => {
+      if (!call.closed) call.onError(err);
+    });
   }
 }

@@ -95,6 +95,21 @@ export class RoomCamera {
     return this.opening;
   }
 
+  /**
+   * Send `stream` (a 1:1 call's camera, handed over as the call became this room) instead of
+   * opening one: the camera light does not blink.  The room owns it from now on.
+   * @param {MediaStream} stream
+   */
+  adopt(stream) {
+    this.close();
+    this.opening = Promise.resolve({ stream, error: "" });
+    this.stream = stream;
+    this.settled = true;
+    this.told = true; // what could not open was said in the call
+    this.setSend(this.wanted());
+    shrink(this.stream, this.video);
+  }
+
   /** @returns {Promise<OpenedMedia>} */
   async _open() {
     const media = this.media;

@@ -11,7 +11,8 @@
 // what the server refused, a link lost), "topology" ("" | "mesh" | "sfu").
 //
 // A user is in one call or room at a time: a room is refused during a 1:1 call, and
-// Phone.placeCall refuses a call in a room (`busyWords`).
+// Phone.placeCall refuses a call in a room (`busyWords`).  Inviting someone during a
+// connected 1:1 call turns the call into a room (from_call.js).
 
 import { Emitter } from "../emitter.js";
 import { State } from "../names.js";
@@ -23,6 +24,7 @@ import { RoomWatch } from "./room_watch.js";
 import { loadSfuSession } from "./switchover.js";
 import { openMesh, openSfu, cameraOpened } from "./room_links.js";
 import { RoomType, MAX_CHAT_CHARS } from "./room_protocol.js";
+import { inviteFromCall } from "./from_call.js";
 
 export { RoomPhase, Topology };
 
@@ -176,8 +178,9 @@ export class RoomClient {
     return "";
   }
 
-  /** Invite a user who is online into this room. @param {string} name */
+  /** Invite a user who is online into this room (or into the 1:1 call, which becomes one). @param {string} name */
   invite(name) {
+    if (this.phase === RoomPhase.OUT && inCall(this.phone.state)) return inviteFromCall(this, name);
     if (this.phase !== RoomPhase.IN) return this.phase === RoomPhase.JOINING ? `still joining the room ${this.joining}: invite once in` : "not in a room";
     if (typeof name !== "string" || !name.trim()) return "whom to invite?";
     if (name === this.phone.user) return "you are already in the room";
@@ -313,11 +316,13 @@ export class RoomClient {
   }
 
   /**
-   * In the room (room_joined): its members, the camera, the links or the SFU.
+   * In the room (room_joined): its members, the camera, the links or the SFU.  `adopted`: the
+   * 1:1 call that became this room, whose connection and camera the room takes over.
    * @param {ServerMessage} msg
    * @param {Member[]} members
+   * @param {import("./from_call.js").Adopted | null} [adopted]
    */
-  _enter(msg, members) {
+  _enter(msg, members, adopted = null) {
     if (this.phase === RoomPhase.IN) this._reset(true);
     this._setInvitation(null); // in a room now: an invitation elsewhere is moot
     this.phase = RoomPhase.IN;
@@ -327,6 +332,7 @@ export class RoomClient {
     this.members.setMax(msg.max_members);
     for (const member of members) this.members.add(member, this.phone.key);
     const camera = this.camera;
+    if (adopted && adopted.stream) camera.adopt(adopted.stream);
     const opened = camera.open();
     if (msg.topology === Topology.SFU) {
       this._setTopology(Topology.SFU);
@@ -338,8 +344,12 @@ export class RoomClient {
         const wanted = camera.wanted();
         mesh.setOpening(wanted.audio || wanted.video ? wanted : null);
       }
-      for (const member of this.members) mesh.add(member);
+      for (const member of this.members) {
+        if (adopted && member.key === adopted.key && mesh.adopt(member, adopted.call)) adopted = null;
+        else mesh.add(member);
+      }
     }
+    if (adopted) adopted.call.close({ keepTracks: true }); // no mesh link to become (an SFU room): it ends
     opened.then((media) => cameraOpened(this, media));
     const wish = this.phone.media.wish;
     this._send(RoomType.ROOM_STATE, { room: this.room, audio: !!wish.audio, video: !!wish.video });

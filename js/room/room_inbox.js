@@ -7,6 +7,7 @@
 import { MessageType, ErrorCode } from "../protocol.js";
 import { memberFrom, Topology, RoomPhase } from "./members.js";
 import { openSfu } from "./room_links.js";
+import { enterFromCall } from "./from_call.js";
 import { RoomType, RoomError, LeftReason, ROOM_EVENTS, ROOM_REQUESTS, SIGNALS, MAX_MEMBERS } from "./room_protocol.js";
 
 /** @typedef {import("./room_client.js").RoomClient} RoomClient */
@@ -53,10 +54,6 @@ export class RoomInbox {
   /** @param {ServerMessage} msg */
   _joined(msg) {
     const room = this.room;
-    const entry = room.joins.shift();
-    if (entry && entry.abandoned) return; // left before the answer came
-    // Not joining (or this answers a join the page never made): nothing to carry out.
-    if (room.phase === RoomPhase.OUT || (!entry && !this._ours(msg))) return;
     const members = Array.isArray(msg.members) ? msg.members : [];
     /** @type {Member[]} */
     const list = [];
@@ -64,7 +61,16 @@ export class RoomInbox {
       const member = m && typeof m === "object" ? memberFrom(m) : null;
       if (member) list.push(member);
     }
-    room._enter(msg, list);
+    if (msg.from_call && typeof msg.from_call === "object") {
+      // Our 1:1 call became this room (from_call.js): no join of ours answered here.
+      if (!enterFromCall(room, msg, list)) return;
+    } else {
+      const entry = room.joins.shift();
+      if (entry && entry.abandoned) return; // left before the answer came
+      // Not joining (or this answers a join the page never made): nothing to carry out.
+      if (room.phase === RoomPhase.OUT || (!entry && !this._ours(msg))) return;
+      room._enter(msg, list);
+    }
     for (const r of Array.isArray(msg.ringing) ? msg.ringing : []) {
       if (r && typeof r === "object") room.members.ring(str(r.name), str(r.key) || str(r.name), "");
     }

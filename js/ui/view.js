@@ -179,11 +179,13 @@ export function renderView({ model, el, context }) {
         ...names.map((name) => {
           const item = h("li", "nbcall-peer");
           item.dataset.user = name;
-          // In a room the list invites; otherwise it calls.
-          const callBtn = inRoom
+          // In a room, or a connected call (which an invite turns into a room), the list
+          // invites; otherwise it calls.
+          const inviting = inRoom || state === State.CONNECTED;
+          const callBtn = inviting
             ? button("Invite", "nbcall-invite", () => act(TO_PAGE_KIND.INVITE, phone.room.invite(name)))
             : button("Call", "nbcall-call", () => act(TO_PAGE_KIND.CALL, phone.placeCall(name)));
-          callBtn.disabled = !inRoom && !canCall(state);
+          callBtn.disabled = inviting ? !inRoom && name === phone.peer : !canCall(state);
           item.append(h("span", "nbcall-peer-name", name), callBtn);
           return item;
         }),

@@ -366,26 +366,10 @@ class Hub:
         if self.calls.get(call.caller) is not call:
             return
         self._drop_call(call)
-        self._tell(
-            call.caller,
-            {
-                "type": "hangup",
-                "from": self._display(call.callee),
-                "from_key": call.callee,
-                "call_id": call.call_id,
-                "reason": "timeout",
-            },
-        )
-        self._tell(
-            call.callee,
-            {
-                "type": "cancel",
-                "from": self._display(call.caller),
-                "from_key": call.caller,
-                "call_id": call.call_id,
-                "reason": "timeout",
-            },
-        )
+        # The caller hears a hang-up from the callee, the callee a cancel from the caller.
+        for to, kind, other in ((call.caller, "hangup", call.callee), (call.callee, "cancel", call.caller)):
+            message = {"type": kind, "from": self._display(other), "from_key": other, "call_id": call.call_id}
+            self._tell(to, {**message, "reason": "timeout"})
 
     def _end_call(self, key: str, reason: str, name: str | None) -> None:
         call = self.calls.get(key)

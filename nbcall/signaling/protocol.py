@@ -86,6 +86,7 @@ REASONS: Final = frozenset(
         "failed",  # media could not be established
         "closed",  # the other side closed its widget or page
         "lost",  # the other side went silent (no media, no heartbeat) and did not come back
+        "moved",  # the call became a room (docs/rooms.md "From a call"): the page ends it, nobody hangs up
     }
 )
 
@@ -116,6 +117,7 @@ class ErrorCode:
     NOT_IN_ROOM: Final = "not_in_room"  # leave, invite, chat, state to a room you are not in
     SFU_UNAVAILABLE: Final = "sfu_unavailable"  # the room had to move to the SFU and Janus did not answer
     ROOMS_UNAVAILABLE: Final = "rooms_unavailable"  # cluster mode: rooms need a single server (for now)
+    SEED_CALL: Final = "seed_call"  # a seed-style call, or one with a seed client, cannot become a room
 
     ALL: ClassVar[frozenset[str]]  # every code above, filled in below the class
 
@@ -333,7 +335,10 @@ def _flag(data: dict[str, Any], key: str, kind: str) -> None:
 
 def _room_request(data: dict[str, Any], kind: str) -> dict[str, Any]:
     """The fields of one room request (docs/rooms.md), checked; ``room`` (and ``to``) normalised."""
-    data["room"] = room_name(data.get("room"), kind)
+    if kind == "room_invite" and data.get("room") is None:
+        data["room"] = None  # no room: the sender's connected 1:1 call becomes one (room_from_call.py)
+    else:
+        data["room"] = room_name(data.get("room"), kind)
     if kind == "room_join":
         access = data.setdefault("access", "open")
         if access not in ROOM_ACCESS:

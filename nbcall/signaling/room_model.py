@@ -142,6 +142,13 @@ class Room:
             if key != but:
                 member.session.send(message)
 
+    def fan_out(self, message: dict[str, Any], sender: str, backlog: int) -> None:
+        """What member ``sender`` says to the room; a member with more than ``backlog`` bytes
+        unread misses it (what someone else sends never puts its connection at risk)."""
+        for key, member in self.members.items():
+            if key != sender and member.session.peer.unsent_bytes() <= backlog:
+                member.session.send(message)
+
     def about(self, kind: str, member: Member | Invitation, **fields: Any) -> dict[str, Any]:
         """A message of type ``kind`` about ``member`` (``from``/``from_key``) in this room."""
         return {"type": kind, "room": self.name, "from": member.name, "from_key": member.key, **fields}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
 from .names import name_key
+from .room_from_call import invite_from_call
 from .room_model import Bucket, Invitation, Member, Room
 from .room_sfu import RoomSfu
 from .session import Session, check_receivable
@@ -139,7 +140,7 @@ class Rooms:
 
     def _join(self, session: Session, message: dict[str, Any]) -> None:
         key, kind = session.key, "room_join"
-        assert key is not None and session.name is not None
+        assert key is not None
         if key in self.hub.calls:
             raise p.ProtocolError(p.ErrorCode.BUSY, "you are in a call; hang up first", kind)
         current = self.where.get(key)
@@ -157,12 +158,9 @@ class Rooms:
         invitation = room.ringing.pop(key, None)
         if invitation is not None:
             self._stop_ringing(room, invitation)
-        now, limits = self.hub._clock(), self.limits
-        buckets = self.buckets.get(key) or (Bucket(limits.room_chat_burst, now), Bucket(limits.room_state_burst, now))
-        self.buckets[key] = buckets
-        member = Member(session, key, session.name, *buckets)
+        member = self.member(session)
         self.where[key] = room
-        if not room.work.busy and room.topology == "mesh" and len(room.members) < limits.room_mesh_limit:
+        if not room.work.busy and room.topology == "mesh" and len(room.members) < self.limits.room_mesh_limit:
             self._add(room, member)
         else:  # Janus first: after whatever the room is doing now
             room.joining[key] = member
@@ -227,20 +225,33 @@ class Rooms:
             member.session.send({"type": "room_topology", "room": room.name, "topology": "sfu",
                                  "sfu": self.sfu.access(room, member), "members": others})  # fmt: skip
 
+    def member(self, session: Session) -> Member:
+        """``session``'s user as a member; its chat and state buckets are kept across rooms."""
+        key, name = session.key, session.name
+        assert key is not None and name is not None
+        now, limits = self.hub._clock(), self.limits
+        buckets = self.buckets.get(key) or (Bucket(limits.room_chat_burst, now), Bucket(limits.room_state_burst, now))
+        self.buckets[key] = buckets
+        return Member(session, key, name, *buckets)
+
     def _add(self, room: Room, member: Member) -> None:
         """``member`` is in: it is told the room, the others are told about it."""
-        mesh = room.topology == "mesh"
-        others = [m.describe(offer=mesh) for m in room.members.values()]  # the newcomer offers to each
+        others = [m.describe(offer=room.topology == "mesh") for m in room.members.values()]  # the newcomer offers
         room.members[member.key] = member
-        sfu = self.sfu.access(room, member) if not mesh and self.sfu is not None else None
+        self.joined(room, member, others)
+        joined = room.about("member_joined", member, audio=member.audio, video=member.video, offer=False,
+                            sfu_id=member.sfu_id)  # fmt: skip
+        room.tell(joined, but=member.key)
+
+    def joined(self, room: Room, member: Member, others: list[dict[str, Any]], **extra: Any) -> None:
+        """Tell ``member`` it is in ``room`` with ``others`` (``room_joined``; ``extra``: more fields)."""
+        sfu = self.sfu.access(room, member) if room.topology == "sfu" and self.sfu is not None else None
         member.session.send({
             "type": "room_joined", "room": room.name, "room_key": room.key, "topology": room.topology,
             "members": others, "ringing": [{"name": i.name, "key": i.key} for i in room.ringing.values()],
             "mesh_limit": self.limits.room_mesh_limit, "max_members": self.limits.room_max_members, "sfu": sfu,
+            **extra,
         })  # fmt: skip
-        joined = room.about("member_joined", member, audio=member.audio, video=member.video, offer=False,
-                            sfu_id=member.sfu_id)  # fmt: skip
-        room.tell(joined, but=member.key)
 
     def _refuse(self, room: Room, member: Member, code: str, message: str) -> None:
         room.joining.pop(member.key, None)
@@ -281,34 +292,45 @@ class Rooms:
     # -- invitations ----------------------------------------------------------------------
 
     def _invite(self, session: Session, message: dict[str, Any]) -> None:
-        kind = "room_invite"
+        if message["room"] is None:  # no room named: the sender's connected 1:1 call becomes one
+            return invite_from_call(self, session, message)
         room = self._room_of(session, message)
-        me = session.key
-        target_key = name_key(message["to"])
+        target = self.invitee(session, message, room)
+        if room.size >= self.limits.room_max_members:
+            full = f"room '{room.name}' is full ({room.size} members)"
+            raise p.ProtocolError(p.ErrorCode.ROOM_FULL, full, "room_invite")
+        self.ring(room, session, target)
+
+    def invitee(self, session: Session, message: dict[str, Any], room: Room | None) -> Session:
+        """Whom ``message`` invites, if it may be rung into ``room`` (None: a room still to be made)."""
+        kind, target_key = "room_invite", name_key(message["to"])
         target = self.hub.users.get(target_key)
         if target is None or target.key is None or target.name is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", kind)
-        if target_key == me:
+        if target_key == session.key:
             raise p.ProtocolError(p.ErrorCode.SELF_CALL, "you cannot invite yourself", kind)
         elsewhere = self.where.get(target_key) or self.rung.get(target_key)
         if target_key in self.hub.calls or (elsewhere is not None and elsewhere is not room):
             raise p.ProtocolError(p.ErrorCode.BUSY, f"'{target.name}' is in another call or room", kind)
         if target_key in self.where:
             raise p.ProtocolError(p.ErrorCode.BUSY, f"'{target.name}' is in this room already", kind)
-        if room.size >= self.limits.room_max_members:
-            raise p.ProtocolError(p.ErrorCode.ROOM_FULL, f"room '{room.name}' is full ({room.size} members)", kind)
-        earlier = room.ringing.get(target_key)
+        return target
+
+    def ring(self, room: Room, session: Session, target: Session) -> None:
+        """``session`` invites ``target`` (checked by :meth:`invitee`) into ``room``: it rings there."""
+        assert session.name is not None and target.key is not None and target.name is not None
+        earlier = room.ringing.get(target.key)
         if earlier is not None:  # invited again: it rings anew
             self._stop_ringing(room, earlier)
         elif len(room.ringing) >= self.limits.room_max_ringing:
-            raise p.ProtocolError(p.ErrorCode.ROOM_FULL, f"{len(room.ringing)} invitations ring in this room", kind)
-        assert session.name is not None
-        invitation = Invitation(target, target_key, target.name, session.name)
-        room.ringing[target_key] = invitation
-        self.rung[target_key] = room
+            message = f"{len(room.ringing)} invitations ring in this room"
+            raise p.ProtocolError(p.ErrorCode.ROOM_FULL, message, "room_invite")
+        invitation = Invitation(target, target.key, target.name, session.name)
+        room.ringing[target.key] = invitation
+        self.rung[target.key] = room
         loop = asyncio.get_running_loop()
         invitation.timer = loop.call_later(self.limits.ring_timeout, self._ring_out, room, invitation)
-        target.send({"type": "room_invite", "room": room.name, "from": session.name, "from_key": me,
+        target.send({"type": "room_invite", "room": room.name, "from": session.name, "from_key": session.key,
                      "members": len(room.members)})  # fmt: skip
         room.tell(room.about("member_ringing", invitation, by=session.name))
 
@@ -355,7 +377,8 @@ class Rooms:
         if not member.state.take(self.hub._clock(), self.limits.room_state_rate, self.limits.room_state_burst):
             return  # a flood of toggles: the latest that got through stands
         member.audio, member.video = message["audio"], message["video"]
-        self._fan_out(room, room.about("member_state", member, audio=member.audio, video=member.video), member)
+        message = room.about("member_state", member, audio=member.audio, video=member.video)
+        room.fan_out(message, member.key, self.limits.max_forward_backlog)
 
     def _chat(self, session: Session, message: dict[str, Any]) -> None:
         room = self._room_of(session, message)
@@ -366,15 +389,7 @@ class Rooms:
                 rate = f"{self.limits.room_chat_rate:g}"
                 session.send(p.error(p.ErrorCode.RATE_LIMITED, f"more than {rate} chat lines a second", "room_chat"))
             return
-        self._fan_out(room, room.about("room_chat", member, text=message["text"]), member)
-
-    def _fan_out(self, room: Room, message: dict[str, Any], sender: Member) -> None:
-        """What a member says to the room; a member who does not read misses it (its
-        connection is not put at risk by what someone else sends)."""
-        backlog = self.limits.max_forward_backlog
-        for key, member in room.members.items():
-            if key != sender.key and member.session.peer.unsent_bytes() <= backlog:
-                member.session.send(message)
+        room.fan_out(room.about("room_chat", member, text=message["text"]), member.key, self.limits.max_forward_backlog)
 
     def _room_of(self, session: Session, message: dict[str, Any], *, joining: bool = False) -> Room:
         """The room named in ``message``, which the sender must be in (or joining)."""

@@ -1,8 +1,9 @@
 // The FakeHub's rooms, as the server does them per docs/rooms.md: join (open, invite-only,
 // password), members with who offers to whom (the newcomer offers to everyone already
 // in), leave, invite / decline, state, chat, offer/answer/candidate forwarded with `room`
-// only between two members of one room, member_left when a socket dies, and the move to
-// the SFU (past the mesh limit when `sfu` is configured, or at once with moveToSfu()).
+// only between two members of one room, member_left when a socket dies, the move to
+// the SFU (past the mesh limit when `sfu` is configured, or at once with moveToSfu()), and
+// a connected 1:1 call that becomes a room (`room_invite` without `room`: _fromCall).
 
 /** @typedef {import("./hub.js").FakeHub} FakeHub */
 /** @typedef {import("./hub.js").Client} Client */
@@ -32,6 +33,7 @@ export class FakeRooms {
     /** @type {{url: string} | null} an SFU the rooms may move to (none: the fifth is refused) */
     this.sfu = null;
     this.nextSfuId = 101;
+    this.nextCallRoom = 1; // rooms made of calls: call-00000001 ...
     /** @type {any[]} every room request, in order (what the pages sent) */
     this.log = [];
   }
@@ -60,12 +62,18 @@ export class FakeRooms {
   receive(me, msg) {
     const type = msg.type;
     const signal = ["offer", "answer", "candidate"].includes(type);
-    if (signal && msg.room == null) return false;
+    if (signal && msg.room == null) {
+      if (!this.inRoom.has(me.key)) return false; // a 1:1 call's
+      // As the server: a member has no 1:1 call (a call that became a room is gone).
+      this._refuse(me, type, type === "offer" ? "busy" : "no_call", `you have no call with '${msg.to}'`);
+      return true;
+    }
     if (!signal && !type.startsWith("room_")) return false;
     this.log.push({ from: me.key, ...msg });
     if (signal) this._forward(me, msg);
     else if (type === "room_join") this._join(me, msg);
     else if (type === "room_decline") this._decline(me, msg);
+    else if (type === "room_invite" && msg.room == null) this._fromCall(me, msg);
     else {
       const room = this.roomOf(me.key);
       if (!room || room.key !== this.nameKey(String(msg.room || ""))) this._refuse(me, type, "not_in_room", "you are not in that room");
@@ -164,6 +172,47 @@ export class FakeRooms {
     room.ringing.set(key, { name: target.name, key, by: me.name });
     this.hub.tell(key, { type: "room_invite", room: room.name, from: me.name, from_key: me.key, members: room.members.size });
     for (const k of room.members.keys()) this.hub.tell(k, { type: "member_ringing", room: room.name, from: target.name, from_key: key, by: me.name });
+  }
+
+  /**
+   * As the server (room_from_call.py): the sender's answered call moves into a new
+   * invite-only room, both sides told room_joined with from_call (the caller offers), no
+   * hangup; then the invitee rings.
+   * @param {Client} me @param {any} msg
+   */
+  _fromCall(me, msg) {
+    const call = this.hub.calls.get(me.key);
+    const refuse = (/** @type {string} */ code, /** @type {string} */ message) => this._refuse(me, "room_invite", code, message);
+    if (!call || call.state !== "active") return refuse("no_call", "you are in no answered call");
+    const peerKey = call.caller === me.key ? call.callee : call.caller;
+    const peer = this.hub.users.get(peerKey);
+    if (!peer || !peer.nbcall || !me.nbcall) return refuse("seed_call", "a seed client's call cannot become a room");
+    const to = this.nameKey(String(msg.to || ""));
+    if (to === peerKey) return refuse("busy", `'${peer.name}' is in this call already`);
+    const target = this.hub.users.get(to);
+    if (!target) return refuse("unknown_peer", `'${msg.to}' is not online`);
+    if (this.hub.calls.has(to) || this.inRoom.has(to)) return refuse("busy", `${target.name} is in a call or a room`);
+    const name = `call-${(this.nextCallRoom++).toString(16).padStart(8, "0")}`;
+    /** @type {FakeRoom} */
+    const room = { name, key: name, access: "invite", password: null, members: new Map(), ringing: new Map(), topology: "mesh" };
+    this.rooms.set(room.key, room);
+    this.hub.calls.delete(call.caller);
+    this.hub.calls.delete(call.callee);
+    for (const key of [call.callee, call.caller]) {
+      const client = /** @type {Client} */ (this.hub.users.get(key));
+      room.members.set(key, { name: client.name, key, audio: true, video: true, sfuId: this.nextSfuId++ });
+      this.inRoom.set(key, room.key);
+    }
+    for (const [key, partner] of [[call.callee, call.caller], [call.caller, call.callee]]) {
+      const other = /** @type {RoomMember} */ (room.members.get(partner));
+      this.hub.tell(key, {
+        type: "room_joined", room: name, room_key: name, topology: "mesh",
+        members: [{ name: other.name, key: partner, audio: true, video: true, offer: key === call.caller, sfu_id: null }],
+        ringing: [], mesh_limit: this.meshLimit, max_members: this.maxMembers, sfu: null,
+        from_call: { peer: other.name, peer_key: partner, call_id: call.id },
+      }); // prettier-ignore
+    }
+    this._invite(room, me, msg);
   }
 
   /** @param {Client} me @param {any} msg */
