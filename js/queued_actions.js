@@ -34,6 +34,7 @@ export const Wait = Object.freeze({
   CONNECTED: pick(QUEUE_WAITS, "connected"),
   FREE: pick(QUEUE_WAITS, "free"),
   IN_ROOM: pick(QUEUE_WAITS, "in_room"),
+  MEMBER: pick(QUEUE_WAITS, "member"),
 });
 
 /** @param {Phone} phone */
@@ -52,6 +53,8 @@ const READY = {
     phone.state === State.CONNECTED && (entry.command.kind !== TO_PAGE_KIND.CHAT || !features || features.channelOpen),
   [Wait.FREE]: (phone) => registered(phone) && canCall(phone.state) && !phone.room.name && !phone.room.invitation,
   [Wait.IN_ROOM]: (phone) => !!phone.room.name,
+  // The entry's key is the member's (the server's name key, as Python computes it).
+  [Wait.MEMBER]: (phone, entry) => phone.room.participants().some((p) => p.key === entry.key && p.state === "connected"),
 };
 
 /**
@@ -66,6 +69,7 @@ export function waitingFor(phone, entry) {
   if (entry.wait === Wait.RINGING) return "a call to ring";
   if (entry.wait === Wait.FREE) return registered(phone) ? "the current call to end" : "the signaling server";
   if (entry.wait === Wait.IN_ROOM) return "the room";
+  if (entry.wait === Wait.MEMBER) return `${entry.command.which} to be in the room`;
   if (entry.wait === Wait.IN_CALL) return "a call";
   return "a connected call";
 }

@@ -1,4 +1,4 @@
-"""In-call features of :class:`~nbcall.CallWidget`: chat, screen sharing, snapshots, recordings.
+"""In-call features of :class:`~nbcall.CallWidget`: chat, screen sharing, snapshots (recordings: _recording.py).
 
 A mixin: the traits are declared with the others in :mod:`nbcall.widget`; what the page
 sends back (frames, recording chunks) is assembled by :class:`nbcall._media.MediaInbox`.
@@ -24,10 +24,12 @@ from typing import Any, Protocol
 
 import traitlets
 
-from ._enums import RECORDING_SOURCES, SNAPSHOT_SOURCES
+from ._enums import SNAPSHOT_SOURCES
 from ._errors import CallError
 from ._media import MediaInbox, Snapshot
 from ._messages import CHAT_BURST, CHAT_RATE, MAX_CHAT_BYTES, MAX_CHAT_CHARS, MAX_CHAT_LINES
+from ._recording import RecordingFeatures
+from .signaling.names import name_key
 
 log = logging.getLogger("nbcall.widget")
 
@@ -167,10 +169,12 @@ class _Widget(Protocol):
     def _chat(self) -> ChatState: ...
     def _chat_append(self, line: ChatLine) -> ChatLine: ...
     def _member_named(self, which: str) -> str: ...
+    def _member_to_wait_for(self, which: str) -> str | None: ...
+    def _room_coming(self) -> bool: ...
 
 
-class InCallFeatures:
-    """Methods of a connected call; mixed into :class:`~nbcall.CallWidget`.
+class InCallFeatures(RecordingFeatures):
+    """Methods of a connected call; mixed into :class:`~nbcall.CallWidget` (recordings: nbcall/_recording.py).
 
     Asked for while a call is still coming (the page has not reported yet, or the call is
     being placed or set up), they wait for it in the page (nbcall/_actions.py); with no call
@@ -182,6 +186,8 @@ class InCallFeatures:
         (or this widget is in a room: chat and snapshots go to its members)."""
         if self.room and not self._queued:
             return False
+        if self._room_coming() or (self.room and self._queued):
+            return True  # it waits for the room (Run All: the join is still queued)
         if self._must_wait(action, "connected"):
             return True
         self._require_connected(action)
@@ -189,7 +195,8 @@ class InCallFeatures:
 
     def _send_or_queue(self: _Widget, queued: bool, action: str, kind: str, /, **fields: Any) -> None:
         if queued:
-            self._enqueue(action, "connected", {"kind": kind, **fields})
+            wait = "in_room" if self.room or self._room_coming() else "connected"
+            self._enqueue(action, wait, {"kind": kind, **fields})
         else:
             self._command(kind, **fields)
 
@@ -340,6 +347,12 @@ class InCallFeatures:
         This never blocks: a cell cannot wait for a message only delivered after it ends.
         """
         if which not in SNAPSHOT_SOURCES:
+            member = self._member_to_wait_for(which)
+            if member is not None:  # Run All: the frame is taken once that member is in the room
+                snap = self._media.expect_snapshot(member, callback)
+                command = {"kind": "snapshot", "id": str(snap.id), "which": member}
+                self._enqueue(f"take a snapshot of {member}", "member", command, key=name_key(member))
+                return snap
             which = self._member_named(which)
         queued = self._when_connected("take a snapshot")
         snap = self._media.expect_snapshot(which, callback)
@@ -350,42 +363,3 @@ class InCallFeatures:
     def snapshots(self: _Widget) -> list[Snapshot]:
         """Every frame received, newest last (the last 20), including those of the widget's button."""
         return self._media.snapshots
-
-    # -- recordings ----------------------------------------------------------------------------
-
-    def start_recording(self: _Widget, which: str = "remote") -> None:
-        """Record the ``remote`` video, the ``local`` one, or ``both`` (remote with local inset, audio mixed).
-
-        The browser records WebM (VP8/VP9 + Opus) and sends it in chunks every 0.5 s.
-        """
-        if which not in RECORDING_SOURCES:
-            raise ValueError(f"which must be one of {RECORDING_SOURCES}, not {which!r}")
-        queued = self._when_connected("record")
-        if self.recording_state in ("recording", "stopping"):
-            raise CallError(f"already {self.recording_state}")
-        self._media.expect_recording()
-        self._send_or_queue(queued, "record", "recording_start", which=which)
-
-    def stop_recording(self: _Widget, path: str | None = None) -> None:
-        """Stop recording; the file arrives in the next messages: ``recording`` holds it when
-        ``recording_state`` is ``done`` (also written to ``path`` if given, and handed to
-        :meth:`on_recording` callbacks). A call that ends stops its recording the same way."""
-        self._require_open("stop recording")
-        if any(entry["command"]["kind"] == "recording_start" for entry in self._queued):
-            self._media.expect_stop(path)
-            self._enqueue("stop recording", "connected", {"kind": "recording_stop"})
-            return
-        if self.recording_state != "recording":
-            raise CallError(f"not recording (recording_state is {self.recording_state})")
-        self._media.expect_stop(path)
-        self.recording_state = "stopping"
-        self._command("recording_stop")
-
-    @property
-    def recording(self: _Widget) -> bytes | None:
-        """The last finished recording (WebM bytes), None while there is none or it is still arriving."""
-        return self._media.recording
-
-    def on_recording(self: _Widget, callback: Callable[[bytes], Any]) -> None:
-        """Call ``callback(webm_bytes)`` whenever a recording is complete in the kernel."""
-        self._media.on_recording(callback)

@@ -13,6 +13,7 @@ import { Emitter } from "../emitter.js";
 import { listen } from "../listen.js";
 import { grabFrame } from "../media/snapshot.js";
 import { Recording } from "../media/recorder.js";
+import { recordRoom, GRID } from "./room_recording.js";
 import { Devices } from "./devices.js";
 import { Chat } from "./chat.js";
 
@@ -338,7 +339,8 @@ export class InCall {
   /** Returns an error sentence or "" (the recording starts asynchronously). @param {string} which */
   startRecording(which) {
     if (this.recording) return "already recording";
-    if (this.phone.state !== State.CONNECTED) return "recording needs a connected call";
+    const room = this.phone.room.name; // in a room: the grid, a member or ours (room_recording.js)
+    if (!room && this.phone.state !== State.CONNECTED) return "recording needs a connected call or a room";
     const recording = new Recording({
       send: (kind, fields, buffers) => this.dispatcher.send(kind, fields, buffers),
       onEnd: () => {
@@ -349,7 +351,8 @@ export class InCall {
     this.recording = recording;
     this._changed();
     const streams = { remote: this.phone.remoteStream, local: this.phone.localStream };
-    recording.start(which, streams).catch((err) => {
+    const started = room ? recordRoom(recording, this.phone, which) : recording.start(which, streams);
+    started.catch((err) => {
       if (this.recording === recording) this.recording = null;
       this._fail("start_recording", words(err));
       this.dispatcher.send(TO_KERNEL_KIND.RECORDING_FAILED, { id: recording.id, message: words(err) });
@@ -365,11 +368,11 @@ export class InCall {
     return "";
   }
 
-  /** The widget's Record button: records both sides, or stops. */
+  /** The widget's Record button: records both sides (in a room: the grid), or stops. */
   toggleRecording() {
     if (this.recording) this.stopRecording();
     else {
-      const error = this.startRecording(BOTH);
+      const error = this.startRecording(this.phone.room.name ? GRID : BOTH);
       if (error) this.phone.setError(`record: ${error}`);
     }
   }

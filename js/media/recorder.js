@@ -122,7 +122,45 @@ export class Recording {
       stream = mixed.stream;
       this.cleanup = mixed.stop;
     } else throw new Error(`which must be ${RECORDING_SOURCES.join(", ")}, not ${which}`);
-    if (!stream || !stream.getVideoTracks().length) throw new Error(`no ${which} video to record`);
+    this._record(which, stream);
+  }
+
+  /**
+   * Record what a composition draws (a room's grid or one member: grid_canvas.js), under the
+   * name `which`; the composition is stopped with the recording, or at once if it cannot start.
+   * @param {string} which
+   * @param {{start: () => Promise<MediaStream>, stop: () => void}} composition
+   */
+  async startComposed(which, composition) {
+    this.cleanup = () => composition.stop();
+    /** @type {MediaStream} */
+    let stream;
+    try {
+      stream = await composition.start();
+    } catch (err) {
+      this._release();
+      throw err;
+    }
+    this._record(which, stream);
+  }
+
+  /** Release what was made for the recording (a composition), once. */
+  _release() {
+    const cleanup = this.cleanup;
+    this.cleanup = () => {};
+    cleanup();
+  }
+
+  /**
+   * Record `stream` (sends recording_started, then its chunks).
+   * @param {string} which
+   * @param {MediaStream | null} stream
+   */
+  _record(which, stream) {
+    if (!stream || !stream.getVideoTracks().length) {
+      this._release();
+      throw new Error(`no ${which} video to record`);
+    }
     // A recorder on a stream that later gains or loses a track stops: record a fixed copy.
     const fixed = new MediaStream(stream.getTracks());
     const mimeType = pickMime(fixed.getAudioTracks().length > 0);
@@ -142,7 +180,7 @@ export class Recording {
       this.chain = this.chain.then(() => {
         if (this.done) return;
         this.done = true;
-        this.cleanup();
+        this._release();
         this.send(TO_KERNEL_KIND.RECORDING_DONE, { id: this.id, chunks: this.seq });
         this.onEnd();
       });

@@ -1,9 +1,10 @@
-// Who is speaking.  A mesh link's level comes from its RTCRtpReceiver:
+// Who is speaking.  A member's level comes from the RTCRtpReceiver that carries its audio:
 // getSynchronizationSources().audioLevel is the level the sender put in each RTP packet
-// (RFC 6464, on by default in browsers): no AudioContext, so no autoplay policy in the
-// way, and it works in headless Chromium whether or not the audio is played.  An SFU
-// stream has no receiver of ours to ask (sfu.js owns its connection): its level comes from
-// a WebAudio AnalyserNode, made only then.
+// (RFC 6464, on by default in browsers; Janus forwards the extension to subscribers): no
+// AudioContext, so no autoplay policy in the way, and it works in headless Chromium whether
+// or not the audio is played.  On a mesh the receivers are the link's; on the SFU the
+// subscription's m-lines that carry that member (SfuSession.receivers).  Only a session
+// that cannot name its receivers is measured with a WebAudio AnalyserNode (StreamMeter).
 //
 // Levels are linear, 0..1 (1 = full scale): speech is ~0.05-0.5, a quiet room < 0.01.
 

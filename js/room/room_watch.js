@@ -22,9 +22,9 @@ function known(value) {
 
 /**
  * A member's quality from what the SFU session's stats() gives: per publisher (`feeds`,
- * keyed by publisher id) or one figure for the whole session; either says `quality` or has
- * the loss and round trip stats.js judges.  Without them (sfu.js's stats() has bytes and
- * frames, not loss yet) it stays "".
+ * keyed by publisher id; sfu_stats.js judges each from its packet loss and the subscriber
+ * connection's round trip) or one figure for the whole session; either says `quality` or
+ * has the loss and round trip stats.js judges.  Without them it stays "".
  * @param {unknown} stats
  * @param {Member} member
  * @returns {Quality}
@@ -104,11 +104,16 @@ export class RoomWatch {
     const room = this.room;
     const now = performance.now();
     let changed = false;
+    const session = /** @type {{receivers?: (publisherId: string) => RTCRtpReceiver[]} | null} */ (room.sfu && room.sfu.session);
     for (const m of room.members) {
       /** @type {number | null} */
       let level = null;
-      if (m.sfuStream) level = this.meter.level(m.key, m.sfuStream);
-      else if (room.mesh && room.mesh.has(m.key)) level = receiverLevel(room.mesh.receivers(m.key));
+      if (m.sfuStream) {
+        // The subscription's receivers tell the level with no AudioContext (which headless
+        // Chromium may keep suspended, reading silence); a session that cannot name them is metered.
+        if (session && typeof session.receivers === "function") level = receiverLevel(session.receivers(String(m.sfuId)));
+        else level = this.meter.level(m.key, m.sfuStream);
+      } else if (room.mesh && room.mesh.has(m.key)) level = receiverLevel(room.mesh.receivers(m.key));
       const speaking = m.audio && this.speaking.update(m.key, level, now);
       if (speaking !== m.speaking) {
         m.speaking = speaking;

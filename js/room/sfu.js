@@ -199,14 +199,28 @@ export class SfuSession {
   }
 
   /**
-   * What arrives per member, and what we send.
-   * @returns {Promise<{feeds: Record<string, FeedStats>, uplinkKbps: number}>}
+   * What arrives per member (with its packet loss and quality), what we send, and the
+   * subscriber connection's round trip.
+   * @returns {Promise<{feeds: Record<string, FeedStats>, uplinkKbps: number, rtt_ms: number | null}>}
    */
   async stats() {
-    if (this.over) return { feeds: {}, uplinkKbps: 0 };
+    if (this.over) return { feeds: {}, uplinkKbps: 0, rtt_ms: null };
     const layerOf = (/** @type {string} */ feed) => this.receivedLayer(feed);
     const feedOf = (/** @type {string} */ mid) => this.feeds.feedOf(mid);
     return readStats({ sub: peerConnection(this.sub.handle), pub: peerConnection(this.pub), feedOf, layerOf, rates: this.rates });
+  }
+
+  /**
+   * The subscription's receivers that carry `publisherId`'s media (by m-line): what its
+   * audio level is read from (levels.js), with no AudioContext.
+   * @param {string | number} publisherId
+   * @returns {RTCRtpReceiver[]}
+   */
+  receivers(publisherId) {
+    const pc = this.over ? null : peerConnection(this.sub.handle);
+    if (!pc) return [];
+    const feed = String(publisherId);
+    return pc.getTransceivers().filter((t) => t.mid !== null && this.feeds.feedOf(t.mid) === feed).map((t) => t.receiver);
   }
 
   /** Leave the room, destroy the Janus session, close both connections; any number of times. */
@@ -346,7 +360,7 @@ export class SfuSession {
     this.mediaUp = null;
     this.sub.end();
     this.layers.clear();
-    this.rates.last.clear();
+    this.rates.clear();
     if (wasOver || !this.janus) return;
     const janus = this.janus;
     const sessionId = janus.getSessionId ? janus.getSessionId() : null;

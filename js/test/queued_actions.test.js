@@ -52,7 +52,7 @@ function page(t, phone, queued) {
 const callEntry = (id, to) => ({ id, wait: "online", action: `call ${to}`, command: { kind: "call", to }, key: nameKey(to) });
 
 test("the waits are the ones Python names", () => {
-  assert.deepEqual([...QUEUE_WAITS].sort(), ["connected", "free", "in_call", "in_room", "online", "ringing"]);
+  assert.deepEqual([...QUEUE_WAITS].sort(), ["connected", "free", "in_call", "in_room", "member", "online", "ringing"]);
 });
 
 test("Run All: a call queued before the callee is online rings it once it is, and the callee's queued accept answers", async (t) => {
