@@ -141,3 +141,26 @@ def test_room_video_is_checked() -> None:
     for bad in ({"width": 0}, {"fps": 61}, {"height": "180"}, {"depth": 8}, {"width": True}):
         with pytest.raises(Exception, match="room_video takes"):
             w.room_video = bad
+
+
+def test_run_all_snapshot_of_a_member_waits_for_that_member() -> None:
+    w = CallWidget("cat", server=URL)
+    sent = capture(w)
+    w.join("standup")
+    snap = w.snapshot("Ann")
+    assert sent == [] and not snap.ready
+    entry = w._queued[-1]
+    assert (entry["wait"], entry["key"], entry["command"]["which"]) == ("member", "ann", "Ann")
+    # Once the page is up and in the room, a name nobody in it has is an error at once.
+    ready(w, room="standup", participants=[member("Ann")])
+    w._queued = []
+    with pytest.raises(ValueError, match="in the room: Ann"):
+        w.snapshot("bob")
+
+
+def test_run_all_chat_in_a_room_waits_for_the_room() -> None:
+    w = CallWidget("ann", server=URL)
+    capture(w)
+    w.join("standup")
+    w.send_chat("hello everyone")
+    assert [(e["wait"], e["command"]["kind"]) for e in w._queued] == [("free", "join"), ("in_room", "chat")]

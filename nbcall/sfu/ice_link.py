@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from pathlib import Path
 
 log = logging.getLogger("nbcall.sfu")
 
@@ -31,7 +32,12 @@ def _ip(*args: str) -> None:
 
 
 class IceLink:
-    """A veth pair ``nbjXXXXXX``/``nbkXXXXXX`` whose first end has a random ``127.x.y.z/32``."""
+    """A veth pair ``tunjXXXXXX``/``tunkXXXXXX`` whose first end has a random ``127.x.y.z/32``.
+
+    Named like a tunnel: Chromium leaves ``tun*`` interfaces out when it decides whether the
+    network changed (seen here once with another name: a page's loads in flight failed with
+    ERR_NETWORK_CHANGED as Janus started; not since).
+    """
 
     def __init__(self) -> None:
         self.name: str | None = None
@@ -43,7 +49,7 @@ class IceLink:
             return None
         for _ in range(5):
             tag = secrets.token_hex(3)
-            name, peer = f"nbj{tag}", f"nbk{tag}"
+            name, peer = f"tunj{tag}", f"tunk{tag}"
             # Never 127.0.0.x: what else on this machine listens on loopback is most likely there.
             address = f"127.{1 + secrets.randbelow(254)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
             try:
@@ -52,6 +58,11 @@ class IceLink:
                 log.info("cannot create a link for Janus's ICE (%s): Janus uses the machine's interfaces", exc)
                 return None
             try:
+                # No IPv6 on it: each link-local address would be one more ICE candidate for
+                # every browser connection on this machine (Chromium gathers on all interfaces).
+                for end in (name, peer):
+                    with contextlib.suppress(OSError):  # a kernel without IPv6 has none to add
+                        Path(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6").write_text("1")
                 _ip("addr", "add", f"{address}/32", "dev", name)
                 _ip("link", "set", name, "up")
                 _ip("link", "set", peer, "up")
