@@ -3,6 +3,7 @@ offers to whom, forwarding within a room only, names, limits, invitations, busy,
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -302,3 +303,25 @@ def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
             asyncio.run(try_rooms(node.url))
         finally:
             node.stop()
+
+
+async def test_a_member_that_dropped_may_join_its_invite_only_room_again_within_the_grace(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A page whose signaling dropped reconnects and rejoins: an invite-only room lets it back in
+    for the reconnect grace (as a 1:1 call would wait for it), not after, and never a stranger."""
+    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.6))
+    async with users(server.url, "alice", "bob", "eve") as (alice, bob, eve):
+        await join(alice, "r", access="invite")
+        await alice.send({"type": "room_invite", "room": "r", "to": "bob"})
+        await bob.expect("room_invite")
+        await join(bob, "r")
+        bob.ws.transport.abort()  # a drop
+        assert (await alice.expect("member_left", timeout=2))["reason"] == "disconnected"
+        async with SignalingClient(server.url, "bob", credential=bob.credential, presence=False) as again:
+            await join(again, "r")  # uninvited, within the grace
+            assert (await alice.expect("member_joined", timeout=2))["from"] == "bob"
+            again.ws.transport.abort()  # drops again, and stays away past the grace
+            assert (await alice.expect("member_left", timeout=2))["reason"] == "disconnected"
+            await asyncio.sleep(0.8)
+        async with SignalingClient(server.url, "bob", credential=again.credential, presence=False) as late:
+            assert (await refused(late, {"type": "room_join", "room": "r"}))["code"] == "not_invited"
+        assert (await refused(eve, {"type": "room_join", "room": "r"}))["code"] == "not_invited"

@@ -130,6 +130,19 @@ class Room:
     topology: str = "mesh"
     janus: JanusRoom | None = None
     work: Serial = field(default_factory=Serial)
+    # key -> until when (monotonic) a member whose connection dropped may join again uninvited:
+    # its page reconnects and rejoins, and an invite-only room must not lock it out.
+    returning: dict[str, float] = field(default_factory=dict)
+
+    def let_back(self, key: str, now: float, grace: float, most: int) -> None:
+        """``key`` dropped: it may come back for ``grace`` seconds (at most ``most`` such at once)."""
+        for gone in [k for k, t in self.returning.items() if t <= now]:
+            del self.returning[gone]
+        if len(self.returning) < most:
+            self.returning[key] = now + grace
+
+    def may_return(self, key: str, now: float) -> bool:
+        return self.returning.get(key, 0.0) > now
 
     @property
     def size(self) -> int:

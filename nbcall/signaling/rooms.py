@@ -77,6 +77,8 @@ class Rooms:
             member = room.members.get(key) or room.joining.get(key)
             if member is not None and member.session is session:
                 self._remove(room, key, "closed" if clean else "disconnected")
+                if not clean:  # its page comes back and joins again: for the call's grace, uninvited
+                    room.let_back(key, self.hub._clock(), self.limits.reconnect_grace, self.limits.room_max_members)
         rung = self.rung.get(key)
         if rung is not None and rung.ringing[key].session is session:
             self._decline(rung, rung.ringing[key], "left")
@@ -168,7 +170,8 @@ class Rooms:
 
     def _check_entry(self, room: Room, key: str, password: str | None) -> None:
         kind = "room_join"
-        if key not in room.ringing:  # an invitation opens an invite-only or password room
+        # An invitation opens an invite-only or password room; so does having dropped out of it lately.
+        if key not in room.ringing and not room.may_return(key, self.hub._clock()):
             if room.access == "invite":
                 raise p.ProtocolError(
                     p.ErrorCode.NOT_INVITED, f"room '{room.name}' is invite-only: ask a member to invite you", kind
@@ -269,6 +272,7 @@ class Rooms:
 
     def _remove(self, room: Room, key: str, reason: str) -> None:
         del self.where[key]
+        room.returning.pop(key, None)  # (a drop lets it back in afterwards: gone())
         member = room.members.pop(key, None)
         if member is None:
             room.joining.pop(key, None)  # a join still waiting: its job finds it gone
