@@ -1,0 +1,123 @@
+"""One room member per page (benchmarks/rooms_harness.html): the static server and the page driver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import anywidget
+from playwright.async_api import Browser, BrowserContext, Page
+
+from nbcall._testing.processes import HOST
+from nbcall.widget import CallWidget
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FILES = {
+    "/rooms_harness.html": HERE / "rooms_harness.html",
+    "/widget.js": ROOT / "nbcall" / "static" / "widget.js",
+    "/widget.css": ROOT / "nbcall" / "static" / "widget.css",
+    "/fake_model.js": ROOT / "js" / "test" / "fakes" / "model.js",
+}
+
+
+def serve_pages() -> tuple[ThreadingHTTPServer, str]:
+    """A static server on 127.0.0.1 (a secure context) for the harness, the built bundle, the fake model."""
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = FILES.get(self.path.split("?", 1)[0])
+            if path is None:
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            kind = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}[path.suffix]
+            self.send_response(200)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer((HOST, 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://{HOST}:{httpd.server_address[1]}"
+
+
+def widget_attrs(user: str, server: str, room_video: dict[str, int]) -> dict[str, Any]:
+    """The model's attributes: CallWidget's own synced traits at their defaults, then this member's."""
+    base = set(anywidget.AnyWidget.class_traits(sync=True))
+    attrs = {k: t.default() for k, t in CallWidget.class_traits(sync=True).items() if k not in base}
+    credential = secrets.token_urlsafe(18)
+    attrs.update(user=user, server=server, connect_via="direct", room_video=room_video, _credential=credential)
+    return attrs
+
+
+class Member:
+    """One page, one CallWidget, one room member (``window.bench`` of the harness)."""
+
+    def __init__(self, browser: Browser, base: str, user: str, server: str, room_video: dict[str, int]) -> None:
+        self.browser, self.base, self.user = browser, base, user
+        self.attrs = widget_attrs(user, server, room_video)
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
+        self.key = ""
+
+    async def open(self, viewport: tuple[int, int], timeout: float = 30.0) -> None:
+        self.context = await self.browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        await self.context.add_init_script(f"window.__benchAttrs = {json.dumps(self.attrs)};")
+        self.page = await self.context.new_page()
+        await self.page.goto(f"{self.base}/rooms_harness.html")
+        await self.page.wait_for_function("() => window.bench && window.bench.ready()", timeout=timeout * 1000)
+        self.key = await self.page.evaluate("() => bench.key()")
+
+    @property
+    def p(self) -> Page:
+        assert self.page is not None, "open() first"
+        return self.page
+
+    async def join(self, room: str, expect: int) -> float:
+        """RoomClient.join in the page (watching for ``expect`` members' first frames): epoch ms of the call."""
+        got = await self.p.evaluate("([room, expect]) => bench.join(room, expect)", [room, expect])
+        if got["why"]:
+            raise RuntimeError(f"{self.user} could not join {room}: {got['why']}")
+        return float(got["t"])
+
+    async def arm(self, expect: int) -> None:
+        await self.p.evaluate("(n) => bench.arm(n)", expect)
+
+    async def frames(self) -> dict[str, Any]:
+        """{first: {member key: epoch ms of its first frame here}, done} once the watch ends."""
+        result: dict[str, Any] = await self.p.evaluate("() => bench.frames()")
+        return result
+
+    async def leave(self) -> None:
+        await self.p.evaluate("() => bench.leave()")
+
+    async def state(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.p.evaluate("() => bench.state()")
+        return result
+
+    async def sample(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.p.evaluate("() => bench.sample()")
+        return result
+
+    async def wait_state(self, check: str, arg: Any = None, timeout: float = 20.0) -> None:
+        """Until ``check`` (a JS function of bench.state() and ``arg``) is true."""
+        await self.p.wait_for_function(f"(arg) => ({check})(bench.state(), arg)", arg=arg, timeout=timeout * 1000)
+
+    async def close(self) -> None:
+        if self.context is not None:
+            await self.context.close()
+
+
+async def gather(*jobs: Any) -> list[Any]:
+    return list(await asyncio.gather(*jobs))
