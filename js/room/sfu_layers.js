@@ -9,7 +9,7 @@
 import { layerFor, DEFAULT_LAYER } from "./sfu_feeds.js";
 
 export const LAYER_NUDGE_MS = 1500;
-export const LAYER_NUDGES = 5; // per layer asked for: a publisher that cannot send it is not pestered
+export const LAYER_NUDGES = 12; // per layer asked for (18 s): a publisher that cannot send it is not pestered for ever
 
 /**
  * @typedef {object} LayersOptions

@@ -141,7 +141,9 @@ export class Subscription {
     const pc = peerConnection(this.handle);
     /** @type {Set<string>} */
     const changed = new Set();
-    for (const { mid, from } of feeds.subscription(streams)) {
+    /** @type {[string, MediaStreamTrack][]} */
+    const recycled = [];
+    for (const { mid, from, to } of feeds.subscription(streams)) {
       const stream = from && this.streams.get(from);
       const transceiver = pc && pc.getTransceivers().find((t) => t.mid === mid);
       const track = transceiver && transceiver.receiver.track;
@@ -149,11 +151,19 @@ export class Subscription {
         stream.removeTrack(track); // the m-line now carries someone else, or no one
         changed.add(from);
       }
+      // An m-line Janus recycled for another member: the browser may see no new track on it
+      // (it stayed recvonly, its track unmuted: no ontrack, no unmute), so the member's stream
+      // takes the receiver's track here, whatever janus.js says later.
+      if (to && track && track.readyState !== "ended") recycled.push([to, track]);
     }
     for (const feed of changed) {
       const stream = /** @type {MediaStream} */ (this.streams.get(feed));
       // Nothing left: the member is leaving, and the publisher handle says so (onStreamGone) next.
-      if (stream.getTracks().length) this.opts.onStream(feed, stream);
+      if (stream.getTracks().length && !recycled.some(([to]) => to === feed)) this.opts.onStream(feed, stream);
+    }
+    for (const feed of new Set(recycled.map(([to]) => to))) {
+      for (const [to, track] of recycled) if (to === feed) this._add(feed, track, false);
+      this.opts.onStream(feed, /** @type {MediaStream} */ (this.streams.get(feed)));
     }
     for (const m of feeds.mids.values()) this.requested.delete(`${m.feed}\n${m.feedMid}`);
     layers.relayout();
@@ -176,19 +186,28 @@ export class Subscription {
   onRemoteTrack(track, mid, on, meta) {
     const feed = this.opts.feeds.feedOf(mid);
     if (this.over || !feed) return;
-    let stream = this.streams.get(feed);
+    const stream = this.streams.get(feed);
     if (on) {
-      if (!stream) this.streams.set(feed, (stream = new MediaStream()));
-      if (stream.getTracks().includes(track)) return;
-      // One track of each kind per member: a newer one (the member re-published) replaces it.
-      for (const old of stream.getTracks()) if (old.kind === track.kind) stream.removeTrack(old);
-      stream.addTrack(track);
-      this.opts.onStream(feed, stream);
+      this._add(feed, track, true);
     } else if (stream && meta && meta.reason === "ended" && stream.getTracks().includes(track)) {
       // "mute" (nothing arrived for a while: the camera is off) keeps the track: it comes back.
       stream.removeTrack(track);
       this.opts.onStream(feed, stream);
     }
+  }
+
+  /**
+   * The member's stream carries this track (made if it has none yet); onStream when it changed
+   * and `tell`.  One track of each kind per member: a newer one (it re-published) replaces it.
+   * @param {string} feed @param {MediaStreamTrack} track @param {boolean} tell
+   */
+  _add(feed, track, tell) {
+    let stream = this.streams.get(feed);
+    if (!stream) this.streams.set(feed, (stream = new MediaStream()));
+    if (stream.getTracks().includes(track)) return;
+    for (const old of stream.getTracks()) if (old.kind === track.kind) stream.removeTrack(old);
+    stream.addTrack(track);
+    if (tell) this.opts.onStream(feed, stream);
   }
 
   /** A member left: returns whether it had a stream here. @param {string} feed */

@@ -23,7 +23,7 @@ test("a tile's size picks the simulcast layer", () => {
 });
 
 test("the camera goes in three layers, each sized explicitly when the camera's size is known", () => {
-  const [h, m, l] = simulcastEncodings({ width: 320, height: 180 });
+  const [l, m, h] = simulcastEncodings({ width: 320, height: 180 }); // smallest first: js/test/sfu_encodings.test.js
   assert.deepEqual([h.rid, m.rid, l.rid], ["h", "m", "l"]);
   assert.deepEqual([h, m, l].map((e) => e.scaleResolutionDownBy), [1, 2, 4]);
   assert.deepEqual(/** @type {any} */ (l).scaleResolutionDownTo, { maxWidth: 80, maxHeight: 45 });
@@ -362,6 +362,49 @@ test("a member that left before being subscribed to is not waited for", async (t
   assert.deepEqual(ctx.log.errors, []);
 });
 
+test("a member that leaves and comes back on recycled m-lines gets its stream, with no new track event", async (t) => {
+  const ctx = session(t, { localStream: null });
+  const { started, handle } = await untilJoin(ctx);
+  handle.emit({ videoroom: "joined", id: "me", publishers: [pub("ann"), pub("bob")] });
+  await started;
+  await flush();
+  const sub = /** @type {FakeHandle} */ (ctx.janus().handles[1]);
+  const tracks = ["audio", "video", "audio", "video"].map((kind) => new FakeTrack(/** @type {any} */ (kind)));
+  sub.transceivers = tracks.map((track, i) => ({ mid: String(i), receiver: { track } }));
+  const line = (/** @type {number} */ mid, /** @type {string} */ feed) => ({ mid: String(mid), type: mid % 2 ? "video" : "audio", feed_id: feed, feed_mid: String(mid % 2) });
+  sub.emit({ videoroom: "attached", streams: [line(0, "ann"), line(1, "ann"), line(2, "bob"), line(3, "bob")] }, { type: "offer", sdp: "o" });
+  await flush();
+  tracks.forEach((track, i) => sub.callbacks.onremotetrack(track, String(i), true, { reason: "created" }));
+  const streamOf = (/** @type {string} */ id) => ctx.log.streams.filter(([feed]) => feed === id).at(-1)?.[1];
+  assert.deepEqual(streamOf("ann").getTracks(), tracks.slice(0, 2));
+
+  // ann leaves; Janus (1.1) may leave her m-lines as they are (recvonly, unmuted) ...
+  handle.emit({ videoroom: "event", leaving: "ann" });
+  assert.deepEqual(ctx.log.gone, ["ann"]);
+  // ... and comes back with the same id: subscribed again, on her old m-lines.
+  handle.emit({ videoroom: "event", publishers: [pub("ann")] });
+  assert.deepEqual(sub.requests("subscribe").at(-1)?.streams, [{ feed: "ann", mid: "0" }, { feed: "ann", mid: "1" }]);
+  const before = ctx.log.streams.length;
+  sub.emit({ videoroom: "updated", streams: [line(0, "ann"), line(1, "ann"), line(2, "bob"), line(3, "bob")] }, { type: "offer", sdp: "o2" });
+  await flush();
+  assert.equal(ctx.log.streams.length, before + 1, "no ontrack, no unmute: the layout alone makes her stream");
+  assert.deepEqual(streamOf("ann").getTracks(), tracks.slice(0, 2));
+  sub.callbacks.onremotetrack(tracks[1], "1", true, { reason: "unmute" }); // if it does come: nothing new
+  assert.equal(ctx.log.streams.length, before + 1);
+
+  // Someone new takes bob's m-lines before bob's leaving is heard of: bob's stream loses them.
+  handle.emit({ videoroom: "event", publishers: [pub("cat")] });
+  sub.emit({ videoroom: "updated", streams: [line(0, "ann"), line(1, "ann"), line(2, "cat"), line(3, "cat")] }, { type: "offer", sdp: "o3" });
+  await flush();
+  assert.deepEqual(streamOf("cat").getTracks(), tracks.slice(2));
+  assert.deepEqual(streamOf("bob").getTracks(), []);
+  assert.deepEqual(ctx.s.receivers("cat").map((r) => r.track), tracks.slice(2));
+  handle.emit({ videoroom: "event", leaving: "bob" });
+  assert.deepEqual(ctx.log.gone, ["ann", "bob"]);
+  assert.deepEqual(streamOf("cat").getTracks(), tracks.slice(2), "bob's going takes nothing from cat");
+  assert.deepEqual(ctx.log.errors, []);
+});
+
 test("tracks replaced on the same senders; a kind not sent yet is negotiated with Janus", async (t) => {
   const ctx = session(t);
   const { started, handle } = await untilJoin(ctx);
@@ -377,7 +420,7 @@ test("tracks replaced on the same senders; a kind not sent yet is negotiated wit
   const [audio, video] = handle.transceivers;
   assert.equal(video.sender.track, camera);
   assert.equal(audio.sender.track, null);
-  assert.deepEqual(video.sender.params.encodings.map((/** @type {any} */ e) => e.scaleResolutionDownTo.maxWidth), [640, 320, 160]);
+  assert.deepEqual(video.sender.params.encodings.map((/** @type {any} */ e) => e.scaleResolutionDownTo.maxWidth), [160, 320, 640]); // smallest first (sfu_feeds.js)
   assert.equal(handle.offers.length, 1, "no renegotiation");
 
   const quiet = session(t, { localStream: null }); // receive only, then the camera opens

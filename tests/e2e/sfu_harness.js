@@ -126,7 +126,7 @@ const harness = {
   /** The session's view of the room (for a failing test's message). */
   debug() {
     if (!session) return null;
-    return { mids: Object.fromEntries(session.feeds.mids), publishers: [...session.feeds.publishers.keys()], sub: session.subState };
+    return { mids: Object.fromEntries(session.feeds.mids), publishers: [...session.feeds.publishers.keys()], sub: session.sub.state, streams: [...session.sub.streams.keys()] };
   },
 
   /** @param {string} id @param {number} width @param {number} height */

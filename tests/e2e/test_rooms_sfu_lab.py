@@ -129,7 +129,20 @@ async def test_a_members_layer_follows_its_tile_size(five: Notebook) -> None:
     small = await wait_width(lambda w: w < big, f"less than {big}")
     # ... and a big one for the top layer again.
     await five.page.eval_on_selector(tile, size, "600px")
-    again = await wait_width(lambda w: w > small, f"more than {small}")
+    again = await wait_width(lambda w: w > small, f"more than {small}", timeout=40)
     print(f"bo's video at amy: {big} px wide in a 600 px tile, {small} in a 90 px tile, {again} after")
+
+
+async def test_a_member_that_leaves_and_rejoins_the_sfu_room_is_seen_again(five: Notebook) -> None:
+    await five.wait_py("a.topology", "sfu")
+    await five.py("c.leave()")
+    await five.wait_py(members("a"), others("a", "abde"), timeout=20)
+    await five.py(f"c.join({ROOM!r})")
+    for var in "abcde":
+        await five.wait_py(members(var), others(var), timeout=40)
+    # The others' subscriptions take cy's new feed (Janus may recycle the m-lines it had).
+    for var in "abde":
+        await assert_tiles_flow(five, NAMES[var], [NAMES[v] for v in NAMES if v != var], timeout=30, mesh=False)
+    await assert_tiles_flow(five, NAMES["c"], [NAMES[v] for v in "abde"], timeout=30, mesh=False)
     await five.py("for w in (a, b, c, d, e):\n    w.leave()")
     await five.wait_py("[w.room for w in (a, b, c, d, e)]", str([""] * 5))

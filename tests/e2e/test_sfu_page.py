@@ -6,7 +6,7 @@ at 320x180 and 15 fps, the real SfuSession bundled by esbuild.  Proven here: eve
 decodes every other member's camera (frames rising, the fake camera's picture), a tile's
 size picks the simulcast layer (the decoded and shown width follows), a wrong token is
 refused in words, Janus's HTTP API works as well as its websocket, and a member that closes
-is gone for the others (and for Janus).
+is gone for the others (and for Janus), and one that comes back is seen again.
 """
 
 from __future__ import annotations
@@ -291,3 +291,24 @@ async def test_five_members_then_one_leaves(room: SfuRoom, janus: LocalJanus, ad
     # Janus agrees: it left the room.
     ids = {str(p.get("id")) for p in await asyncio.to_thread(admin.participants, room.room)}
     assert ids == {"m1", "m2", "m4", "m5"}, ids
+
+
+async def test_a_member_that_rejoins_is_seen_again(room: SfuRoom) -> None:
+    """Leave and come back at once (the same id, then a new one): Janus recycles the others' m-lines for it."""
+    trio = [room.members[0], room.members[1], room.members[3]]
+    await room.ensure(trio)
+    await assert_everyone_sees_everyone(trio)
+    rejoiner = trio[2]
+    for new_id in (rejoiner.id, f"{rejoiner.id}-again"):
+        closed = await rejoiner.js("() => window.harness.close()")
+        assert closed == {"state": "closed", "timers": 0}, closed
+        before = [dict((await m.js("() => window.harness.log"))["arrived"]) for m in trio[:2]]
+        rejoiner.id = new_id
+        t0 = time.monotonic()
+        joined = await room.join(rejoiner)
+        assert joined["ok"] and joined["state"] == "connected", joined
+        seen = await assert_everyone_sees_everyone(trio)
+        for member, was in zip(trio[:2], before, strict=True):
+            arrived = (await member.js("() => window.harness.log"))["arrived"]
+            assert arrived.get(new_id, 0) > was.get(new_id, 0), (member.id, new_id, was, arrived)
+        print(f"{new_id} rejoined: decoded by and decoding the others in {time.monotonic() - t0:.1f} s: {seen}")
