@@ -8,7 +8,7 @@
 // connection or the media dropping) ends in onError + onState("failed", words): nothing
 // waits forever.  close() leaves and releases everything, any number of times.
 
-import { Feeds, simulcastEncodings, refusalWords, MAX_FEEDS } from "./sfu_feeds.js";
+import { Feeds, simulcastEncodings, refusalWords, MAX_FEEDS, RID_ORDER } from "./sfu_feeds.js";
 import { Layers } from "./sfu_layers.js";
 import { janusLibrary, openSession, attach, send, makeOffer, takeAnswer, peerConnection } from "./sfu_janus.js";
 import { Subscription } from "./sfu_subscription.js";
@@ -249,6 +249,8 @@ export class SfuSession {
     }
     const up = update ? null : new Promise((resolve) => (this.mediaUp = () => resolve(undefined)));
     const jsep = await this.waits.bounded(makeOffer(pub, list), "get an offer made");
+    // Smallest layer first (Chrome then caps every layer; sfu_feeds.js): Janus must be told.
+    if (tracks.video && this.simulcast) jsep.rid_order = RID_ORDER;
     const done = this.waits.expect("pub", (m, j) => m.configured === "ok" && !!j, "publish", (m) => `the SFU refused this member's media: ${m.error} (code ${m.error_code})`);
     await this.waits.bounded(send(pub, { request: update ? "configure" : "publish" }, jsep), "take this member's media");
     const answer = await done;

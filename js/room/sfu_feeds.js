@@ -25,29 +25,43 @@ export function layerFor(width, height) {
   return 2;
 }
 
-// Bitrate caps per layer (janus.js's defaults): enough for 720p at the top.
-const MAX_BITRATES = [900_000, 300_000, 100_000];
-const SCALES = [1, 2, 4];
+/** Janus's `rid_order` for our offers: the encodings go smallest first (see below). */
+export const RID_ORDER = "lmh";
+/** Per layer, smallest first: rid, scale-down factor, bitrate cap (bps). */
+const LAYERS = /** @type {const} */ ([
+  { rid: "l", scale: 4, maxBitrate: 100_000 },
+  { rid: "m", scale: 2, maxBitrate: 300_000 },
+  { rid: "h", scale: 1, maxBitrate: 900_000 },
+]);
 
 /**
- * The three simulcast encodings (rids h, m, l: the order Janus expects by default) for a
- * camera of this size.  Each has `scaleResolutionDownBy` (every browser) and, when the size
- * is known, `scaleResolutionDownTo` too: Chrome drops simulcast layers its table thinks too
- * small for the input (a 320x180 camera is sent as one layer) unless the sizes are given
- * explicitly, and Chrome then uses them (seen in Chromium 156: 320x180, 160x90 and 80x45
- * all encoded).  Browsers without it ignore the member and scale by the factor.
+ * The three simulcast encodings for a camera of this size, smallest first (rids l, m, h):
+ * caps 100, 300 and 900 kbps (janus.js's defaults; enough for 720p at the top).
+ *
+ * Smallest first, because Chrome (seen in Chromium 156) encodes layers listed largest
+ * first (janus.js's own h, m, l order) with its SimulcastEncoderAdapter, one libvpx per
+ * layer, and there the smallest layer ignores its cap: 600+ kbps at QP 2 against 100 kbps
+ * (80x45 of a 320x180 camera; 160x90 of 640x360 alike).  Listed smallest first, Chrome uses
+ * one libvpx encoder for all three and each layer keeps under its cap.  Janus takes the rids
+ * highest first unless told otherwise, so the offer must carry `rid_order: RID_ORDER`.
+ *
+ * Each has `scaleResolutionDownBy` (every browser) and, when the size is known,
+ * `scaleResolutionDownTo` too: Chrome drops simulcast layers its table thinks too small for
+ * the input (a 320x180 camera is sent as one layer) unless the sizes are given explicitly,
+ * and Chrome then uses them (seen in Chromium 156: 320x180, 160x90 and 80x45 all encoded).
+ * Browsers without it ignore the member and scale by the factor.
  * @param {{width?: number, height?: number}} [size]  the track's settings
  * @returns {RTCRtpEncodingParameters[]}
  */
 export function simulcastEncodings(size = {}) {
   const { width, height } = size;
-  return ["h", "m", "l"].map((rid, i) => {
+  return LAYERS.map(({ rid, scale, maxBitrate }) => {
     /** @type {RTCRtpEncodingParameters & {scaleResolutionDownTo?: {maxWidth: number, maxHeight: number}}} */
-    const encoding = { rid, active: true, maxBitrate: MAX_BITRATES[i], scaleResolutionDownBy: SCALES[i] };
+    const encoding = { rid, active: true, maxBitrate, scaleResolutionDownBy: scale };
     if (width && height) {
       encoding.scaleResolutionDownTo = {
-        maxWidth: Math.max(1, Math.round(width / SCALES[i])),
-        maxHeight: Math.max(1, Math.round(height / SCALES[i])),
+        maxWidth: Math.max(1, Math.round(width / scale)),
+        maxHeight: Math.max(1, Math.round(height / scale)),
       };
     }
     return encoding;
