@@ -178,10 +178,24 @@ async def assert_everyone_sees_everyone(members: list[Member]) -> dict[str, dict
             raise AssertionError(f"{err}: {await stats(member)}; {known}") from None
 
     firsts = await asyncio.gather(*(flowing(m) for m in members))
-    await asyncio.sleep(1.5)
+
+    def risen(first: dict[str, Any], later: dict[str, Any], member: Member) -> bool:
+        return all(
+            later["feeds"][o.id]["framesDecoded"] >= first["feeds"][o.id]["framesDecoded"] + 8
+            for o in members
+            if o is not member
+        )
+
+    # Eight more frames from everyone (half a second at 15 fps; a loaded machine takes longer).
+    deadline = asyncio.get_running_loop().time() + 8
+    while True:
+        await asyncio.sleep(0.5)
+        laters = [await stats(m) for m in members]
+        done = all(risen(f, lt, m) for m, f, lt in zip(members, firsts, laters, strict=True))
+        if done or asyncio.get_running_loop().time() > deadline:
+            break
     seen: dict[str, dict[str, Any]] = {}
-    for member, first in zip(members, firsts, strict=True):
-        later = await stats(member)
+    for member, first, later in zip(members, firsts, laters, strict=True):
         for other in members:
             if other is member:
                 continue
