@@ -170,3 +170,20 @@ async def test_janus_offers_media_only_on_a_loopback_range_address(janus: LocalJ
         await pc.close()
     assert hosts and all(host.startswith("127.") for host in hosts), hosts
     assert janus.ice.address in hosts and janus.ice_interface is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the ICE link needs root (CI runs as root)")
+def test_links_left_by_a_killed_process_are_swept_and_live_ones_kept() -> None:
+    from nbcall.sfu.ice_link import IceLink, sweep
+
+    dead = f"tunj{0xFFFFFE:x}beef"  # a pid no process has here
+    subprocess.run(["ip", "link", "add", dead, "type", "veth", "peer", "name", "tunkbeef"], check=True)
+    live = IceLink()
+    try:
+        assert live.open() is not None
+        assert sweep() == 1
+        names = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+        assert dead not in names and str(live.name) in names
+    finally:
+        live.close()
+        subprocess.run(["ip", "link", "del", dead], capture_output=True)

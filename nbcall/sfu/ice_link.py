@@ -31,8 +31,31 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
+def sweep() -> int:
+    """Remove the pairs of processes that are gone (killed before they could); how many."""
+    try:
+        listing = subprocess.run(["ip", "-o", "link"], check=True, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    removed = 0
+    for line in listing.splitlines():
+        parts = line.split(":")
+        name = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+        if not name.startswith("tunj") or len(name) < 9:
+            continue
+        try:
+            pid = int(name[4:-4], 16)
+        except ValueError:
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                _ip("link", "del", name)
+                removed += 1
+    return removed
+
+
 class IceLink:
-    """A veth pair ``tunjXXXXXX``/``tunkXXXXXX`` whose first end has a random ``127.x.y.z/32``.
+    """A veth pair ``tunj<pid><rand>``/``tunk<pid><rand>`` whose first end has a random ``127.x.y.z/32``.
 
     Named like a tunnel: Chromium leaves ``tun*`` interfaces out when it decides whether the
     network changed (seen here once with another name: a page's loads in flight failed with
@@ -47,8 +70,10 @@ class IceLink:
         """Create the pair and return the interface Janus should gather on (None: not possible here)."""
         if os.geteuid() != 0 or shutil.which("ip") is None:
             return None
+        sweep()
         for _ in range(5):
-            tag = secrets.token_hex(3)
+            # The owner's pid in the name: a pair whose process is gone (killed) is swept later.
+            tag = f"{os.getpid():x}{secrets.token_hex(2)}"
             name, peer = f"tunj{tag}", f"tunk{tag}"
             # Never 127.0.0.x: what else on this machine listens on loopback is most likely there.
             address = f"127.{1 + secrets.randbelow(254)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
