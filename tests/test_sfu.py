@@ -177,10 +177,10 @@ def test_links_left_by_a_killed_process_are_swept_and_live_ones_kept() -> None:
     from nbcall.sfu.ice_link import IceLink, sweep
 
     dead = f"tunj{0xFFFFFE:x}beef"  # a pid no process has here
-    subprocess.run(["ip", "link", "add", dead, "type", "veth", "peer", "name", "tunkbeef"], check=True)
     live = IceLink()
     try:
         assert live.open() is not None
+        subprocess.run(["ip", "link", "add", dead, "type", "veth", "peer", "name", "tunkbeef"], check=True)
         assert sweep() == 1
         names = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
         assert dead not in names and str(live.name) in names
