@@ -1,4 +1,4 @@
-// The room's timers: who is speaking (4 times a second), each link's quality (once a
+// The room's timers: who is speaking (about 11 times a second), each link's quality (once a
 // second, from packet loss and round trip: stats.js), and an invitation that rang out.
 // All stop when the room is left; views hear of them only when something shown changed.
 
@@ -10,7 +10,10 @@ import { quality as judge } from "../call/stats.js";
 /** @typedef {import("./members.js").Member} Member */
 /** @typedef {import("./members.js").Quality} Quality */
 
-export const LEVELS_MS = 250;
+// A receiver tells only its latest packet's level, so a short loud sound is seen only by a
+// sample that falls inside it.  A 250 ms tick locked in phase with a sound repeating every
+// 500 ms (Chromium's fake microphone) and never saw it; 90 ms walks across any such cycle.
+export const LEVELS_MS = 90;
 export const STATS_MS = 1000;
 const DEFAULT_RING_TIMEOUT_MS = 30000; // the server's default; registered.ring_timeout says
 const INVITE_GRACE_MS = 5000; // the server's timeout is authoritative: ours only tidies up after it

@@ -52,6 +52,16 @@ async (code) => {
 """
 
 
+# Every member of a test's room lives in one browser, whose fake microphones all beep at
+# the same moments: played aloud, the others' beeps are the echo Chromium's canceller
+# removes from each microphone, and every member's audio level reads ~0 (measured: beep
+# peaks 0.02 with playback, 0.08-0.45 with playback at volume 0).  Members on separate
+# machines do not hear each other's microphones, so tests play remote media at volume 0
+# (rather than muted, which the widget sets itself).
+SILENT_PLAYBACK = """
+document.addEventListener('playing', (event) => { event.target.volume = 0; }, true);
+"""
+
 DIAGNOSE = """() => JSON.stringify({
   phones: Object.fromEntries(
     Object.entries((window.__nbcall || {}).phones || {}).map(([k, p]) => [k, [p.state, p.error]])),
@@ -211,6 +221,7 @@ class Lab:
         if context is None:
             context = await self.browser.new_context(viewport={"width": 1200, "height": 1400})
         page = await context.new_page()
+        await page.add_init_script(SILENT_PLAYBACK)
         page.on("pageerror", lambda exc: print(f"[{path}] page error: {exc}"))
         page.on(
             "console",
