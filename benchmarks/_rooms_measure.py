@@ -13,6 +13,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from ._rooms_page import Member, gather
 from ._rooms_procs import CLK_TCK, CpuMeter, CpuReading
+from ._rooms_trace import render
 from ._setup_measure import Load, loadavg, log
 
 # A member is in the room, on the topology wanted, with every other member connected, and
@@ -72,7 +73,7 @@ async def leave_all(members: list[Member], timeout: float) -> None:
     await gather(*(m.wait_state("(s) => s.phase === 'out'", None, timeout) for m in members))
 
 
-async def timed_join(topo: Topology, room: str, n: int) -> dict[str, Any]:
+async def timed_join(topo: Topology, room: str, n: int, trace: bool = False) -> dict[str, Any]:
     """The last member joins the room of n-1 (all flowing): join() to the first frame of every other member.
 
     ``newcomer_ms``: at the newcomer, from its RoomClient.join call to the first frame from the
@@ -88,6 +89,10 @@ async def timed_join(topo: Topology, room: str, n: int) -> dict[str, Any]:
     theirs = await gather(*(o.frames() for o in others))
     at_newcomer = [mine["first"].get(o.key) for o in others]
     at_others = [t["first"].get(newcomer.key) for t in theirs]
+    if trace:
+        log(render(f"{newcomer.user} joins (newcomer)", await newcomer.events(t0)))
+        for o in others:
+            log(render(o.user, await o.events(t0)))
     return {
         "newcomer_ms": since(last(at_newcomer), t0),
         "room_ms": since(last(at_newcomer + at_others), t0),
@@ -196,7 +201,7 @@ async def one_room(topo: Topology, n: int, rnd: int, tag: str, args: argparse.Na
             result["builds"].append(await build(topo, room, n - 1, args.timeout))
             await asyncio.sleep(args.settle)
             step = f"join {j}"
-            result["joins"].append(await timed_join(topo, room, n))
+            result["joins"].append(await timed_join(topo, room, n, args.trace))
             step = f"settle {j}"
             try:
                 await settled(members, topo.name, args.timeout)

@@ -16,6 +16,8 @@ from playwright.async_api import Browser, BrowserContext, Page
 from nbcall._testing.processes import HOST
 from nbcall.widget import CallWidget
 
+from ._rooms_trace import TRACE_SCRIPT, events_since
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FILES = {
@@ -64,8 +66,10 @@ def widget_attrs(user: str, server: str, room_video: dict[str, int]) -> dict[str
 class Member:
     """One page, one CallWidget, one room member (``window.bench`` of the harness)."""
 
-    def __init__(self, browser: Browser, base: str, user: str, server: str, room_video: dict[str, int]) -> None:
-        self.browser, self.base, self.user = browser, base, user
+    def __init__(
+        self, browser: Browser, base: str, user: str, server: str, room_video: dict[str, int], *, trace: bool = False
+    ) -> None:
+        self.browser, self.base, self.user, self.trace = browser, base, user, trace
         self.attrs = widget_attrs(user, server, room_video)
         self.context: BrowserContext | None = None
         self.page: Page | None = None
@@ -74,6 +78,8 @@ class Member:
     async def open(self, viewport: tuple[int, int], timeout: float = 30.0) -> None:
         self.context = await self.browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         await self.context.add_init_script(f"window.__benchAttrs = {json.dumps(self.attrs)};")
+        if self.trace:
+            await self.context.add_init_script(TRACE_SCRIPT)
         self.page = await self.context.new_page()
         await self.page.goto(f"{self.base}/rooms_harness.html")
         await self.page.wait_for_function("() => window.bench && window.bench.ready()", timeout=timeout * 1000)
@@ -98,6 +104,11 @@ class Member:
         """{first: {member key: epoch ms of its first frame here}, done} once the watch ends."""
         result: dict[str, Any] = await self.p.evaluate("() => bench.frames()")
         return result
+
+    async def events(self, t0: float) -> list[tuple[float, str, str]]:
+        """With ``trace``: what the page recorded from epoch ms ``t0`` on (see _rooms_trace)."""
+        trace = await self.p.evaluate("() => window.__trace || []")
+        return events_since(trace, t0)
 
     async def leave(self) -> None:
         await self.p.evaluate("() => bench.leave()")

@@ -87,7 +87,7 @@ async def open_topology(
     browser = await chromium.launch(pw, env, cameras=1)  # Chromium's default single fake camera
     (root,) = chromium_roots() - known
     url = f"ws://{HOST}:{s.port}"
-    members = [Member(browser, base, f"r{name[0]}{tag}-{i}", url, args.video) for i in range(size)]
+    members = [Member(browser, base, f"r{name[0]}{tag}-{i}", url, args.video, trace=args.trace) for i in range(size)]
     vw, _, vh = args.viewport.partition("x")
     for m in members:  # one at a time: each page registers before the next loads
         await m.open((int(vw), int(vh)))
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="s for a room to settle")
     parser.add_argument("--video", type=video, default=video("320x180@15"), help="room_video: WxH@FPS")
     parser.add_argument("--viewport", default="1000x700", help="each page's size (the grid, thus the SFU layers)")
+    parser.add_argument("--trace", action="store_true", help="print the pages events of each timed join")
     parser.add_argument("--no-warmup-rooms", dest="warmup_rooms", action="store_false")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--summarise", type=Path, help="print the tables of a saved run and exit")
