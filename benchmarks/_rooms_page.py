@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import anywidget
 from playwright.async_api import Browser, BrowserContext, Page
 
-from nbcall._testing.processes import HOST
 from nbcall.widget import CallWidget
 
 from ._rooms_trace import TRACE_SCRIPT, events_since
+from ._static import serve_files
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -29,29 +28,8 @@ FILES = {
 
 
 def serve_pages() -> tuple[ThreadingHTTPServer, str]:
-    """A static server on 127.0.0.1 (a secure context) for the harness, the built bundle, the fake model."""
-
-    class Handler(SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = FILES.get(self.path.split("?", 1)[0])
-            if path is None:
-                self.send_error(404)
-                return
-            data = path.read_bytes()
-            kind = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}[path.suffix]
-            self.send_response(200)
-            self.send_header("Content-Type", f"{kind}; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer((HOST, 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://{HOST}:{httpd.server_address[1]}"
+    """The harness, the built bundle and the fake model, on 127.0.0.1."""
+    return serve_files(FILES)
 
 
 def widget_attrs(user: str, server: str, room_video: dict[str, int]) -> dict[str, Any]:

@@ -43,9 +43,8 @@ import json
 import os
 import platform
 import subprocess
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ from ._setup_lab import LabSetting, run_all_opens
 from ._setup_measure import BUNDLE, CSS, bundle_size, loadavg, log
 from ._setup_report import SETTINGS, brief, phase_table, summarise, summary
 from ._setup_settings import FloorSetting, PlainSetting, SeedSetting, Setting, TwoPageSetting
+from ._static import serve_files
 from .wsbench import ROOT, ServerProcess, code_version, server_command
 
 HERE = Path(__file__).resolve().parent
@@ -79,27 +79,7 @@ def serve_pages() -> tuple[ThreadingHTTPServer, str]:
         "/fake_model.js": ROOT / "js" / "test" / "fakes" / "model.js",
     }
 
-    class Handler(SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = files.get(self.path.split("?", 1)[0])
-            if path is None:
-                self.send_error(404)
-                return
-            data = path.read_bytes()
-            kind = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}[path.suffix]
-            self.send_response(200)
-            self.send_header("Content-Type", f"{kind}; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer((HOST, 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://{HOST}:{httpd.server_address[1]}"
+    return serve_files(files)
 
 
 # -- one run -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from nbcall._testing.lab import Lab, Notebook
 
-from .test_rooms_lab import assert_tiles_flow, members
+from .test_rooms_lab import MESH_DECODED, assert_tiles_flow, members
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -67,23 +67,6 @@ _WATCHED = """
 }
 """
 
-# framesDecoded of the inbound video on each of `user`'s mesh links, by member key; null
-# before the room.
-_DECODED = """
-async (u) => {
-  const room = window.__nbcall.phones[u].room;
-  if (!room.mesh) return null;
-  const out = {};
-  for (const [key, link] of room.mesh.links) {
-    const report = await link.call.pc.getStats();
-    let frames = 0;
-    report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
-    out[key] = frames;
-  }
-  return out;
-}
-"""
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def pages(lab: Lab) -> AsyncIterator[tuple[Notebook, Notebook]]:
@@ -98,7 +81,7 @@ async def decoding(nb: Notebook, users: list[str], since: dict[str, dict[str, in
     """Every one of ``users`` decodes frames from two others, more than ``since`` (updated)."""
     ok = True
     for user in users:
-        now = await nb.page.evaluate(_DECODED, user) or {}
+        now = await nb.page.evaluate(MESH_DECODED, user) or {}
         before = since.setdefault(user, {})
         ok = ok and len(now) == 2 and all(frames > before.get(key, 0) and frames > 0 for key, frames in now.items())
         if not before:
@@ -133,7 +116,7 @@ async def test_a_call_becomes_a_room_and_a_third_joins(pages: tuple[Notebook, No
         [A, B],
     )
     assert link == {"same": True, "state": "connected", "b": B}, link
-    after = await one.page.evaluate(_DECODED, B)
+    after = await one.page.evaluate(MESH_DECODED, B)
     assert next(iter(after.values())) > before, (before, after)
     await assert_tiles_flow(one, A, [B], timeout=5)
     await assert_tiles_flow(one, B, [A], timeout=5)

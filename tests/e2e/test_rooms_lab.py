@@ -45,7 +45,7 @@ _TILES = """
 """
 
 # framesDecoded of every inbound video on `user`'s mesh links (getStats of each link).
-_DECODED = """
+MESH_DECODED = """
 async (u) => {
   const room = window.__nbcall.phones[u].room;
   const out = {};
@@ -81,7 +81,7 @@ async def assert_tiles_flow(
     with ``mesh``, every one of its mesh links decodes frames too (getStats)."""
     deadline = time.monotonic() + timeout
     first = {t["name"]: t for t in await nb.page.evaluate(_TILES, user)}
-    decoded = await nb.page.evaluate(_DECODED, user)
+    decoded = await nb.page.evaluate(MESH_DECODED, user)
     while True:
         now = {t["name"]: t for t in await nb.page.evaluate(_TILES, user)}
         ok = sorted(now) == sorted(others) and all(
@@ -97,7 +97,7 @@ async def assert_tiles_flow(
         await nb.page.wait_for_timeout(300)
     if not mesh:
         return
-    later = await nb.page.evaluate(_DECODED, user)
+    later = await nb.page.evaluate(MESH_DECODED, user)
     assert len(later) == len(others), later
     assert all(later[k] > decoded.get(k, 0) for k in later), (decoded, later)
 
