@@ -23,7 +23,8 @@ class LabSetting(Setting):
     """A real JupyterLab: one notebook, two CallWidgets, calls placed from Python.
 
     ``connect_via="direct"``: the pages reach the nbcall server directly (lab-direct);
-    ``preview=True``: both widgets keep their camera open between calls (lab-preview).
+    ``preview=True``: both widgets keep their camera open between calls (lab-preview);
+    ``auto_answer=True``: bob's page answers as the call rings, with no on_incoming (lab-auto).
     """
 
     name = "lab"
@@ -36,14 +37,18 @@ class LabSetting(Setting):
         args: argparse.Namespace,
         connect_via: str = "",
         preview: bool = False,
+        auto_answer: bool = False,
     ) -> None:
         self.browser, self.server, self.args = browser, server, args
         self.connect_via = connect_via
         self.preview = preview
+        self.auto_answer = auto_answer
         if connect_via:
             self.name = f"lab-{connect_via}"
         if preview:
             self.name = "lab-preview"
+        if auto_answer:
+            self.name = "lab-auto-preview" if preview else "lab-auto"
         self.lab = Lab(browser, server.base, server.token, server.root, signaling_url)
         tag = secrets.token_hex(3)
         self.alice, self.bob = f"alice-l{tag}", f"bob-l{tag}"
@@ -60,7 +65,7 @@ class LabSetting(Setting):
                 "import time\nimport nbcall\nSERVER = " + json.dumps(self.lab.signaling_url),
                 f"alice = nbcall.CallWidget({self.alice!r}, server=SERVER{extra})\nalice",
                 f"bob = nbcall.CallWidget({self.bob!r}, server=SERVER{extra})\nbob",
-                "bob.on_incoming(lambda caller: bob.accept())",
+                "bob.auto_answer = True" if self.auto_answer else "bob.on_incoming(lambda caller: bob.accept())",
             ],
         )
         context = await self.browser.new_context(viewport={"width": 1200, "height": 1400})

@@ -6,7 +6,7 @@ import statistics
 from typing import Any
 
 # The settings in the order of the tables (and the default order of a run).
-SETTINGS = ("plain", "plain2p", "lab", "lab-direct", "lab-preview", "seed", "floor")
+SETTINGS = ("plain", "plain2p", "lab", "lab-direct", "lab-preview", "lab-auto", "lab-auto-preview", "seed", "floor")
 
 
 def pct(values: list[float], q: float) -> float:

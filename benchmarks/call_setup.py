@@ -135,6 +135,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, connect_via="direct"))
                     elif name == "lab-preview" and lab_server:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, preview=True))
+                    elif name == "lab-auto" and lab_server:
+                        settings.append(LabSetting(browser, lab_server, nb_url, args, auto_answer=True))
+                    elif name == "lab-auto-preview" and lab_server:
+                        settings.append(LabSetting(browser, lab_server, nb_url, args, preview=True, auto_answer=True))
                 for s in settings:
                     log(f"setting up {s.name}")
                     await s.setup()

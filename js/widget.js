@@ -19,6 +19,7 @@ import { listen } from "./listen.js";
 import { renderView } from "./ui/view.js";
 import { inCall } from "./call/call_state.js";
 import { State } from "./names.js";
+import { autoAnswer } from "./call/auto_answer.js";
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 /** @typedef {import("./call/phone.js").Phone} PhoneType */
@@ -107,7 +108,9 @@ function initialize({ model }) {
     if (phone.room.name) phone.room.setSend(send);
   };
   const roomInvited = () => !!phone.room.invitation && phone.state !== State.RINGING;
+  const auto = autoAnswer({ phone, enabled: () => !!model.get("auto_answer"), accept: () => act(TO_PAGE_KIND.ACCEPT, phone.accept()) });
   const offs = [
+    auto.close,
     phone.subscribe(() => syncModel(model, phone)),
     phone.room.events.on("change", () => syncModel(model, phone)),
     // What the server refused (a full room, not invited ...) reaches Python as a failed action.
@@ -115,7 +118,8 @@ function initialize({ model }) {
     dispatcher.handle({
       [TO_PAGE_KIND.CALL]: (msg) => act(TO_PAGE_KIND.CALL, phone.placeCall(msg.to)),
       // A room invitation is answered like a call (unless a call rings too: the call first).
-      [TO_PAGE_KIND.ACCEPT]: () => act(TO_PAGE_KIND.ACCEPT, roomInvited() ? phone.room.acceptInvite() : phone.accept()),
+      [TO_PAGE_KIND.ACCEPT]: () =>
+        act(TO_PAGE_KIND.ACCEPT, roomInvited() ? phone.room.acceptInvite() : auto.answeredHere() ? "" : phone.accept()),
       [TO_PAGE_KIND.REJECT]: () => act(TO_PAGE_KIND.REJECT, roomInvited() ? phone.room.declineInvite() : phone.reject()),
       [TO_PAGE_KIND.JOIN]: (msg) =>
         act(TO_PAGE_KIND.JOIN, phone.room.join(msg.room, { inviteOnly: !!msg.invite_only, password: msg.password || "" })),

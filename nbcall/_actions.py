@@ -52,6 +52,7 @@ class _Widget(Protocol):
     _queued: list[dict[str, Any]]
     room: str
     room_invite: dict[str, Any]
+    auto_answer: bool
     _frontend_ready: bool
     _next_queued_id: int
     _command_in_flight: bool
@@ -220,6 +221,8 @@ class CallActions:
         if self._must_wait("accept", "ringing"):
             self._enqueue("accept", "ringing", {"kind": "accept"})
             return
+        if self.auto_answer and self.state in ("connecting", "connected") and not self.room_invite:
+            return  # the page answered it already (auto_answer)
         if self.state != "ringing" and not self.room_invite:
             raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
         self._command("accept")

@@ -108,6 +108,12 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
         help="Keep the camera (and its light) on between calls, shown in the widget: a call then starts "
         "faster, with no camera to open. Off by default: nothing is filmed until a call.",
     ).tag(sync=True)
+    auto_answer = traitlets.Bool(
+        False,
+        help="Answer every incoming 1:1 call at once, in the page, without a round trip through the "
+        "kernel (on_incoming still runs; an accept() there is then a no-op). Anyone who can reach the "
+        "server can then see your camera: for demos and bots. Room invitations still wait for accept().",
+    ).tag(sync=True)
     video = traitlets.Bool(True, help="Send the camera (can be toggled during a call).").tag(sync=True)
     ice_servers = traitlets.List(
         traitlets.Dict(),

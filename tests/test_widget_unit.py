@@ -170,6 +170,21 @@ def test_accept_reject_only_while_ringing() -> None:
     assert sent.messages == [{"kind": "accept"}, {"kind": "reject"}]
 
 
+def test_accept_after_the_page_auto_answered_is_a_no_op() -> None:
+    w = CallWidget("alice", server=URL, auto_answer=True)
+    sent = frontend(w)
+    w.set_trait("state", "connecting")  # the page answered as it rang
+    w.accept()  # an on_incoming that accepts too
+    assert sent.messages == []
+    w.set_trait("state", "idle")
+    with pytest.raises(CallError, match="nothing to accept"):
+        w.accept()
+    w.auto_answer = False
+    w.set_trait("state", "connecting")
+    with pytest.raises(CallError, match="nothing to accept"):
+        w.accept()
+
+
 def test_hangup_only_in_a_call() -> None:
     w = CallWidget("alice", server=URL)
     sent = frontend(w)

@@ -101,3 +101,43 @@ test("the kernel's socket closing is a transport failure: retried, then the erro
   assert.equal(model.sentOf("protocol_error").length, 0);
   cleanup();
 });
+
+/** Register alice through the kernel socket; returns the server side of the test. @param {import("node:test").TestContext} t */
+async function registered(t, over = {}) {
+  const env = start(t, over);
+  await flush();
+  const id = env.model.sentOf("kernel_socket_open")[0].content.id;
+  env.model.custom({ kind: "kernel_socket_opened", id });
+  env.fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  return env;
+}
+
+test("auto_answer: a ringing call is accepted in the page, after the kernel saw it ring; a later kernel accept is no error", async (t) => {
+  const { model, cleanup, fromServer, toServer } = await registered(t, { auto_answer: true });
+  /** @type {string[]} */
+  const states = [];
+  model.on("change:state", () => states.push(model.get("state")));
+  fromServer({ type: "invite", from: "bob", from_key: "bob", call_id: "c1" });
+  await flush();
+  assert.deepEqual(states.slice(0, 2), ["ringing", "connecting"]);
+  assert.deepEqual(toServer().filter((m) => m.type === "accept"), [{ type: "accept", to: "bob" }]);
+  model.custom({ kind: "accept" }); // on_incoming accepting too
+  assert.equal(model.sentOf("action_failed").length, 0);
+  assert.equal(toServer().filter((m) => m.type === "accept").length, 1);
+  cleanup();
+});
+
+test("auto_answer off (the default): a call rings until someone accepts; room invitations never auto-join", async (t) => {
+  const { model, cleanup, fromServer, toServer } = await registered(t);
+  fromServer({ type: "invite", from: "bob", from_key: "bob", call_id: "c1" });
+  await flush();
+  assert.equal(model.get("state"), "ringing");
+  assert.equal(toServer().filter((m) => m.type === "accept").length, 0);
+  cleanup();
+
+  const other = await registered(t, { auto_answer: true });
+  other.fromServer({ type: "room_invite", room: "standup", from: "bob", from_key: "bob", members: 1 });
+  await flush();
+  assert.equal(other.toServer().filter((m) => m.type === "room_join" || m.type === "accept").length, 0);
+  other.cleanup();
+});

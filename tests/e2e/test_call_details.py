@@ -129,3 +129,22 @@ async def test_preview_keeps_the_camera_on_between_calls_and_off_by_default(lab:
         await local.wait_for(state="hidden")
     finally:
         await nb.close()
+
+
+async def test_auto_answer_accepts_in_the_page_and_the_kernel_still_hears_the_ring(lab: Lab) -> None:
+    """`auto_answer=True`: the page accepts as the call rings (no accept() from Python);
+    on_incoming still runs in the kernel, and an accept() there is no error."""
+    path = lab.widgets_notebook("auto_answer", ["ada-t", "abe-t"])
+    nb = await lab.open(path, users=["ada-t", "abe-t"])
+    try:
+        await nb.wait_py("'abe-t' in ada.peers", "True")
+        await nb.py("rang = []\nabe.auto_answer = True\nabe.on_incoming(lambda c: (rang.append(c), abe.accept()))")
+        await nb.py("ada.call('abe-t')")
+        await nb.wait_py("ada.state, abe.state", "('connected', 'connected')")
+        await nb.assert_video_flows("ada-t")
+        await nb.assert_video_flows("abe-t")
+        assert await nb.py("print(rang, repr(abe.error), repr(ada.error))") == "['ada-t'] '' ''\n"
+        await nb.py("ada.hangup()")
+        await nb.wait_py("ada.state, abe.state", "('ended', 'ended')")
+    finally:
+        await nb.close()
