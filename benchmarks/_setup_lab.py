@@ -14,8 +14,8 @@ from playwright.async_api import Browser
 from nbcall._testing.jupyter import JupyterLab
 from nbcall._testing.lab import Lab, Notebook, write_notebook
 
-from ._setup_measure import Load, log, nbcall_result
-from ._setup_probes import ARM_NBCALL_JS, IDLE_BOTH, PROBE_JS, RESULT_JS, RUN_ALL_JS
+from ._setup_measure import Load, frame_times, loadavg, log, nbcall_result
+from ._setup_probes import ARM_NBCALL_JS, ARM_SIDE_JS, IDLE_BOTH, PROBE_JS, RESULT_JS, RUN_ALL_JS, SIDE_RESULT_JS
 from ._setup_settings import Setting, wait_for
 
 
@@ -137,6 +137,80 @@ class LabSetting(Setting):
             with contextlib.suppress(Exception):
                 await self.nb.py("alice.close(); bob.close()")
                 await self.nb.page.evaluate("() => window.__panel.sessionContext.shutdown()")
+        await self.lab.close_all()
+
+
+class TwoNotebookLabSetting(Setting):
+    """JupyterLab, two notebooks in two browser contexts (two kernels, like two users' machines,
+    as the seed's two pages): alice's kernel calls, bob's answers from Python (``on_incoming``)
+    or, with ``auto_answer``, bob's page answers as it rings.  t0: ``time.time()`` in alice's
+    kernel right before ``alice.call(bob)``."""
+
+    def __init__(
+        self, browser: Browser, server: JupyterLab, signaling_url: str, args: argparse.Namespace,
+        auto_answer: bool = False,
+    ) -> None:  # fmt: skip
+        self.browser, self.server, self.args, self.auto_answer = browser, server, args, auto_answer
+        self.name = "lab2p-auto" if auto_answer else "lab2p"
+        self.lab = Lab(browser, server.base, server.token, server.root, signaling_url)
+        tag = secrets.token_hex(3)
+        self.alice, self.bob = f"alice-m{tag}", f"bob-m{tag}"
+        self.pages: dict[str, Notebook] = {}
+
+    async def setup(self) -> None:
+        answer = "bob.auto_answer = True" if self.auto_answer else "bob.on_incoming(lambda caller: bob.accept())"
+        for var, user, extra in (("alice", self.alice, "import time"), ("bob", self.bob, answer)):
+            path = f"{var}-{secrets.token_hex(3)}.ipynb"
+            write_notebook(
+                self.server.root / path,
+                [
+                    "import nbcall\nSERVER = " + json.dumps(self.lab.signaling_url),
+                    f"{var} = nbcall.CallWidget({user!r}, server=SERVER)\n{var}",
+                    extra,
+                ],
+            )
+            context = await self.browser.new_context(viewport={"width": 1200, "height": 1000})
+            await context.add_init_script(PROBE_JS)
+            self.pages[var] = await self.lab.open(path, users=[user], context=context)
+        await self.pages["alice"].wait_py(f"{self.bob!r} in alice.peers", "True", timeout=20)
+
+    async def one_call(self) -> dict[str, Any]:
+        a, b = self.pages["alice"], self.pages["bob"]
+        args = self.args
+        for nb, prefix, user in ((a, "alice", self.alice), (b, "bob", self.bob)):
+            await nb.page.evaluate(ARM_SIDE_JS, [prefix, user, args.poll_ms, args.timeout * 1000])
+        load = Load()
+        printed = await a.py(f"_t0 = time.time()\nalice.call({self.bob!r})\nprint(repr(_t0))")
+        try:
+            t0 = float(printed.strip()) * 1000
+        except ValueError:
+            raise RuntimeError(f"alice.call: {printed}") from None
+        ra = await a.page.evaluate(SIDE_RESULT_JS)
+        rb = await b.page.evaluate(SIDE_RESULT_JS)
+        busy = load.done()
+        marks = {}
+        for r, who in ((ra, "alice"), (rb, "bob")):
+            for k, v in r["marks"].items():
+                marks[k if ":" in k else f"{who}:{k}"] = round(r["origin"] + v - t0, 1)
+        out = {
+            "caller": frame_times(ra["frames"], ra["origin"], t0),
+            "callee": frame_times(rb["frames"], rb["origin"], t0),
+            "marks": dict(sorted(marks.items(), key=lambda kv: kv[1])),
+            **busy,
+            "loadavg": loadavg(),
+        }
+        await a.py("alice.hangup()")
+        await a.wait_py("alice.state", "ended", timeout=20)
+        await b.wait_py("bob.state", "ended", timeout=20)
+        for nb, user in ((a, self.alice), (b, self.bob)):
+            await wait_for(nb.page, "(u) => !window.__nbcall.phones[u].pc", user)
+        return out
+
+    async def teardown(self) -> None:
+        for var, nb in self.pages.items():
+            with contextlib.suppress(Exception):
+                await nb.py(f"{var}.close()")
+                await nb.page.evaluate("() => window.__panel.sessionContext.shutdown()")
         await self.lab.close_all()
 
 

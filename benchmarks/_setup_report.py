@@ -6,7 +6,10 @@ import statistics
 from typing import Any
 
 # The settings in the order of the tables (and the default order of a run).
-SETTINGS = ("plain", "plain2p", "lab", "lab-direct", "lab-preview", "lab-auto", "lab-auto-preview", "seed", "floor")
+SETTINGS = (
+    "plain", "plain2p", "lab", "lab-direct", "lab-preview", "lab-auto", "lab-auto-preview", "lab2p", "lab2p-auto",
+    "seed", "floor",
+)  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -87,6 +90,10 @@ def summarise(result: dict[str, Any]) -> str:
         (("lab", "caller"), ("seed", "callee")),
         (("lab-direct", "caller"), ("seed", "callee")),
         (("lab-preview", "caller"), ("seed", "callee")),
+        (("lab-auto", "caller"), ("seed", "callee")),
+        (("lab-auto-preview", "caller"), ("seed", "callee")),
+        (("lab2p", "caller"), ("seed", "callee")),
+        (("lab2p-auto", "caller"), ("seed", "callee")),
         (("seed", "callee"), ("floor", "callee")),
         (("plain", "callee"), ("floor", "callee")),
     ):

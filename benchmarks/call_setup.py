@@ -55,7 +55,7 @@ from nbcall._testing.jupyter import JupyterLab
 from nbcall._testing.processes import HOST, free_port
 from nbcall._testing.sandbox import sandbox_env
 
-from ._setup_lab import LabSetting, run_all_opens
+from ._setup_lab import LabSetting, TwoNotebookLabSetting, run_all_opens
 from ._setup_measure import BUNDLE, CSS, bundle_size, loadavg, log
 from ._setup_report import SETTINGS, brief, phase_table, summarise, summary
 from ._setup_settings import FloorSetting, PlainSetting, SeedSetting, Setting, TwoPageSetting
@@ -137,6 +137,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, preview=True))
                     elif name == "lab-auto" and lab_server:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, auto_answer=True))
+                    elif name in ("lab2p", "lab2p-auto") and lab_server:
+                        auto = name == "lab2p-auto"
+                        settings.append(TwoNotebookLabSetting(browser, lab_server, nb_url, args, auto_answer=auto))
                     elif name == "lab-auto-preview" and lab_server:
                         settings.append(LabSetting(browser, lab_server, nb_url, args, preview=True, auto_answer=True))
                 for s in settings:
