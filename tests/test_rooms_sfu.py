@@ -82,19 +82,17 @@ async def test_the_fifth_join_moves_the_room_to_the_sfu(sfu_server: SignalingSer
         assert joined["topology"] == "sfu" and joined["sfu"] is not None
         assert [m["offer"] for m in joined["members"]] == [False] * 4  # no mesh links on the SFU
         sfus = {newcomer.username: joined["sfu"]}
-        ids = {m["name"]: m["sfu_id"] for m in joined["members"]}
+        # Nobody is told another's publisher id before it is in use in Janus.
+        assert [m["sfu_id"] for m in joined["members"]] == [None] * 4
         for client in first:
             moved = await client.expect("room_topology")
             assert (moved["room"], moved["topology"]) == ("big", "sfu")
             sfus[client.username] = moved["sfu"]
-            assert {m["name"]: m["sfu_id"] for m in moved["members"]} == {
-                k: v for k, v in ids.items() if k != client.username
-            }
+            assert [m["sfu_id"] for m in moved["members"]] == [None] * 3
             came = await client.expect("member_joined")
-            assert (came["from"], came["sfu_id"], came["offer"]) == (newcomer.username, joined["sfu"]["id"], False)
-        ids[newcomer.username] = joined["sfu"]["id"]
-        assert {name: s["id"] for name, s in sfus.items()} == ids  # each page knows the others' ids
-        assert len({s["id"] for s in sfus.values()}) == 5 and len({s["token"] for s in sfus.values()}) == 5
+            assert (came["from"], came["sfu_id"], came["offer"]) == (newcomer.username, None, False)
+        ids = {name: s["id"] for name, s in sfus.items()}
+        assert len(set(ids.values())) == 5 and len({s["token"] for s in sfus.values()}) == 5
         assert {(s["url"], s["room"], s["pin"]) for s in sfus.values()} == {(janus.ws_url, sfus["ann"]["room"],
                                                                              sfus["ann"]["pin"])}  # fmt: skip
 
@@ -108,13 +106,19 @@ async def test_the_fifth_join_moves_the_room_to_the_sfu(sfu_server: SignalingSer
             assert (await asyncio.to_thread(janus_join, janus, sfus["ann"], **wrong))["error_code"] == 433
         inside = await asyncio.to_thread(janus_join, janus, sfus["ann"])
         assert (inside.get("videoroom"), inside.get("id")) == ("joined", sfus["ann"]["id"]), inside
+        # ann's id is in use in Janus now: the others are told it, and only it.
+        for client in [*first[1:], newcomer]:
+            told = await client.expect("room_topology")
+            assert {m["name"]: m["sfu_id"] for m in told["members"]} == {
+                name: (ids["ann"] if name == "ann" else None) for name in ids if name != client.username
+            }
 
         # A later joiner gets its token and id at once.
         late = await join(later, "big")
         assert late["topology"] == "sfu" and late["sfu"]["room"] == made.name
-        assert sorted(m["sfu_id"] for m in late["members"]) == sorted(ids.values())
+        assert {m["name"]: m["sfu_id"] for m in late["members"]} == {n: ids["ann"] if n == "ann" else None for n in ids}
         assert late["sfu"]["token"] in await asyncio.to_thread(admin.allowed, made)
-        assert (await first[1].expect("member_joined"))["sfu_id"] == late["sfu"]["id"]
+        assert (await first[1].expect("member_joined"))["sfu_id"] is None
 
         # Leaving removes the token and the publisher.
         await first[0].send({"type": "room_leave", "room": "big"})
@@ -140,6 +144,36 @@ async def test_the_fifth_join_moves_the_room_to_the_sfu(sfu_server: SignalingSer
         await eventually(destroyed)
         assert sfu_server.hub.rooms.rooms == {} and sfu_server.hub.rooms.sfu is not None
         assert sfu_server.hub.rooms.sfu.rooms == set()
+
+
+async def test_a_member_cannot_publish_as_another(sfu_server: SignalingServer, janus: LocalJanus) -> None:
+    """The attacker's test: ben would show his camera as ann's tile.  He never learns ann's
+    publisher id before ann holds it in Janus; once he does, Janus refuses it to him; and an
+    id he makes up (with ann's display name) is never told to anyone."""
+    async with users(sfu_server.url, *NAMES[:5]) as clients:
+        await in_room("big", *clients[:4])
+        joined = await join(clients[4], "big")
+        sfus = {clients[4].username: joined["sfu"]}
+        for client in clients[:4]:
+            sfus[client.username] = (await client.expect("room_topology"))["sfu"]
+        ben = clients[1]
+        early = await drain(ben, 0.5)  # nobody is in Janus yet: no id is told
+        assert all(msg.get("sfu_id") is None for msg in early)
+        assert all(m["sfu_id"] is None for msg in early for m in msg.get("members", []))
+        inside = await asyncio.to_thread(janus_join, janus, sfus["ann"])
+        assert inside.get("videoroom") == "joined", inside
+        told = await ben.expect("room_topology")
+        assert {m["name"]: m["sfu_id"] for m in told["members"]}["ann"] == sfus["ann"]["id"]
+        taken = await asyncio.to_thread(janus_join, janus, sfus["ben"], id=sfus["ann"]["id"])
+        assert taken.get("error_code") == 436, taken  # "ID already exists"
+        made_up = "f" * 16
+        fake = await asyncio.to_thread(janus_join, janus, sfus["ben"], id=made_up, display="ann")
+        assert (fake.get("videoroom"), fake.get("id")) == ("joined", made_up), fake
+        await asyncio.sleep(1.0)  # several of the server's looks at Janus
+        for client in clients:
+            for message in await drain(client, 0.1):
+                assert made_up not in json.dumps(message), message
+        assert sfu_server.hub.rooms.rooms["big"].members["ben"].sfu_seen is False
 
 
 class Gate:

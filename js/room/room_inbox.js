@@ -108,6 +108,7 @@ export class RoomInbox {
         room.members.stopRinging(key);
         if (!member) return;
         if (room.mesh) room.mesh.remove(key);
+        if (room.sfu) room.sfu.forget(key);
         room.watch.forget(key);
         room.events.emit("left", member.name);
         break;
@@ -152,14 +153,17 @@ export class RoomInbox {
 
   /**
    * The members' publisher ids on the SFU (room_topology.members): how their feeds are told
-   * apart.  Only for members we know; the server names newcomers in member_joined.
+   * apart.  The server tells an id only once it is in use in Janus (so nobody can take it
+   * first), in a room_topology sent again as ids come.  Only for members we know.
    * @param {unknown} list
    */
   _sfuIds(list) {
     for (const raw of Array.isArray(list) ? list.slice(0, MAX_MEMBERS) : []) {
       const m = raw && typeof raw === "object" ? memberFrom(/** @type {Record<string, unknown>} */ (raw)) : null;
       const known = m && this.room.members.get(m.key);
-      if (known && m.sfuId !== "") known.sfuId = m.sfuId;
+      if (!known || m.sfuId === "" || known.sfuId === m.sfuId) continue;
+      known.sfuId = m.sfuId;
+      if (this.room.sfu) this.room.sfu.adopt(known);
     }
   }
 

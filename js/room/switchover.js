@@ -71,6 +71,8 @@ export class SfuBridge {
     this.closed = false;
     /** @type {Map<string, MediaStream>} streams of publishers no member is known for yet */
     this.orphans = new Map();
+    /** @type {Map<string, [number, number]>} member key -> its tile's size, asked for before its id was known too */
+    this.sizes = new Map();
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.handover = undefined;
   }
@@ -137,13 +139,24 @@ export class SfuBridge {
     this.opts.onChange();
   }
 
-  /** A member joined: its feed may already be here. @param {Member} member */
+  /**
+   * A member joined, or the server told its publisher id (only once the id is in use in
+   * Janus): its feed may already be here, and its tile's layer can be asked for.
+   * @param {Member} member
+   */
   adopt(member) {
+    const size = this.sizes.get(member.key);
+    if (size) this.setTileSize(member, size[0], size[1]);
     const id = String(member.sfuId);
     const stream = this.orphans.get(id);
     if (!stream) return;
     this.orphans.delete(id);
     this._arrived(member, stream);
+  }
+
+  /** A member left the room: its tile's size goes. @param {string} key */
+  forget(key) {
+    this.sizes.delete(key);
   }
 
   /** @param {string | number} publisherId */
@@ -157,6 +170,7 @@ export class SfuBridge {
 
   /** A member's tile is this big: Janus sends it the simulcast layer that fits. @param {Member} member @param {number} width @param {number} height */
   setTileSize(member, width, height) {
+    if (this.sizes.has(member.key) || this.sizes.size < MAX_ORPHANS) this.sizes.set(member.key, [width, height]);
     if (this.session && member.sfuId !== "") this.session.setTileSize(String(member.sfuId), width, height);
   }
 

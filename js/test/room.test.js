@@ -275,6 +275,35 @@ test("the room moves to the SFU: each mesh link stays until that member's SFU st
   assert.equal(session.closed, true);
 });
 
+test("a publisher id the server tells later (once in use in Janus): the held feed is shown then, at its tile's layer", async (t) => {
+  const { phone, hub } = roomBrowser(t);
+  const [alice, bob, carol] = [await phone("alice"), await phone("bob"), await phone("carol")];
+  await joinAll("team", alice, bob, carol);
+  await connectAll(alice, bob, carol);
+  hub.rooms.moveToSfu("team");
+  await flush(10);
+  const session = FakeSfuSession.instances.find((s) => s.opts.display === "alice");
+  assert.ok(session);
+  const carolMember = alice.room.members.get("carol");
+  assert.ok(carolMember);
+  carolMember.sfuId = ""; // the server has not told carol's id yet: it is not in use in Janus
+  const meshStream = alice.room.stream("carol");
+  const toCarol = linkPc(alice, carol);
+  alice.room.setTileSize("carol", 90, 60);
+  assert.deepEqual(session.tiles, [], "no id, nothing to ask Janus for yet");
+  const early = session.publish("late-id"); // a feed nobody was told about: held, not shown as carol
+  await flush();
+  assert.equal(alice.room.stream("carol"), meshStream);
+  const sfu = { url: "ws://janus", room: "r", token: "token-alice", pin: "p", id: "alice-id" };
+  socketOf(alice).serverSend({ type: "room_topology", room: "team", topology: "sfu", sfu,
+                               members: [{ name: "carol", key: "carol", sfu_id: "late-id" }] }); // prettier-ignore
+  await flush();
+  assert.equal(alice.room.stream("carol"), early, "the held feed is carol's now");
+  assert.equal(toCarol.closed, true, "and her mesh link goes");
+  assert.deepEqual(session.tiles, [["late-id", 90, 60]], "the layer asked for before is asked for now");
+  alice.room.leave();
+});
+
 test("a newcomer past the mesh limit moves the room to the SFU and joins there", async (t) => {
   const { phone, hub } = roomBrowser(t);
   hub.rooms.sfu = { url: "ws://janus" };

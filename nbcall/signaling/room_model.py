@@ -60,11 +60,20 @@ class Member:
     video: bool = True
     sfu_id: str | None = None  # its Janus publisher id, once the room is on the SFU
     token: str | None = None  # its entry in the Janus room's ``allowed`` list
+    sfu_seen: bool = False  # Janus lists a participant with ``sfu_id``: the id is taken, by its owner
+
+    @property
+    def public_sfu_id(self) -> str | None:
+        """The publisher id the other members may know: only once it is in use in Janus.
+
+        Told earlier, another member could join Janus under it first and be shown as this one.
+        """
+        return self.sfu_id if self.sfu_seen else None
 
     def describe(self, *, offer: bool) -> dict[str, Any]:
         """This member as ``room_joined.members[i]`` (``offer``: the receiver offers to it)."""
         return {"name": self.name, "key": self.key, "audio": self.audio, "video": self.video, "offer": offer,
-                "sfu_id": self.sfu_id}  # fmt: skip
+                "sfu_id": self.public_sfu_id}  # fmt: skip
 
 
 @dataclass(eq=False)

@@ -2,7 +2,8 @@
 
 The server decides everything a member could abuse (docs/rooms.md): it creates the Janus
 room (private, with a PIN and an ``allowed`` list, so Janus checks a token at every join),
-picks each member's publisher id and token, removes a leaver's token and kicks its
+picks each member's publisher id and token, tells an id to the other members only once it
+is in use in Janus (so nobody can take it first), removes a leaver's token and kicks its
 publisher, and destroys the Janus room when the room empties.  :class:`~..sfu.RoomAdmin`'s
 calls are blocking HTTP: they run in a thread, never on the event loop, and a room's
 calls are kept in order by its :class:`~.room_model.Serial`.
@@ -24,6 +25,8 @@ log = logging.getLogger("nbcall.server")
 # What a Janus that is down, refuses, or answers nonsense raises through RoomAdmin.
 FAILURES = (OSError, JanusError, ValueError, KeyError, TypeError)
 CLOSE_TIMEOUT = 2.0  # seconds the server's stop waits to destroy its Janus rooms
+SEEN_POLL = 0.2  # seconds between Janus's participant lists while an id is not in use yet
+SEEN_TIMEOUT = 30.0  # seconds after the last enrolment that the lists are still asked for
 
 
 class RoomSfu:
@@ -34,6 +37,7 @@ class RoomSfu:
         self.config = config
         self.admin = RoomAdmin(config.admin_url, config.admin_key, timeout=config.timeout)
         self.rooms: set[JanusRoom] = set()  # created here and not destroyed yet
+        self.watches: dict[Room, tuple[asyncio.Task[None], float]] = {}  # room -> (its watch, deadline)
 
     def access(self, room: Room, member: Member) -> dict[str, Any]:
         """``sfu`` for ``member``: where to connect and what to join with."""
@@ -48,6 +52,47 @@ class RoomSfu:
         # publisher id says nothing about who it is until the server maps it.
         member.token = secrets.token_urlsafe(18)
         member.sfu_id = secrets.token_hex(8)
+        member.sfu_seen = False
+
+    def announce(self, room: Room) -> None:
+        """``room_topology`` to every member: where the SFU is, and the others' publisher ids in use so far."""
+        for key, member in room.members.items():
+            others = [m.describe(offer=False) for k, m in room.members.items() if k != key]
+            member.session.send({"type": "room_topology", "room": room.name, "topology": "sfu",
+                                 "sfu": self.access(room, member), "members": others})  # fmt: skip
+
+    def watch(self, room: Room) -> None:
+        """Ask Janus who is in ``room`` until every member's publisher id is in use there, and
+        :meth:`announce` each time some are: only then may the others know them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEEN_TIMEOUT
+        running = self.watches.get(room)
+        if running is not None and not running[0].done():
+            self.watches[room] = (running[0], deadline)
+            return
+        self.watches[room] = (loop.create_task(self._watch(room)), deadline)
+
+    async def _watch(self, room: Room) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while (janus := room.janus) is not None and janus in self.rooms:
+                waiting = [m for m in room.members.values() if m.sfu_id is not None and not m.sfu_seen]
+                if not waiting or loop.time() > self.watches[room][1]:
+                    return
+                try:
+                    present = {str(p.get("id")) for p in await asyncio.to_thread(self.admin.participants, janus)}
+                except FAILURES as exc:
+                    log.warning("could not list the SFU's participants of room '%s': %s", room.name, exc)
+                    present = set()
+                seen = [m for m in waiting if m.sfu_id in present and room.members.get(m.key) is m]
+                for member in seen:
+                    member.sfu_seen = True
+                if seen:
+                    self.announce(room)
+                await asyncio.sleep(SEEN_POLL)
+        finally:
+            if self.watches.get(room, (None,))[0] is asyncio.current_task():
+                del self.watches[room]
 
     async def open(self, room: Room, members: list[Member], publishers: int) -> bool:
         """Create the Janus room for ``room`` with a token and an id for each of ``members``.
@@ -107,6 +152,8 @@ class RoomSfu:
     async def aclose(self) -> None:
         """Destroy every Janus room still open (the server stops), waiting at most a moment."""
         rooms, self.rooms = list(self.rooms), set()
+        for task, _ in self.watches.values():
+            task.cancel()
         if not rooms:
             return
         calls = [asyncio.to_thread(self.admin.destroy, janus) for janus in rooms]

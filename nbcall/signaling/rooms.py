@@ -223,10 +223,8 @@ class Rooms:
     def _moved(self, room: Room) -> None:
         assert self.sfu is not None
         room.topology = "sfu"
-        for key, member in room.members.items():
-            others = [m.describe(offer=False) for k, m in room.members.items() if k != key]
-            member.session.send({"type": "room_topology", "room": room.name, "topology": "sfu",
-                                 "sfu": self.sfu.access(room, member), "members": others})  # fmt: skip
+        self.sfu.announce(room)
+        self.sfu.watch(room)
 
     def member(self, session: Session) -> Member:
         """``session``'s user as a member; its chat and state buckets are kept across rooms."""
@@ -243,8 +241,10 @@ class Rooms:
         room.members[member.key] = member
         self.joined(room, member, others)
         joined = room.about("member_joined", member, audio=member.audio, video=member.video, offer=False,
-                            sfu_id=member.sfu_id)  # fmt: skip
+                            sfu_id=member.public_sfu_id)  # fmt: skip
         room.tell(joined, but=member.key)
+        if room.topology == "sfu" and self.sfu is not None:
+            self.sfu.watch(room)
 
     def joined(self, room: Room, member: Member, others: list[dict[str, Any]], **extra: Any) -> None:
         """Tell ``member`` it is in ``room`` with ``others`` (``room_joined``; ``extra``: more fields)."""
