@@ -308,3 +308,36 @@ async def test_closed_socket_cannot_be_used_after_close(nodes: list[Node]) -> No
             seen.append(json.loads(await ws.recv())["type"])
     assert seen in ([], ["registered"]), seen
 
+
+async def test_a_flood_across_nodes_arrives_in_order(
+    redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """3,000 candidates as fast as a client can send them, from a node to a client on another:
+    the node's writer batches them into few PUBLISHes, and the receiver gets every one, in order."""
+    logs = tmp_path_factory.mktemp("fast")
+    unlimited = ("--rate", "1000000", "--burst", "1000000")
+    fast = [Node(redis.url, f"f{i}", *unlimited, log=logs / f"f{i}.log") for i in range(2)]
+    try:
+        a, b = unique("alice", "bob")
+        async with SignalingClient(fast[0].url, a) as alice, SignalingClient(fast[1].url, b) as bob:
+            await until_online(alice, b)
+            await in_a_call(alice, bob)
+            count, pad = 3000, "x" * 300
+
+            async def flood() -> None:
+                for i in range(count):
+                    line = f"candidate:{i} 1 udp 1 127.0.0.1 {i} typ host {pad}"
+                    await alice.send({"type": "candidate", "to": b, "candidate": {**CANDIDATE, "candidate": line}})
+
+            async def receive() -> list[str]:
+                return [
+                    (await bob.expect("candidate", timeout=20))["candidate"]["candidate"].split()[0]
+                    for _ in range(count)
+                ]
+
+            _, got = await asyncio.gather(flood(), receive())
+            assert got == [f"candidate:{i}" for i in range(count)]
+    finally:
+        for node in fast:
+            node.stop()
+

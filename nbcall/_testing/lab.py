@@ -56,8 +56,8 @@ async (code) => {
 # the same moments: played aloud, the others' beeps are the echo Chromium's canceller
 # removes from each microphone, and every member's audio level reads ~0 (measured: beep
 # peaks 0.02 with playback, 0.08-0.45 with playback at volume 0).  Members on separate
-# machines do not hear each other's microphones, so tests play remote media at volume 0
-# (rather than muted, which the widget sets itself).
+# machines do not hear each other's microphones, so tests of who speaks play remote media
+# at volume 0 (rather than muted, which the widget sets itself).
 SILENT_PLAYBACK = """
 document.addEventListener('playing', (event) => { event.target.volume = 0; }, true);
 """
@@ -213,15 +213,19 @@ class Lab:
         context: BrowserContext | None = None,
         run_all: bool = True,
         ui: str = "lab",
+        silent_playback: bool = False,
     ) -> Notebook:
         """Open ``path`` in a new page, wait for a ready kernel, Run All, wait for the widgets to register.
 
         ``ui``: "lab" (JupyterLab) or "notebook7" (the Notebook 7 interface of the same server).
+        ``silent_playback``: remote media play at volume 0 (tests of who speaks; not with tests
+        that read the played audio's energy, which volume 0 zeroes too).
         """
         if context is None:
             context = await self.browser.new_context(viewport={"width": 1200, "height": 1400})
         page = await context.new_page()
-        await page.add_init_script(SILENT_PLAYBACK)
+        if silent_playback:  # rooms whose members all live in this browser: see SILENT_PLAYBACK
+            await page.add_init_script(SILENT_PLAYBACK)
         page.on("pageerror", lambda exc: print(f"[{path}] page error: {exc}"))
         page.on(
             "console",

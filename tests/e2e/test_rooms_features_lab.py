@@ -194,7 +194,7 @@ async def test_on_the_sfu_quality_speaking_and_a_recording(lab: Lab, small_sfu_s
         cells.append(f"{var} = nbcall.CallWidget({user!r}, server={small_sfu_server!r}, room_video=SMALL)\n{var}")
     cells.append("p.on_recording(recorded.append)")
     write_notebook(lab.root / "rooms_features_sfu.ipynb", cells)
-    nb = await lab.open("rooms_features_sfu.ipynb", users=list(SFU_NAMES.values()))
+    nb = await lab.open("rooms_features_sfu.ipynb", users=list(SFU_NAMES.values()), silent_playback=True)
     try:
         for var in "pqr":
             assert await nb.py(f"{var}.join({SFU_ROOM!r})") == ""

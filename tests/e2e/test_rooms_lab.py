@@ -62,8 +62,8 @@ async (u) => {
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def rooms(lab: Lab) -> AsyncIterator[tuple[Notebook, Notebook]]:
-    one = await lab.open(lab.widgets_notebook("rooms_ab", {"ann": A, "ben": B}), users=[A, B])
-    two = await lab.open(lab.widgets_notebook("rooms_c", {"cat": C}), users=[C], ui="notebook7")
+    one = await lab.open(lab.widgets_notebook("rooms_ab", {"ann": A, "ben": B}), users=[A, B], silent_playback=True)
+    two = await lab.open(lab.widgets_notebook("rooms_c", {"cat": C}), users=[C], ui="notebook7", silent_playback=True)
     yield one, two
     await one.close()
     await two.close()
