@@ -118,9 +118,11 @@ function initialize({ model }) {
     dispatcher.handle({
       [TO_PAGE_KIND.CALL]: (msg) => act(TO_PAGE_KIND.CALL, phone.placeCall(msg.to)),
       // A room invitation is answered like a call (unless a call rings too: the call first).
+      // After the page auto-answered, on_incoming's accept is a no-op and its reject hangs up.
       [TO_PAGE_KIND.ACCEPT]: () =>
-        act(TO_PAGE_KIND.ACCEPT, roomInvited() ? phone.room.acceptInvite() : auto.answeredHere() ? "" : phone.accept()),
-      [TO_PAGE_KIND.REJECT]: () => act(TO_PAGE_KIND.REJECT, roomInvited() ? phone.room.declineInvite() : phone.reject()),
+        act(TO_PAGE_KIND.ACCEPT, auto.answeredHere() ? "" : roomInvited() ? phone.room.acceptInvite() : phone.accept()),
+      [TO_PAGE_KIND.REJECT]: () =>
+        act(TO_PAGE_KIND.REJECT, auto.answeredHere() ? phone.hangup() : roomInvited() ? phone.room.declineInvite() : phone.reject()),
       [TO_PAGE_KIND.JOIN]: (msg) =>
         act(TO_PAGE_KIND.JOIN, phone.room.join(msg.room, { inviteOnly: !!msg.invite_only, password: msg.password || "" })),
       [TO_PAGE_KIND.LEAVE]: () => act(TO_PAGE_KIND.LEAVE, phone.room.leave()),

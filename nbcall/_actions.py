@@ -221,9 +221,9 @@ class CallActions:
         if self._must_wait("accept", "ringing"):
             self._enqueue("accept", "ringing", {"kind": "accept"})
             return
-        if self.auto_answer and self.state in ("connecting", "connected") and not self.room_invite:
-            return  # the page answered it already (auto_answer)
-        if self.state != "ringing" and not self.room_invite:
+        # With auto_answer the page may have answered already: it knows (a no-op then).
+        answered = self.auto_answer and self.state in ("connecting", "connected")
+        if self.state != "ringing" and not self.room_invite and not answered:
             raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
         self._command("accept")
         self._command_in_flight = True
@@ -233,7 +233,8 @@ class CallActions:
         if self._must_wait("reject", "ringing"):
             self._enqueue("reject", "ringing", {"kind": "reject"})
             return
-        if self.state != "ringing" and not self.room_invite:
+        answered = self.auto_answer and self.state in ("connecting", "connected")
+        if self.state != "ringing" and not self.room_invite and not answered:
             raise CallError(f"nothing to reject: the widget is {self.state}, not ringing")
         self._command("reject")
 

@@ -111,8 +111,9 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
     auto_answer = traitlets.Bool(
         False,
         help="Answer every incoming 1:1 call at once, in the page, without a round trip through the "
-        "kernel (on_incoming still runs; an accept() there is then a no-op). Anyone who can reach the "
-        "server can then see your camera: for demos and bots. Room invitations still wait for accept().",
+        "kernel (on_incoming still runs: an accept() there is then a no-op, a reject() hangs up). "
+        "Anyone who can reach the server can then see your camera: for demos and bots. Room "
+        "invitations still wait for accept().",
     ).tag(sync=True)
     video = traitlets.Bool(True, help="Send the camera (can be toggled during a call).").tag(sync=True)
     ice_servers = traitlets.List(

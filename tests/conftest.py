@@ -24,6 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_janus_links_left() -> Iterator[None]:
+    """At the end, remove the ICE links (veth pairs) of local Janus servers whose owner is gone:
+    a kernel or server killed by a test (SIGKILL, a notebook's kernel shut down) cannot."""
+    yield
+    from nbcall.sfu.ice_link import sweep
+
+    sweep()
+
+
 @pytest.fixture
 async def server_factory() -> AsyncIterator[type]:
     """Start in-process nbcall servers (on this test's loop) with custom limits."""

@@ -170,12 +170,13 @@ def test_accept_reject_only_while_ringing() -> None:
     assert sent.messages == [{"kind": "accept"}, {"kind": "reject"}]
 
 
-def test_accept_after_the_page_auto_answered_is_a_no_op() -> None:
+def test_accept_or_reject_after_the_page_auto_answered_go_to_the_page() -> None:
     w = CallWidget("alice", server=URL, auto_answer=True)
     sent = frontend(w)
-    w.set_trait("state", "connecting")  # the page answered as it rang
-    w.accept()  # an on_incoming that accepts too
-    assert sent.messages == []
+    w.set_trait("state", "connecting")  # the page answered as it rang (or it is our own call)
+    w.accept()  # an on_incoming that accepts too: the page knows whether it answered
+    w.reject()
+    assert sent.messages == [{"kind": "accept"}, {"kind": "reject"}]
     w.set_trait("state", "idle")
     with pytest.raises(CallError, match="nothing to accept"):
         w.accept()

@@ -124,6 +124,20 @@ test("auto_answer: a ringing call is accepted in the page, after the kernel saw 
   model.custom({ kind: "accept" }); // on_incoming accepting too
   assert.equal(model.sentOf("action_failed").length, 0);
   assert.equal(toServer().filter((m) => m.type === "accept").length, 1);
+  model.custom({ kind: "reject" }); // or screening the caller too late: the answered call ends
+  assert.equal(model.sentOf("action_failed").length, 0);
+  assert.deepEqual(toServer().filter((m) => m.type === "hangup").map((m) => m.to), ["bob"]);
+  assert.equal(model.get("state"), "ended");
+  cleanup();
+});
+
+test("auto_answer does not answer our own calls: an accept while calling out is refused", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t, { auto_answer: true });
+  model.custom({ kind: "call", to: "bob" });
+  fromServer({ type: "ringing", from: "bob", from_key: "bob", call_id: "c2" });
+  await flush();
+  model.custom({ kind: "accept" });
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.action), ["accept"]);
   cleanup();
 });
 

@@ -25,8 +25,8 @@ log = logging.getLogger("nbcall.server")
 # What a Janus that is down, refuses, or answers nonsense raises through RoomAdmin.
 FAILURES = (OSError, JanusError, ValueError, KeyError, TypeError)
 CLOSE_TIMEOUT = 2.0  # seconds the server's stop waits to destroy its Janus rooms
-SEEN_POLL = 0.2  # seconds between Janus's participant lists while an id is not in use yet
-SEEN_TIMEOUT = 30.0  # seconds after the last enrolment that the lists are still asked for
+SEEN_POLL = 0.2  # seconds between Janus's participant lists while an id is not in use yet...
+SEEN_POLL_MAX = 2.0  # ...growing to this while nobody new comes into use
 
 
 class RoomSfu:
@@ -37,7 +37,7 @@ class RoomSfu:
         self.config = config
         self.admin = RoomAdmin(config.admin_url, config.admin_key, timeout=config.timeout)
         self.rooms: set[JanusRoom] = set()  # created here and not destroyed yet
-        self.watches: dict[Room, tuple[asyncio.Task[None], float]] = {}  # room -> (its watch, deadline)
+        self.watches: dict[Room, asyncio.Task[None]] = {}  # at most one per room on the SFU
 
     def access(self, room: Room, member: Member) -> dict[str, Any]:
         """``sfu`` for ``member``: where to connect and what to join with."""
@@ -62,36 +62,40 @@ class RoomSfu:
                                  "sfu": self.access(room, member), "members": others})  # fmt: skip
 
     def watch(self, room: Room) -> None:
-        """Ask Janus who is in ``room`` until every member's publisher id is in use there, and
-        :meth:`announce` each time some are: only then may the others know them."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SEEN_TIMEOUT
+        """Ask Janus who is in ``room`` while a member's publisher id is not in use there yet,
+        and :meth:`announce` each time some are: only then may the others know them.  The
+        asking slows from every 0.2 s to every 2 s (a member may take its time to open its
+        camera), and ends when every id is in use, or the room empties or leaves the SFU."""
         running = self.watches.get(room)
-        if running is not None and not running[0].done():
-            self.watches[room] = (running[0], deadline)
+        if running is not None and not running.done():
             return
-        self.watches[room] = (loop.create_task(self._watch(room)), deadline)
+        self.watches[room] = asyncio.get_running_loop().create_task(self._watch(room))
 
     async def _watch(self, room: Room) -> None:
-        loop = asyncio.get_running_loop()
+        pause, warned = SEEN_POLL, False
         try:
             while (janus := room.janus) is not None and janus in self.rooms:
                 waiting = [m for m in room.members.values() if m.sfu_id is not None and not m.sfu_seen]
-                if not waiting or loop.time() > self.watches[room][1]:
+                if not waiting:
                     return
                 try:
-                    present = {str(p.get("id")) for p in await asyncio.to_thread(self.admin.participants, janus)}
+                    listed = await asyncio.to_thread(self.admin.participants, janus)
+                    present = {str(p.get("id")) for p in listed if isinstance(p, dict)}
                 except FAILURES as exc:
-                    log.warning("could not list the SFU's participants of room '%s': %s", room.name, exc)
-                    present = set()
+                    if not warned:  # once per watch: Janus may be down for a while
+                        log.warning("could not list the SFU's participants of room '%s': %s", room.name, exc)
+                    warned, present = True, set()
                 seen = [m for m in waiting if m.sfu_id in present and room.members.get(m.key) is m]
                 for member in seen:
                     member.sfu_seen = True
                 if seen:
                     self.announce(room)
-                await asyncio.sleep(SEEN_POLL)
+                    pause = SEEN_POLL  # others may be about to come too
+                else:
+                    pause = min(SEEN_POLL_MAX, pause * 1.5)
+                await asyncio.sleep(pause)
         finally:
-            if self.watches.get(room, (None,))[0] is asyncio.current_task():
+            if self.watches.get(room) is asyncio.current_task():
                 del self.watches[room]
 
     async def open(self, room: Room, members: list[Member], publishers: int) -> bool:
@@ -152,8 +156,10 @@ class RoomSfu:
     async def aclose(self) -> None:
         """Destroy every Janus room still open (the server stops), waiting at most a moment."""
         rooms, self.rooms = list(self.rooms), set()
-        for task, _ in self.watches.values():
+        watches, self.watches = list(self.watches.values()), {}
+        for task in watches:
             task.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
         if not rooms:
             return
         calls = [asyncio.to_thread(self.admin.destroy, janus) for janus in rooms]
