@@ -14,7 +14,7 @@ from playwright.async_api import Browser
 from nbcall._testing.jupyter import JupyterLab
 from nbcall._testing.lab import Lab, Notebook, write_notebook
 
-from ._setup_measure import Load, frame_times, loadavg, log, nbcall_result
+from ._setup_measure import Load, log, nbcall_result, two_page_result
 from ._setup_probes import ARM_NBCALL_JS, ARM_SIDE_JS, IDLE_BOTH, PROBE_JS, RESULT_JS, RUN_ALL_JS, SIDE_RESULT_JS
 from ._setup_settings import Setting, wait_for
 
@@ -188,17 +188,7 @@ class TwoNotebookLabSetting(Setting):
         ra = await a.page.evaluate(SIDE_RESULT_JS)
         rb = await b.page.evaluate(SIDE_RESULT_JS)
         busy = load.done()
-        marks = {}
-        for r, who in ((ra, "alice"), (rb, "bob")):
-            for k, v in r["marks"].items():
-                marks[k if ":" in k else f"{who}:{k}"] = round(r["origin"] + v - t0, 1)
-        out = {
-            "caller": frame_times(ra["frames"], ra["origin"], t0),
-            "callee": frame_times(rb["frames"], rb["origin"], t0),
-            "marks": dict(sorted(marks.items(), key=lambda kv: kv[1])),
-            **busy,
-            "loadavg": loadavg(),
-        }
+        out = two_page_result(ra, rb, t0, busy)
         await a.py("alice.hangup()")
         await a.wait_py("alice.state", "ended", timeout=20)
         await b.wait_py("bob.state", "ended", timeout=20)

@@ -104,6 +104,21 @@ def nbcall_result(res: dict[str, Any], t0_epoch: float, busy: dict[str, float]) 
     }
 
 
+def two_page_result(ra: dict[str, Any], rb: dict[str, Any], t0_epoch: float, busy: dict[str, float]) -> dict[str, Any]:
+    """One call measured in two pages (SIDE_RESULT_JS of alice's and of bob's), on one epoch clock."""
+    marks = {}
+    for r, who in ((ra, "alice"), (rb, "bob")):
+        for k, v in r["marks"].items():
+            marks[k if ":" in k else f"{who}:{k}"] = round(r["origin"] + v - t0_epoch, 1)
+    return {
+        "caller": frame_times(ra["frames"], ra["origin"], t0_epoch),
+        "callee": frame_times(rb["frames"], rb["origin"], t0_epoch),
+        "marks": dict(sorted(marks.items(), key=lambda kv: kv[1])),
+        **busy,
+        "loadavg": loadavg(),
+    }
+
+
 def long_tasks(res: dict[str, Any], t0_page: float) -> list[list[float]]:
     """The page's long tasks (over 50 ms) as [start ms after t0, duration ms]."""
     return [[round(start - t0_page, 1), dur] for start, dur in res.get("long", [])]

@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page
 
-from ._setup_measure import Load, frame_times, loadavg, log, long_tasks, nbcall_result, rel
+from ._setup_measure import Load, frame_times, loadavg, log, long_tasks, nbcall_result, rel, two_page_result
 from ._setup_probes import (
     ACCEPT_JS,
     ARM_NBCALL_JS,
@@ -148,17 +148,7 @@ class TwoPageSetting(Setting):
         ra = await pa.evaluate(SIDE_RESULT_JS)
         rb = await pb.evaluate(SIDE_RESULT_JS)
         busy = load.done()
-        marks = {}
-        for r, who in ((ra, "alice"), (rb, "bob")):
-            for k, v in r["marks"].items():
-                marks[k if ":" in k else f"{who}:{k}"] = round(r["origin"] + v - t0, 1)
-        out = {
-            "caller": frame_times(ra["frames"], ra["origin"], t0),
-            "callee": frame_times(rb["frames"], rb["origin"], t0),
-            "marks": dict(sorted(marks.items(), key=lambda kv: kv[1])),
-            **busy,
-            "loadavg": loadavg(),
-        }
+        out = two_page_result(ra, rb, t0, busy)
         await pa.evaluate("() => harness.models.alice.custom({ kind: 'hangup' })")
         for page, user in ((pa, self.alice), (pb, self.bob)):
             await wait_for(
