@@ -42,6 +42,7 @@ class _Widget(Protocol):
     def _when_connected(self, action: str) -> bool: ...
     def _enqueue(self, action: str, wait: str, command: dict[str, Any], key: str = "") -> None: ...
     def _member_to_wait_for(self, which: str) -> str | None: ...
+    def _room_coming(self) -> bool: ...
 
 
 def _room_source(widget: _Widget, which: str) -> str:
@@ -61,10 +62,6 @@ def _room_source(widget: _Widget, which: str) -> str:
             f"which must be 'grid', 'local' or a room member's name (in the room: {present}), not {which!r}"
         )
     return members[key]
-
-
-def _join_queued(widget: _Widget) -> bool:
-    return any(entry["command"].get("kind") == "join" for entry in widget._queued)
 
 
 class RecordingFeatures:
@@ -98,7 +95,7 @@ class RecordingFeatures:
                     f"which must be one of {RECORDING_SOURCES}, or in a room 'grid' or a member's name, not {which!r}"
                 )
             which, key, wait, queued = member, name_key(member), "member", True
-        elif _join_queued(self) or (which == GRID and self._command_in_flight):
+        elif self._room_coming() or (which == GRID and self._command_in_flight):
             # A join is on its way (queued, or sent this cell): the page records once in the room.
             self._require_open("record")
             wait, queued = "in_room", True

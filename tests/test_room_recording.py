@@ -81,6 +81,17 @@ def test_a_grid_asked_for_in_the_cell_that_joins_waits_for_the_room_and_so_does_
     ]
 
 
+def test_our_own_video_asked_for_in_the_cell_that_joins_waits_for_the_room_not_a_call() -> None:
+    w = CallWidget("ann", server=URL)
+    capture(w)
+    ready(w)
+    w.join("standup")
+    w.start_recording("local")  # a room never reaches a call's "connected": it must not wait for one
+    assert [(e["wait"], e["command"]) for e in w._queued] == [
+        ("in_room", {"kind": "recording_start", "which": "local"}),
+    ]
+
+
 def test_run_all_a_room_recording_waits_for_the_room_or_the_member() -> None:
     w = CallWidget("ann", server=URL)
     sent = capture(w)
