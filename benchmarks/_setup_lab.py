@@ -19,6 +19,15 @@ from ._setup_probes import ARM_NBCALL_JS, ARM_SIDE_JS, IDLE_BOTH, PROBE_JS, RESU
 from ._setup_settings import Setting, wait_for
 
 
+async def call_from_kernel(nb: Notebook, callee: str) -> float:
+    """Run ``alice.call(callee)`` in ``nb``'s kernel; t0, the kernel's time.time() just before, in epoch ms."""
+    printed = await nb.py(f"_t0 = time.time()\nalice.call({callee!r})\nprint(repr(_t0))")
+    try:
+        return float(printed.strip()) * 1000
+    except ValueError:
+        raise RuntimeError(f"alice.call: {printed}") from None
+
+
 class LabSetting(Setting):
     """A real JupyterLab: one notebook, two CallWidgets, calls placed from Python.
 
@@ -119,11 +128,7 @@ class LabSetting(Setting):
         self.clock.append(await self.clock_offset())
         await nb.page.evaluate(f"({ARM_NBCALL_JS})", [self.alice, self.bob, args.poll_ms, args.timeout * 1000])
         load = Load()
-        printed = await nb.py(f"_t0 = time.time()\nalice.call({self.bob!r})\nprint(repr(_t0))")
-        try:
-            t0 = float(printed.strip()) * 1000
-        except ValueError:
-            raise RuntimeError(f"alice.call: {printed}") from None
+        t0 = await call_from_kernel(nb, self.bob)
         res = await nb.page.evaluate(RESULT_JS)
         busy = load.done()
         out = nbcall_result(res, t0, busy)
@@ -180,11 +185,7 @@ class TwoNotebookLabSetting(Setting):
         for nb, prefix, user in ((a, "alice", self.alice), (b, "bob", self.bob)):
             await nb.page.evaluate(ARM_SIDE_JS, [prefix, user, args.poll_ms, args.timeout * 1000])
         load = Load()
-        printed = await a.py(f"_t0 = time.time()\nalice.call({self.bob!r})\nprint(repr(_t0))")
-        try:
-            t0 = float(printed.strip()) * 1000
-        except ValueError:
-            raise RuntimeError(f"alice.call: {printed}") from None
+        t0 = await call_from_kernel(a, self.bob)
         ra = await a.page.evaluate(SIDE_RESULT_JS)
         rb = await b.page.evaluate(SIDE_RESULT_JS)
         busy = load.done()

@@ -60,6 +60,7 @@ class _Widget(Protocol):
     _error_callbacks: list[Callable[[CallError], Any]]
 
     def _command(self, kind: str, /, **fields: Any) -> None: ...
+    def _check_answerable(self, action: str) -> None: ...
     def observe(self, handler: Callable[[dict[str, Any]], None], names: list[str]) -> None: ...
     def _state_arrived(self, change: dict[str, Any]) -> None: ...
     def _require_open(self, action: str) -> None: ...
@@ -221,10 +222,7 @@ class CallActions:
         if self._must_wait("accept", "ringing"):
             self._enqueue("accept", "ringing", {"kind": "accept"})
             return
-        # With auto_answer the page may have answered already: it knows (a no-op then).
-        answered = self.auto_answer and self.state in ("connecting", "connected")
-        if self.state != "ringing" and not self.room_invite and not answered:
-            raise CallError(f"nothing to accept: the widget is {self.state}, not ringing")
+        self._check_answerable("accept")
         self._command("accept")
         self._command_in_flight = True
 
@@ -233,10 +231,16 @@ class CallActions:
         if self._must_wait("reject", "ringing"):
             self._enqueue("reject", "ringing", {"kind": "reject"})
             return
+        self._check_answerable("reject")
+        self._command("reject")
+
+    def _check_answerable(self: _Widget, action: str) -> None:
+        """A call rings or a room invitation waits; else CallError.  With auto_answer the page
+        may have answered already: it knows, and takes the command (accept: a no-op, reject:
+        hang up), so the command goes to it."""
         answered = self.auto_answer and self.state in ("connecting", "connected")
         if self.state != "ringing" and not self.room_invite and not answered:
-            raise CallError(f"nothing to reject: the widget is {self.state}, not ringing")
-        self._command("reject")
+            raise CallError(f"nothing to {action}: the widget is {self.state}, not ringing")
 
     def hangup(self: _Widget) -> None:
         """End the current call (or stop ringing someone)."""

@@ -7,6 +7,8 @@
 // sfu.js is loaded when a room first needs it (import()): a room that stays a mesh never
 // evaluates Janus's library, and unit tests put a fake in its place (`load`).
 
+import { MAX_MEMBERS } from "./room_protocol.js";
+
 /** @typedef {import("./members.js").Members} Members */
 /** @typedef {import("./members.js").Member} Member */
 
@@ -170,7 +172,7 @@ export class SfuBridge {
 
   /** A member's tile is this big: Janus sends it the simulcast layer that fits. @param {Member} member @param {number} width @param {number} height */
   setTileSize(member, width, height) {
-    if (this.sizes.has(member.key) || this.sizes.size < MAX_ORPHANS) this.sizes.set(member.key, [width, height]);
+    if (this.sizes.has(member.key) || this.sizes.size < MAX_MEMBERS) this.sizes.set(member.key, [width, height]);
     if (this.session && member.sfuId !== "") this.session.setTileSize(String(member.sfuId), width, height);
   }
 
