@@ -107,14 +107,15 @@ export class RoomWatch {
     const room = this.room;
     const now = performance.now();
     let changed = false;
-    const session = /** @type {{receivers?: (publisherId: string) => RTCRtpReceiver[]} | null} */ (room.sfu && room.sfu.session);
+    const session = /** @type {{receiversByFeed?: () => Map<string, RTCRtpReceiver[]>} | null} */ (room.sfu && room.sfu.session);
+    const byFeed = session && typeof session.receiversByFeed === "function" ? session.receiversByFeed() : null;
     for (const m of room.members) {
       /** @type {number | null} */
       let level = null;
       if (m.sfuStream) {
         // The subscription's receivers tell the level with no AudioContext (which headless
         // Chromium may keep suspended, reading silence); a session that cannot name them is metered.
-        if (session && typeof session.receivers === "function") level = receiverLevel(session.receivers(String(m.sfuId)));
+        if (byFeed) level = receiverLevel(byFeed.get(String(m.sfuId)) || []);
         else level = this.meter.level(m.key, m.sfuStream);
       } else if (room.mesh && room.mesh.has(m.key)) level = receiverLevel(room.mesh.receivers(m.key));
       const speaking = m.audio && this.speaking.update(m.key, level, now);

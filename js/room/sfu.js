@@ -211,16 +211,28 @@ export class SfuSession {
   }
 
   /**
-   * The subscription's receivers that carry `publisherId`'s media (by m-line): what its
-   * audio level is read from (levels.js), with no AudioContext.
-   * @param {string | number} publisherId
-   * @returns {RTCRtpReceiver[]}
+   * The subscription's receivers by the publisher whose media they carry (by m-line): what
+   * each member's audio level is read from (levels.js), with no AudioContext.  One pass over
+   * the m-lines for every member (room_watch asks ~11 times a second).
+   * @returns {Map<string, RTCRtpReceiver[]>}
    */
-  receivers(publisherId) {
+  receiversByFeed() {
+    /** @type {Map<string, RTCRtpReceiver[]>} */
+    const out = new Map();
     const pc = this.over ? null : peerConnection(this.sub.handle);
-    if (!pc) return [];
-    const feed = String(publisherId);
-    return pc.getTransceivers().filter((t) => t.mid !== null && this.feeds.feedOf(t.mid) === feed).map((t) => t.receiver);
+    for (const t of pc ? pc.getTransceivers() : []) {
+      const feed = t.mid === null ? null : this.feeds.feedOf(t.mid);
+      if (feed === null) continue;
+      const list = out.get(feed);
+      if (list) list.push(t.receiver);
+      else out.set(feed, [t.receiver]);
+    }
+    return out;
+  }
+
+  /** The receivers that carry `publisherId`'s media. @param {string | number} publisherId @returns {RTCRtpReceiver[]} */
+  receivers(publisherId) {
+    return this.receiversByFeed().get(String(publisherId)) || [];
   }
 
   /** Leave the room, destroy the Janus session, close both connections; any number of times. */

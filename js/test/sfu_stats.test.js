@@ -123,11 +123,12 @@ test("speaking on the SFU comes from the session's receivers: no AudioContext is
   t.after(() => (g.AudioContext = saved));
   hub.rooms.moveToSfu("team");
   await flush(10);
-  const session = /** @type {FakeSfuSession & {receivers?: (id: string) => any[]}} */ (FakeSfuSession.instances.find((s) => s.opts.display === "alice"));
+  const session = /** @type {FakeSfuSession & {receiversByFeed?: () => Map<string, any[]>}} */ (FakeSfuSession.instances.find((s) => s.opts.display === "alice"));
   /** @type {Record<string, number>} */
   const levels = {};
-  session.receivers = (id) => [{ track: { kind: "audio" }, getSynchronizationSources: () => [{ audioLevel: levels[id] ?? 0, timestamp: 0 }] }];
   const ids = ["bob", "carol"].map((k) => String(hub.rooms.roomOf(k)?.members.get(k)?.sfuId));
+  const receiver = (/** @type {string} */ id) => ({ track: { kind: "audio" }, getSynchronizationSources: () => [{ audioLevel: levels[id] ?? 0, timestamp: 0 }] });
+  session.receiversByFeed = () => new Map(ids.map((id) => [id, [receiver(id)]]));
   for (const id of ids) session.publish(id);
   clock.tick(6000); // the handover is over: the mesh links are gone
   await flush();
