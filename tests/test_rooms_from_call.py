@@ -8,20 +8,13 @@ from typing import Any
 
 from nbcall.signaling import SignalingClient, SignalingServer
 
+from .cluster_helpers import in_a_call
 from .room_helpers import CANDIDATE, SDP, drain, join, refused, users
 
 
 def key(client: SignalingClient) -> str:
     assert client.registration is not None
     return str(client.registration["key"])
-
-
-async def connected(caller: SignalingClient, callee: SignalingClient, call_id: str = "c1") -> None:
-    """``caller`` rings ``callee``, which answers: an active 1:1 call."""
-    await caller.send({"type": "invite", "to": callee.username, "call_id": call_id})
-    await callee.expect("invite")
-    await callee.send({"type": "accept", "to": caller.username})
-    await caller.expect("accept")
 
 
 async def moved(client: SignalingClient) -> dict[str, Any]:
@@ -33,7 +26,7 @@ async def moved(client: SignalingClient) -> dict[str, Any]:
 
 async def test_a_call_becomes_a_room_and_the_third_rings(server: SignalingServer) -> None:
     async with users(server.url, "ann", "ben", "cat") as (ann, ben, cat):
-        await connected(ann, ben)
+        await in_a_call(ann, ben, "c1")
         await ben.send({"type": "room_invite", "to": "cat"})  # the callee invites: either side may
         for_ben, for_ann = await moved(ben), await moved(ann)
         room = for_ann["room"]
@@ -68,7 +61,7 @@ async def test_a_call_becomes_a_room_and_the_third_rings(server: SignalingServer
 
 async def test_after_the_move_the_rules_are_the_rooms(server: SignalingServer) -> None:
     async with users(server.url, "ann", "ben", "cat", "dan") as (ann, ben, cat, dan):
-        await connected(ann, ben)
+        await in_a_call(ann, ben, "c1")
         await ann.send({"type": "room_invite", "to": "cat"})
         room = (await moved(ann))["room"]
         await moved(ben)
@@ -96,18 +89,18 @@ async def test_after_the_move_the_rules_are_the_rooms(server: SignalingServer) -
         await ann.expect("room_left")
         assert (await cat.expect("member_declined"))["reason"] == "left"
         assert server.hub.rooms.rooms == {} and server.hub.rooms.where == {}
-        await connected(ben, ann, "c2")  # both free for a call again
+        await in_a_call(ben, ann, "c2")  # both free for a call again
 
 
 async def test_only_the_calls_own_sides_can_move_it(server: SignalingServer) -> None:
     async with users(server.url, "ann", "ben", "cat", "dan") as (ann, ben, cat, dan):
-        await connected(ann, ben)
+        await in_a_call(ann, ben, "c1")
         # An outsider names no call of its own: it cannot move anyone else's, nor ring into it.
         error = await refused(cat, {"type": "room_invite", "to": "ann"})
         assert (error["code"], error["request"]) == ("no_call", "room_invite")
         assert (await refused(cat, {"type": "room_invite", "to": "dan"}))["code"] == "no_call"
         # Inviting the other side, yourself, someone offline or busy: refused, the call unmoved.
-        await connected(cat, dan, "c2")
+        await in_a_call(cat, dan, "c2")
         for to, code in (("ben", "busy"), ("ann", "self_call"), ("nobody", "unknown_peer"), ("cat", "busy")):
             assert (await refused(ann, {"type": "room_invite", "to": to}))["code"] == code, to
         assert set(server.hub.calls) == {key(ann), key(ben), key(cat), key(dan)}
@@ -159,7 +152,7 @@ async def test_a_side_that_closes_its_socket_leaves_the_room_at_once(server: Sig
     async with users(server.url, "ann", "ben") as (ann, ben):
         cat = SignalingClient(server.url, "cat", presence=False)
         await cat.connect()
-        await connected(ann, cat)
+        await in_a_call(ann, cat, "c1")
         await cat.send({"type": "room_invite", "to": "ben"})
         room = (await moved(ann))["room"]
         await ben.expect("room_invite")
