@@ -48,6 +48,35 @@ export function emptyStats() {
 }
 
 /**
+ * The connection's selected candidate pair: the transport's, else the first nominated one
+ * that succeeded (null while there is none).
+ * @param {RTCStatsReport} report
+ * @returns {any}
+ */
+export function selectedPair(report) {
+  /** @type {any} */
+  let pair = null;
+  report.forEach((/** @type {any} */ s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((/** @type {any} */ s) => {
+      if (!pair && s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
+  }
+  return pair;
+}
+
+/**
+ * Packets lost in percent (one decimal) of those received plus lost (0 with none).
+ * `lost` can go down (duplicates and late packets): it never counts below 0 in the share.
+ * @param {number} received @param {number} lost
+ */
+export function lossPct(received, lost) {
+  return received + lost > 0 ? Math.round((1000 * Math.max(0, lost)) / (received + lost)) / 10 : 0;
+}
+
+/**
  * Make a collector for one peer connection; call it about once a second.
  * @param {RTCPeerConnection} pc
  * @returns {() => Promise<CallStats>}
@@ -61,8 +90,6 @@ export function statsCollector(pc) {
     let t = 0;
     let packetsIn = 0;
     let lostIn = 0;
-    /** @type {any} */
-    let pair = null;
     report.forEach((/** @type {any} */ s) => {
       t = Math.max(t, s.timestamp || 0);
       if (s.type === "inbound-rtp") {
@@ -82,12 +109,9 @@ export function statsCollector(pc) {
           out.out_width = s.frameWidth || out.out_width;
           out.out_height = s.frameHeight || out.out_height;
         }
-      } else if (s.type === "transport" && s.selectedCandidatePairId) {
-        pair = report.get(s.selectedCandidatePairId) || pair;
-      } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && !pair) {
-        pair = s;
       }
     });
+    const pair = selectedPair(report);
     if (pair) {
       if (pair.currentRoundTripTime != null) out.rtt_ms = Math.round(pair.currentRoundTripTime * 1000);
       const local = report.get(pair.localCandidateId);
@@ -101,7 +125,7 @@ export function statsCollector(pc) {
       out.outbound_kbps = Math.round(((out.bytes_sent - prev.bytesOut) * 8) / 1000 / seconds);
       const got = packetsIn - prev.packetsIn;
       const lost = lostIn - prev.lostIn;
-      out.packet_loss_pct = got + lost > 0 ? Math.round((1000 * Math.max(0, lost)) / (got + lost)) / 10 : 0;
+      out.packet_loss_pct = lossPct(got, lost);
     }
     // A sample taken moments after the last one (a test polling) would give noisy rates:
     // keep the older base until at least half a second has passed.

@@ -4,7 +4,7 @@
 // the way from Janus to us, and the subscriber connection's round trip (one connection
 // carries every member, so they share it).
 
-import { quality as judge } from "../call/stats.js";
+import { quality as judge, selectedPair, lossPct } from "../call/stats.js";
 
 /**
  * @typedef {object} FeedStats
@@ -67,7 +67,7 @@ export class Rates {
       if (last) {
         const got = Math.max(0, received - last.received);
         const missing = Math.max(0, lost - last.lost);
-        pct = got + missing > 0 ? Math.round((1000 * missing) / (got + missing)) / 10 : 0;
+        pct = lossPct(got, missing);
       }
       if (!last || now - last.at >= MIN_BASE_MS) this.packets.set(key, { lost, received, at: now });
       out.set(key, pct);
@@ -88,16 +88,7 @@ export class Rates {
  * @returns {number | null}
  */
 export function roundTrip(report) {
-  /** @type {any} */
-  let pair = null;
-  report.forEach((/** @type {any} */ s) => {
-    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
-  });
-  if (!pair) {
-    report.forEach((/** @type {any} */ s) => {
-      if (!pair && s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
-    });
-  }
+  const pair = selectedPair(report);
   return pair && typeof pair.currentRoundTripTime === "number" ? Math.round(pair.currentRoundTripTime * 1000) : null;
 }
 
