@@ -78,7 +78,7 @@ class CallActions:
         # A call or accept sent this cell: the page's state change arrives after the cell, and
         # an action that needs the call waits for it instead of raising.
         self._command_in_flight = False
-        self._last_asked = ""  # "call" or "join": what that command was (an invite waits for it)
+        self._last_asked = ""  # "call", "join" or "accept": what that command was (an invite waits for a join)
         self._error_callbacks: list[Callable[[CallError], Any]] = []
         self.observe(self._state_arrived, names=["state", "room"])
 
@@ -225,6 +225,8 @@ class CallActions:
         self._check_answerable("accept")
         self._command("accept")
         self._command_in_flight = True
+        # Accepting a room invitation joins that room (the page answers a ringing call first).
+        self._last_asked = "join" if self.room_invite and self.state != "ringing" else "accept"
 
     def reject(self: _Widget) -> None:
         """Decline the ringing incoming call or room invitation (before the page has reported: the next one)."""

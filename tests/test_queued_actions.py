@@ -178,3 +178,26 @@ def test_an_action_whose_moment_is_now_does_not_wait_behind_the_queue() -> None:
     # Whatever cannot happen now still waits behind it, in order.
     bob.send_chat("hi")
     assert bob.waiting == ["take a snapshot", "send a message"]
+
+
+def test_chat_in_the_cell_that_accepts_a_call_waits_for_the_call_even_after_an_old_join() -> None:
+    w = CallWidget("alice", server=URL)
+    capture(w)
+    ready(w, peers=["bob"])
+    w.join("standup")
+    w.set_trait("room", "standup")  # in, then out again: that join is long over
+    w.set_trait("room", "")
+    w.set_trait("state", "ringing")
+    w.accept()
+    w.send_chat("hi")  # before the page reports the call: it waits for the call, not a room
+    assert [(e["wait"], e["command"]["kind"]) for e in w._queued] == [("connected", "chat")]
+
+
+def test_chat_in_the_cell_that_accepts_a_room_invitation_waits_for_the_room() -> None:
+    w = CallWidget("alice", server=URL)
+    capture(w)
+    ready(w, peers=["bob"])
+    w.set_trait("room_invite", {"room": "standup", "from": "bob"})
+    w.accept()
+    w.send_chat("hi")
+    assert [(e["wait"], e["command"]["kind"]) for e in w._queued] == [("in_room", "chat")]
