@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from ._enums import RECORDING_SOURCES, ROOM_RECORDING_SOURCES
 from ._errors import CallError
 from ._media import MediaInbox
+from ._rooms import _members
 from .signaling.names import name_key
 
 GRID = "grid"
@@ -50,11 +51,7 @@ def _room_source(widget: _Widget, which: str) -> str:
     as the server spells it; ValueError naming who is in the room otherwise."""
     if which in ROOM_RECORDING_SOURCES or which in RECORDING_SOURCES:
         return which
-    members = {
-        name_key(str(p.get("name", ""))): str(p.get("name", ""))
-        for p in widget.participants
-        if p.get("state") != "ringing" and p.get("name")
-    }
+    members = _members(widget.participants)
     key = name_key(which) if which else ""
     if key not in members:
         present = ", ".join(members.values()) or "nobody else"

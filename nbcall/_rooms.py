@@ -197,11 +197,7 @@ class RoomActions:
 
     def _member_named(self: _Widget, which: str) -> str:
         """``which`` as a room member's name (as the server spells it), else ValueError."""
-        members = {
-            name_key(str(p.get("name", ""))): str(p.get("name", ""))
-            for p in self.participants
-            if p.get("state") != "ringing"
-        }
+        members = _members(self.participants)
         key = name_key(which) if isinstance(which, str) else ""
         if not self.room or key not in members:
             where = f"; in the room: {', '.join(members.values()) or 'nobody else'}" if self.room else ""
