@@ -204,10 +204,7 @@ export class MeshLinks {
    */
   async replaceTrack(track) {
     const jobs = [];
-    for (const { call } of this.links.values()) {
-      const sender = call.pc.getSenders().find((s) => s.track && s.track.kind === track.kind);
-      jobs.push(call.replaceTrack(sender ? sender.track : null, track));
-    }
+    for (const { call } of this.links.values()) jobs.push(sendTrack(call, track));
     await Promise.all(jobs);
   }
 
@@ -232,10 +229,20 @@ function swapTracks(call, stream) {
     return;
   }
   for (const track of stream.getTracks()) {
-    const sender = call.pc.getSenders().find((s) => s.track && s.track.kind === track.kind);
-    if (sender && sender.track === track) continue;
-    call.replaceTrack(sender ? sender.track : null, track).catch((err) => {
+    sendTrack(call, track).catch((err) => {
       if (!call.closed) call.onError(err);
     });
   }
+}
+
+/**
+ * `call` sends `track` in place of what it sends of that kind (replaceTrack: no
+ * renegotiation unless it never sent that kind); nothing to do if it sends it already.
+ * @param {PeerCall} call
+ * @param {MediaStreamTrack} track
+ */
+async function sendTrack(call, track) {
+  const sender = call.pc.getSenders().find((s) => s.track && s.track.kind === track.kind);
+  if (sender && sender.track === track) return;
+  await call.replaceTrack(sender ? sender.track : null, track);
 }
