@@ -15,8 +15,39 @@ CSS = ROOT / "nbcall" / "static" / "widget.css"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def own_cpu_ticks() -> int:
-    """utime+stime ticks of this process and all its descendants (Chromium, servers, Lab, kernels)."""
+def process_role(pid: int) -> str:
+    """What a process of the benchmark is, for the CPU breakdown: Chromium's processes by
+    ``--type`` (a renderer per page, the browser, GPU, utilities), Lab, kernels, servers."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "gone"
+    if len(argv) == 1:  # Chromium rewrites its processes' titles: one string, spaces between
+        argv = argv[0].split(b" ")
+    text = b" ".join(argv)
+    if b"chromium" in argv[0] or b"chrome" in argv[0]:
+        for arg in argv:
+            if arg.startswith(b"--type="):
+                kind = arg[7:].decode()
+                if kind == "utility":
+                    sub = next((a[24:].decode() for a in argv if a.startswith(b"--utility-sub-type=")), "")
+                    return f"chromium {sub.rsplit('.', 1)[-1] or 'utility'}"
+                return f"chromium {kind}"
+        return "chromium browser"
+    if b"ipykernel" in text:
+        return "kernel"
+    if b"jupyter" in text:
+        return "jupyter server"
+    if b"nbcall" in text:
+        return "nbcall server"
+    if b"node" in argv[0]:
+        return "node (seed server)"
+    return "other"
+
+
+def own_cpu_by_pid() -> dict[int, int]:
+    """utime+stime ticks of each process of this benchmark's tree (itself included)."""
     parent: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -31,28 +62,42 @@ def own_cpu_ticks() -> int:
         parent[pid] = int(fields[1])
         ticks[pid] = int(fields[11]) + int(fields[12])
     me = os.getpid()
-    total = 0
+    out: dict[int, int] = {}
     for pid, t in ticks.items():
         p, hops = pid, 0
         while p > 1 and p != me and hops < 64:
             p, hops = parent.get(p, 0), hops + 1
         if p == me:
-            total += t
-    return total
+            out[pid] = t
+    return out
 
 
 class Load:
-    """Busy CPUs over an interval: all processes, and those not of this benchmark (foreign)."""
+    """Busy CPUs over an interval: all processes, those not of this benchmark (foreign), and
+    the benchmark's CPU-seconds by process role (``by_role``: where a call's CPU goes)."""
 
     def __init__(self) -> None:
-        self.own = own_cpu_ticks()
+        self.by_pid = own_cpu_by_pid()
+        self.own = sum(self.by_pid.values())
         self.t = time.monotonic()
         self.cpus = cpu_busy_ticks()
 
-    def done(self) -> dict[str, float]:
+    def done(self) -> dict[str, Any]:
         busy = sum(cpu_busy_share(self.cpus, cpu_busy_ticks()).values())
-        own = (own_cpu_ticks() - self.own) / CLK_TCK / max(1e-3, time.monotonic() - self.t)
-        return {"busy_cpus": round(busy, 2), "own_cpus": round(own, 2), "foreign_cpus": round(max(0.0, busy - own), 2)}
+        after = own_cpu_by_pid()
+        own = (sum(after.values()) - self.own) / CLK_TCK / max(1e-3, time.monotonic() - self.t)
+        roles: dict[str, float] = {}
+        for pid, ticks in after.items():
+            used = ticks - self.by_pid.get(pid, 0)
+            if used > 0:
+                role = "benchmark" if pid == os.getpid() else process_role(pid)
+                roles[role] = roles.get(role, 0.0) + used / CLK_TCK * 1000
+        return {
+            "busy_cpus": round(busy, 2),
+            "own_cpus": round(own, 2),
+            "foreign_cpus": round(max(0.0, busy - own), 2),
+            "cpu_ms_by_role": {k: round(v) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])},
+        }
 
 
 def loadavg() -> float:
@@ -91,7 +136,7 @@ def frame_times(frames: dict[str, Any], origin: float, t0_epoch: float) -> dict[
     return out
 
 
-def nbcall_result(res: dict[str, Any], t0_epoch: float, busy: dict[str, float]) -> dict[str, Any]:
+def nbcall_result(res: dict[str, Any], t0_epoch: float, busy: dict[str, Any]) -> dict[str, Any]:
     origin = res["origin"]
     t0_page = t0_epoch - origin
     return {

@@ -105,11 +105,13 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
     rc = redis_sync.Redis(port=args.redis_port)
     rc.config_resetstat()
     m0, w0, c0 = stats.msgs, time.perf_counter(), sum(wb.cpu_seconds(pid) for pid in pids)
+    d0 = [wb.run_delay_seconds(pid) for pid in pids]
     r0 = redis_counts(rc)
     stats.measuring = True
     await asyncio.sleep(args.duration)
     stats.measuring = False
     m1, w1, c1 = stats.msgs, time.perf_counter(), sum(wb.cpu_seconds(pid) for pid in pids)
+    d1 = [wb.run_delay_seconds(pid) for pid in pids]
     r1 = redis_counts(rc)
     running = False
     for event in waiting.values():
@@ -119,6 +121,8 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
         client.close()
     await asyncio.sleep(0.5)
     msgs = max(1, m1 - m0)
+    waited = sum(b[0] - a[0] for a, b in zip(d0, d1, strict=True))
+    slices = sum(b[1] - a[1] for a, b in zip(d0, d1, strict=True))
     lat = sorted(stats.latencies)
 
     def pct(q: float) -> float:
@@ -132,6 +136,11 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
         "cpu_share": (c1 - c0) / (w1 - w0),
         "redis_cmds_per_msg": (r1[0] - r0[0]) / msgs,
         "redis_bytes_per_msg": (r1[1] - r0[1]) / msgs,
+        # Waiting for the core: run-queue time of the nodes and Redis per relayed message,
+        # and per time one of them was put on the CPU (mostly: per wake-up).
+        "run_wait_us_per_msg": waited / msgs * 1e6,
+        "run_wait_us_per_slice": waited / max(1, slices) * 1e6,
+        "slices_per_msg": slices / msgs,
         "unexpected": stats.unexpected,
     }
 
@@ -226,4 +235,3 @@ def table(r: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-

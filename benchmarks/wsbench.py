@@ -75,6 +75,7 @@ class ServerProcess:
 
 def code_version() -> dict[str, str]:
     """The nbcall commit under test and any uncommitted change to its server code."""
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -92,6 +93,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_delay_seconds(pid: int) -> tuple[float, int]:
+    """Time a whole process's threads spent runnable but waiting for a CPU, and how many times
+    they were put on a CPU (``/proc/PID/task/*/schedstat``: on-CPU ns, run-queue ns, slices)."""
+    waited, slices = 0, 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        waited += int(fields[1])
+        slices += int(fields[2])
+    return waited / 1e9, slices
+
+
 def cpu_busy_ticks() -> dict[int, tuple[int, int]]:
     """Per CPU (busy, total) jiffies from /proc/stat; busy counts irq and softirq time too."""
     out: dict[int, tuple[int, int]] = {}
@@ -106,9 +122,7 @@ def cpu_busy_ticks() -> dict[int, tuple[int, int]]:
 
 
 def cpu_busy_share(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> dict[int, float]:
-    return {
-        cpu: (after[cpu][0] - before[cpu][0]) / max(1, after[cpu][1] - before[cpu][1]) for cpu in sorted(after)
-    }
+    return {cpu: (after[cpu][0] - before[cpu][0]) / max(1, after[cpu][1] - before[cpu][1]) for cpu in sorted(after)}
 
 
 def memory_kib(pid: int) -> dict[str, int]:
