@@ -20,6 +20,7 @@ import { renderView } from "./ui/view.js";
 import { inCall } from "./call/call_state.js";
 import { State } from "./names.js";
 import { autoAnswer } from "./call/auto_answer.js";
+import { ModelSync } from "./model_sync.js";
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 /** @typedef {import("./call/phone.js").Phone} PhoneType */
@@ -30,12 +31,20 @@ function topology(phone) {
   return inCall(phone.state) ? "p2p" : "";
 }
 
+// A call being set up: its state changes may wait a moment before reaching the kernel (model_sync.js).
+/** @type {ReadonlySet<string>} */
+const SETTING_UP = new Set([State.CALLING, State.CONNECTING]);
+// Past the set-up, while changes are still held: they go with the set-up's.
+/** @type {ReadonlySet<string>} */
+const HOLDABLE = new Set([State.CALLING, State.CONNECTING, State.CONNECTED]);
+
 /**
  * Mirror the phone into the model's traitlets; Python reads them between cells.
  * @param {AnyModel} model
  * @param {PhoneType} phone
+ * @param {ModelSync} sync
  */
-function syncModel(model, phone) {
+function syncModel(model, phone, sync) {
   const next = {
     state: phone.state,
     peer: phone.peer,
@@ -59,7 +68,9 @@ function syncModel(model, phone) {
       dirty = true;
     }
   }
-  if (dirty) model.save_changes();
+  // What the kernel acts on goes at once: a ringing call (on_incoming), an invitation, an
+  // error, the end of a call.
+  if (dirty) sync.save(!HOLDABLE.has(phone.state) || !!phone.error || !!phone.room.invitation);
 }
 
 /**
@@ -90,7 +101,8 @@ function initialize({ model }) {
     dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message: error });
     return error;
   };
-  const features = new InCall(model, phone, dispatcher); // chat, devices, screen, snapshots, recording
+  const sync = new ModelSync(model, () => SETTING_UP.has(phone.state));
+  const features = new InCall(model, phone, dispatcher, sync); // chat, devices, screen, snapshots, recording
   // anywidget hands initialize and render different model facades, so views find the
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
   const modelKey = model.get("_credential");
@@ -111,8 +123,8 @@ function initialize({ model }) {
   const auto = autoAnswer({ phone, enabled: () => !!model.get("auto_answer"), accept: () => act(TO_PAGE_KIND.ACCEPT, phone.accept()) });
   const offs = [
     auto.close,
-    phone.subscribe(() => syncModel(model, phone)),
-    phone.room.events.on("change", () => syncModel(model, phone)),
+    phone.subscribe(() => syncModel(model, phone, sync)),
+    phone.room.events.on("change", () => syncModel(model, phone, sync)),
     // What the server refused (a full room, not invited ...) reaches Python as a failed action.
     phone.room.events.on("error", (words) => act("room", words)),
     dispatcher.handle({
@@ -151,12 +163,13 @@ function initialize({ model }) {
   phone.room.camera.setVideo(model.get("room_video"));
   phone.start();
   if (model.get("preview")) phone.setPreview(true);
-  syncModel(model, phone);
+  syncModel(model, phone, sync);
   sendToKernel(model, TO_KERNEL_KIND.READY);
 
   return () => {
     // Kernel restart or widget closed: end the call, stop the camera, close the socket.
     offs.forEach((off) => off());
+    sync.cancel();
     queue.destroy();
     features.destroy();
     phone.close();

@@ -55,9 +55,11 @@ export class InCall {
    * @param {AnyModel} model
    * @param {Phone} phone
    * @param {Dispatcher} dispatcher
+   * @param {{save: (urgent?: boolean) => void}} [sync]  when saved changes reach the kernel (model_sync.js)
    */
-  constructor(model, phone, dispatcher) {
+  constructor(model, phone, dispatcher, sync = { save: () => model.save_changes() }) {
     this.model = model;
+    this.sync = sync;
     this.phone = phone;
     this.dispatcher = dispatcher;
     /** @type {RTCDataChannel | null} */
@@ -179,7 +181,7 @@ export class InCall {
         dirty = true;
       }
     }
-    if (dirty) this.model.save_changes();
+    if (dirty) this.sync.save();
   }
 
   /**

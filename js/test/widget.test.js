@@ -7,6 +7,12 @@ import assert from "node:assert/strict";
 import { installGlobals, FakeClock, FakeModel, flush } from "./fakes/index.js";
 import widget from "../widget.js";
 import { modelContexts } from "../registry.js";
+import { SETUP_HOLD_MS } from "../model_sync.js";
+
+/** @type {WeakMap<import("node:test").TestContext, FakeClock>} each test's clock */
+const clocks = new WeakMap();
+/** @param {import("node:test").TestContext} t */
+const fakeClock = (t) => /** @type {FakeClock} */ (clocks.get(t));
 
 /** The traits of nbcall.CallWidget the page reads. @param {Record<string, unknown>} [over] */
 function traits(over = {}) {
@@ -22,6 +28,7 @@ function traits(over = {}) {
 function start(t, over = {}) {
   const env = installGlobals();
   const clock = new FakeClock().install();
+  clocks.set(t, clock);
   const model = new FakeModel(traits(over));
   const cleanup = widget.initialize({ model: /** @type {any} */ (model) });
   t.after(() => {
@@ -154,4 +161,39 @@ test("auto_answer off (the default): a call rings until someone accepts; room in
   await flush();
   assert.equal(other.toServer().filter((m) => m.type === "room_join" || m.type === "accept").length, 0);
   other.cleanup();
+});
+
+test("a call being set up reaches the kernel in one update; ringing, errors and the end go at once", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t);
+  const saves = model.saves;
+  model.custom({ kind: "call", to: "bob" });
+  assert.equal(model.get("state"), "calling", "the view has it at once");
+  assert.equal(model.kernelSees("state"), "idle", "the kernel not yet: the set-up is held");
+  fromServer({ type: "ringing", from: "bob", from_key: "bob", call_id: "c1" });
+  await flush();
+  assert.equal(model.saves, saves, "nothing sent while the set-up is held");
+  fakeClock(t).tick(SETUP_HOLD_MS);
+  assert.equal(model.saves, saves + 1, "one update for all of it");
+  assert.equal(model.kernelSees("state"), "calling");
+  assert.equal(model.kernelSees("peer"), "bob");
+  // Hanging up while held: the end goes at once, and nothing stale follows it.
+  model.custom({ kind: "hangup" });
+  assert.equal(model.kernelSees("state"), "ended");
+  const after = model.saves;
+  fakeClock(t).tick(SETUP_HOLD_MS * 2);
+  assert.equal(model.saves, after);
+  // A call ringing here is what the kernel acts on (on_incoming): sent at once.
+  fromServer({ type: "invite", from: "bob", from_key: "bob", call_id: "c2" });
+  await flush();
+  assert.equal(model.kernelSees("state"), "ringing");
+  assert.equal(model.kernelSees("incoming"), "bob");
+  // Accepted: connecting is held again; an error while held goes at once and takes it along.
+  model.custom({ kind: "accept" });
+  await flush();
+  assert.equal(model.get("state"), "connecting");
+  assert.equal(model.kernelSees("state"), "ringing");
+  model.custom({ kind: "call", to: "carol" }); // refused: already in a call
+  assert.match(model.kernelSees("error"), /cannot call while/);
+  assert.equal(model.kernelSees("state"), "connecting");
+  cleanup();
 });

@@ -11,6 +11,8 @@ export class FakeModel {
     /** @type {{content: any, buffers: any[]}[]} what the page sent to the kernel */
     this.sent = [];
     this.saves = 0;
+    /** @type {Record<string, any>[]} the traits as the kernel got them, one entry per save */
+    this.kernelStates = [];
   }
 
   /** @param {string} name */
@@ -27,6 +29,12 @@ export class FakeModel {
 
   save_changes() {
     this.saves += 1;
+    this.kernelStates.push(JSON.parse(JSON.stringify(this.attrs)));
+  }
+
+  /** The value of a trait as the kernel last got it (undefined: never saved). @param {string} name */
+  kernelSees(name) {
+    return this.kernelStates.at(-1)?.[name];
   }
 
   /** @param {string} event @param {Function} fn */
