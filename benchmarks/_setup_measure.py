@@ -42,7 +42,7 @@ def process_role(pid: int) -> str:
     if b"nbcall" in text:
         return "nbcall server"
     if b"node" in argv[0]:
-        return "node (seed server)"
+        return "node (seed server, Playwright)"
     return "other"
 
 

@@ -181,3 +181,23 @@ def phase_table(result: dict[str, Any], settings: tuple[str, ...] = SETTINGS) ->
 def brief(r: dict[str, Any]) -> str:
     parts = [f"{side} {r[side]['rvfc']} ms" for side in ("caller", "callee") if side in r]
     return ", ".join(parts) + f", busy {r['busy_cpus']} CPUs (foreign {r.get('foreign_cpus')})"
+
+
+def cpu_table(result: dict[str, Any], settings: tuple[str, ...] = SETTINGS) -> str:
+    """CPU-milliseconds per call by process role (p50 over the calls), from t0 to the first frames."""
+    names = [s for s in settings if result["calls"].get(s) and "cpu_ms_by_role" in result["calls"][s][0]]
+    if not names:
+        return ""
+    roles: dict[str, None] = {}
+    for s in names:
+        for c in result["calls"][s]:
+            roles.update(dict.fromkeys(c["cpu_ms_by_role"]))
+    rows = ["| CPU ms per call, p50 | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    first = result["calls"][names[0]]
+    for role in sorted(roles, key=lambda r: -sum(c["cpu_ms_by_role"].get(r, 0) for c in first)):
+        calls = [result["calls"][s] for s in names]
+        cells = [f"{statistics.median(c['cpu_ms_by_role'].get(role, 0) for c in cs):.0f}" for cs in calls]
+        rows.append(f"| {role} | " + " | ".join(cells) + " |")
+    totals = [f"{statistics.median(sum(c['cpu_ms_by_role'].values()) for c in result['calls'][s]):.0f}" for s in names]
+    rows.append("| **all** | " + " | ".join(totals) + " |")
+    return "\n".join(rows)

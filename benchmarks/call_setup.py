@@ -57,7 +57,7 @@ from nbcall._testing.sandbox import sandbox_env
 
 from ._setup_lab import LabSetting, TwoNotebookLabSetting, run_all_opens
 from ._setup_measure import BUNDLE, CSS, bundle_size, loadavg, log
-from ._setup_report import SETTINGS, brief, phase_table, summarise, summary
+from ._setup_report import SETTINGS, brief, cpu_table, phase_table, summarise, summary
 from ._setup_settings import FloorSetting, PlainSetting, SeedSetting, Setting, TwoPageSetting
 from ._static import serve_files
 from .wsbench import ROOT, ServerProcess, code_version, server_command
@@ -220,6 +220,9 @@ def main() -> None:
     print(summarise(result))
     print()
     print(phase_table(result))
+    if cpu := cpu_table(result):
+        print()
+        print(cpu)
     if result.get("run_all"):
         ra = result["run_all"]
         print()
