@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import os
 import shutil
 import subprocess
@@ -106,6 +107,25 @@ def run_delay_seconds(pid: int) -> tuple[float, int]:
         waited += int(fields[1])
         slices += int(fields[2])
     return waited / 1e9, slices
+
+
+def set_slice(pid: int, ns: int) -> None:
+    """Give every thread of ``pid`` a scheduler slice of ``ns`` (EEVDF's per-task slice, Linux
+    6.12+: ``sched_setattr`` with ``sched_runtime`` for SCHED_OTHER; x86_64 only here)."""
+
+    class SchedAttr(ctypes.Structure):
+        _fields_ = [
+            ("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+            ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+            ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64),
+        ]  # fmt: skip
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        attr = SchedAttr(size=ctypes.sizeof(SchedAttr), policy=0, runtime=ns)
+        if libc.syscall(314, int(task), ctypes.byref(attr), 0) != 0:  # SYS_sched_setattr on x86_64
+            err = ctypes.get_errno()
+            raise OSError(err, f"sched_setattr({task}): {os.strerror(err)}")
 
 
 def cpu_busy_ticks() -> dict[int, tuple[int, int]]:
