@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         help="scheduler slice of the nodes and Redis (sched_setattr; 0: the kernel's default)",
     )  # fmt: skip
     parser.add_argument("--server-cpus", default="0")
+    parser.add_argument("--redis-cpus", default="", help="Redis's CPUs (default: --server-cpus)")
     parser.add_argument("--generator-cpus", default="1")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     redis = RedisServer()
     redis.start()
     assert redis.proc is not None
-    pin(redis.proc.pid, server_cpus)
+    pin(redis.proc.pid, wb.parse_cpus(args.redis_cpus) if args.redis_cpus else server_cpus)
     args.redis_port = redis.port
     nodes = [Node(redis.url, f"bench{i}", *FAST) for i in range(2)]
     try:
