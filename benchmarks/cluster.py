@@ -106,12 +106,14 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
     rc = redis_sync.Redis(port=args.redis_port)
     rc.config_resetstat()
     m0, w0, c0 = stats.msgs, time.perf_counter(), sum(wb.cpu_seconds(pid) for pid in pids)
+    g0 = wb.cpu_seconds(os.getpid())
     d0 = [wb.run_delay_seconds(pid) for pid in pids]
     r0 = redis_counts(rc)
     stats.measuring = True
     await asyncio.sleep(args.duration)
     stats.measuring = False
     m1, w1, c1 = stats.msgs, time.perf_counter(), sum(wb.cpu_seconds(pid) for pid in pids)
+    g1 = wb.cpu_seconds(os.getpid())
     d1 = [wb.run_delay_seconds(pid) for pid in pids]
     r1 = redis_counts(rc)
     running = False
@@ -135,6 +137,7 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
         "p99_ms": pct(0.99),
         "cpu_us_per_msg": (c1 - c0) / msgs * 1e6,
         "cpu_share": (c1 - c0) / (w1 - w0),
+        "generator_cpu_share": (g1 - g0) / (w1 - w0),  # this process: the load generator
         "redis_cmds_per_msg": (r1[0] - r0[0]) / msgs,
         "redis_bytes_per_msg": (r1[1] - r0[1]) / msgs,
         # Waiting for the core: run-queue time of the nodes and Redis per relayed message,
