@@ -7,6 +7,7 @@ import { statsCollector, emptyStats } from "./stats.js";
 import { IceWatch } from "./ice.js";
 import { DATA_CHANNEL_ID, DATA_CHANNEL_LABEL } from "../messages.js";
 import { toDescription, inDescription } from "./sdp.js";
+import { reserveSender, sendLate } from "./local_media.js";
 
 export { inDescription };
 
@@ -217,45 +218,23 @@ export class PeerCall {
   }
 
   /**
-   * Negotiate sending `kind` before its track exists (its device is opening): a transceiver
-   * that sends, under a stream id of ours, so the peer's track event has its stream.
+   * Negotiate sending `kind` before its track exists (its device is opening).
    * @param {Kind} kind
    * @param {boolean} offerer
    * @returns {boolean} reserved (false: the answerer cannot name the stream; attachMedia renegotiates)
    */
   _reserve(kind, offerer) {
     if (!this.sendStream) this.sendStream = new MediaStream();
-    const stream = this.sendStream;
-    /** @type {RTCRtpTransceiver | undefined} */
-    let transceiver;
-    if (offerer) {
-      transceiver = this.pc.addTransceiver(kind, { direction: "sendrecv", streams: [stream] });
-    } else {
-      // The offer's section of this kind (its transceiver was made by setRemoteDescription).
-      transceiver = this.pc
-        .getTransceivers()
-        .find((t) => t.receiver.track.kind === kind && !t.sender.track && t.currentDirection !== "stopped");
-      if (!transceiver || typeof transceiver.sender.setStreams !== "function") return false;
-      transceiver.direction = "sendrecv";
-      transceiver.sender.setStreams(stream);
-    }
-    this.reserved.set(kind, transceiver);
-    return true;
+    const transceiver = reserveSender(this.pc, kind, offerer, this.sendStream);
+    if (transceiver) this.reserved.set(kind, transceiver);
+    return !!transceiver;
   }
 
   /** Start sending `track` of a kind not negotiated yet (renegotiates). @param {MediaStreamTrack} track @param {MediaStream | null} stream */
   _sendLate(track, stream) {
-    const pc = this.pc;
-    const tr = pc.getTransceivers().find((t) => t.receiver.track.kind === track.kind && !t.sender.track && t.currentDirection !== "stopped");
-    if (tr) {
-      tr.sender.replaceTrack(track).catch((err) => {
-        if (!this.closed) this.onError(err);
-      });
-      if (tr.direction === "recvonly") tr.direction = "sendrecv";
-      else if (tr.direction === "inactive") tr.direction = "sendonly";
-    } else {
-      pc.addTrack(track, stream || new MediaStream([track]));
-    }
+    sendLate(this.pc, track, stream, (err) => {
+      if (!this.closed) this.onError(err);
+    });
   }
 
   async _negotiate() {
