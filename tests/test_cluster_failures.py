@@ -13,6 +13,8 @@ import pytest
 
 from nbcall._testing.redis import Node, RedisServer, redis_server
 from nbcall.signaling import SignalingClient, SignalingError
+from nbcall.signaling.cluster.config import ClusterConfig
+from nbcall.signaling.cluster.link import RedisLink
 from nbcall.signaling.names import name_key
 
 from .cluster_helpers import CANDIDATE, SDP, in_a_call, until_online
@@ -110,3 +112,30 @@ async def test_redis_stopped_and_started_keeps_local_calls_and_every_user(
             await dave.expect("cancel")
             await dave.send({"type": "invite", "to": "alice"})  # across nodes again
             await alice.expect("invite")
+
+
+async def test_stop_ends_even_when_a_cancellation_comes_out_as_a_timeout(redis: RedisServer) -> None:
+    """A cancellation that lands just as redis-py's connect or read times out comes out as a
+    TimeoutError, which the heartbeat takes for "Redis is down" and goes on: stop() waited for
+    it for ever, and a node whose Redis had gone ignored SIGTERM.  Here the heartbeat's Redis
+    call turns every cancellation into a TimeoutError; stop() must still end, promptly."""
+    link = RedisLink(ClusterConfig(url=redis.url, node_id="swallower"), lambda _data: None, _nothing, lambda: None)
+
+    async def beat_that_swallows_cancellation(*_args: object, **_kwargs: object) -> list[int]:
+        try:
+            await asyncio.sleep(30)  # a Redis that does not answer: where stop() finds it
+        except asyncio.CancelledError:
+            raise TimeoutError("Timeout connecting to server") from None
+        raise TimeoutError("Timeout reading from server")
+
+    link._beat = beat_that_swallows_cancellation  # type: ignore[assignment]
+    await link.start()
+    await asyncio.sleep(0.3)  # the heartbeat waits in its Redis call
+    stopping = asyncio.ensure_future(link.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done, "stop() did not end"
+    assert all(task.done() for task in link._tasks)
+
+
+async def _nothing() -> None:
+    return None

@@ -31,6 +31,7 @@ from .config import MAX_BATCH, MAX_COALESCED_BYTES, MAX_PENDING_BYTES, MAX_PENDI
 log = logging.getLogger("nbcall.cluster")
 
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+STOP_WAIT = 3.0  # seconds stop() waits for the link's tasks
 
 
 class RedisLink:
@@ -72,6 +73,11 @@ class RedisLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
+        # Stopping is also a flag the loops check: a cancellation that lands as a connect or
+        # read times out comes out of redis-py as a TimeoutError (handled as "Redis down"), and
+        # a loop that went on after it kept the node from exiting on SIGTERM (seen: 3 of 24
+        # nodes whose Redis had gone).
+        self._stopping = False
 
     # -- life ----------------------------------------------------------------------------
 
@@ -86,11 +92,14 @@ class RedisLink:
             await asyncio.wait_for(self._subscribed.wait(), 5.0)
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, *_FAILURES):
-                await task
+        if self._tasks:
+            # Bounded: a task still running after STOP_WAIT is left to the process's exit.
+            _, running = await asyncio.wait(self._tasks, timeout=STOP_WAIT)
+            for task in running:
+                log.warning("node %s: %s did not stop within %s s", self.node, task.get_coro(), STOP_WAIT)
         with contextlib.suppress(*_FAILURES):
             # A stopping node looks dead at once: the next sweep (within a heartbeat) frees
             # its names and tells its users' partners, instead of after the expiry.
@@ -152,7 +161,7 @@ class RedisLink:
         release_keys = [self.keys.users, self.keys.node_users(self.node)]
         with contextlib.suppress(*_FAILURES):
             await self._publisher()  # ready before the first message
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             while queue:
@@ -222,7 +231,7 @@ class RedisLink:
 
     async def _reader(self) -> None:
         channels = (self.inbox, self.keys.all)
-        while True:
+        while not self._stopping:
             conn = self._sub = self._connection()
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
@@ -259,7 +268,7 @@ class RedisLink:
     async def _heartbeat(self) -> None:
         keys = [self.keys.nodes, self.keys.users, self.keys.known(self.node)]
         args: list[str | int] = [self.node, int(self.config.node_expiry * 1000), self.config.prefix]
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 result = await self._beat(keys=keys, args=args)
