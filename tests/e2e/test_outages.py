@@ -221,6 +221,9 @@ async def test_a_partner_page_that_crashes_is_noticed_in_seconds(lab: Lab, serve
         ended = next(r for r in phone if r["state"] == "ended")
         reconnecting = next((r for r in phone if r["peer_status"] == "reconnecting"), None)
         heard = [(r["type"], r.get("status"), round(r["t"] / 1000 - crashed, 2)) for r in recs if r["type"] != "phone"]
+        # The page said ended; Python hears it with the next comm message (ipywidgets may hold a
+        # page's update while an earlier one awaits the kernel): the reason comes with the state.
+        await cat_nb.wait_py("cat.state", "ended", timeout=5)
         end_reason = (await cat_nb.py("print(cat.end_reason)")).strip()
         shown = "never" if reconnecting is None else f"after {reconnecting['t'] / 1000 - crashed:.2f} s"
         print(
