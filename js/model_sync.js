@@ -6,9 +6,11 @@
 // the first frame (benchmarks/README.md, "Keeping the kernel out of the set-up").
 //
 // So while a call is being set up (calling, connecting), what changes is held and sent in
-// one update SETUP_HOLD_MS after the first change; what the kernel must act on (a call
-// ringing here, an invitation, an error, the end of a call) goes at once and takes what
-// was held with it.  The view never waits: model.set() has already updated it.
+// one update SETUP_HOLD_MS after the first change; what the kernel must act on (the call's
+// start, a call ringing here, an invitation, an error, the end of a call, the state a queued
+// action produced before its queued_done) goes at once and takes what was held with it: the
+// caller says which (widget.js, queued_actions.js).  The view never waits: model.set() has
+// already updated it.
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 

@@ -94,10 +94,13 @@ function asEntry(value) {
 
 export class QueuedActions {
   /**
-   * @param {{model: AnyModel, phone: Phone, dispatcher: Dispatcher, features?: ChannelState, now?: () => number}} args
+   * @param {{model: AnyModel, phone: Phone, dispatcher: Dispatcher, features?: ChannelState, now?: () => number,
+   *   beforeDone?: () => void}} args  beforeDone: send the state changes held back (model_sync.js), so
+   *   that the kernel has the state an entry produced before it hears the entry is done
    */
-  constructor({ model, phone, dispatcher, features, now = () => Date.now() }) {
+  constructor({ model, phone, dispatcher, features, now = () => Date.now(), beforeDone = () => {} }) {
     this.model = model;
+    this.beforeDone = beforeDone;
     this.phone = phone;
     this.dispatcher = dispatcher;
     this.now = now;
@@ -215,6 +218,7 @@ export class QueuedActions {
   /** @param {number} id */
   _finish(id) {
     this.finished.add(id);
+    this.beforeDone();
     this.dispatcher.send(TO_KERNEL_KIND.QUEUED_DONE, { id });
   }
 

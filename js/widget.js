@@ -43,8 +43,9 @@ const HOLDABLE = new Set([State.CALLING, State.CONNECTING, State.CONNECTED]);
  * @param {AnyModel} model
  * @param {PhoneType} phone
  * @param {ModelSync} sync
+ * @param {{calling: string | null}} told  the call whose start the kernel was sent
  */
-function syncModel(model, phone, sync) {
+function syncModel(model, phone, sync, told) {
   const next = {
     state: phone.state,
     peer: phone.peer,
@@ -68,9 +69,12 @@ function syncModel(model, phone, sync) {
       dirty = true;
     }
   }
-  // What the kernel acts on goes at once: a ringing call (on_incoming), an invitation, an
-  // error, the end of a call.
-  if (dirty) sync.save(!HOLDABLE.has(phone.state) || !!phone.error || !!phone.room.invitation);
+  // What the kernel acts on goes at once: a call starting (calling, so that every call shows
+  // in Python even if it ends within the hold: on_state, and the actions that wait for it), a
+  // ringing call (on_incoming), an invitation, an error, the end of a call.
+  const starting = phone.state === State.CALLING && told.calling !== phone.callId;
+  if (starting) told.calling = phone.callId;
+  if (dirty) sync.save(starting || !HOLDABLE.has(phone.state) || !!phone.error || !!phone.room.invitation);
 }
 
 /**
@@ -102,12 +106,13 @@ function initialize({ model }) {
     return error;
   };
   const sync = new ModelSync(model, () => SETTING_UP.has(phone.state));
+  const told = { calling: /** @type {string | null} */ (null) };
   const features = new InCall(model, phone, dispatcher, sync); // chat, devices, screen, snapshots, recording
   // anywidget hands initialize and render different model facades, so views find the
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
   const modelKey = model.get("_credential");
   // After the handlers: Run All's actions wait in the `_queued` trait until the phone is ready.
-  const queue = new QueuedActions({ model, phone, dispatcher, features });
+  const queue = new QueuedActions({ model, phone, dispatcher, features, beforeDone: () => sync.flush() });
   modelContexts().set(modelKey, { phone, features, act, queue });
   const forget = () => {
     if (modelContexts().get(modelKey)?.phone === phone) modelContexts().delete(modelKey);
@@ -123,8 +128,8 @@ function initialize({ model }) {
   const auto = autoAnswer({ phone, enabled: () => !!model.get("auto_answer"), accept: () => act(TO_PAGE_KIND.ACCEPT, phone.accept()) });
   const offs = [
     auto.close,
-    phone.subscribe(() => syncModel(model, phone, sync)),
-    phone.room.events.on("change", () => syncModel(model, phone, sync)),
+    phone.subscribe(() => syncModel(model, phone, sync, told)),
+    phone.room.events.on("change", () => syncModel(model, phone, sync, told)),
     // What the server refused (a full room, not invited ...) reaches Python as a failed action.
     phone.room.events.on("error", (words) => act("room", words)),
     dispatcher.handle({
@@ -163,13 +168,17 @@ function initialize({ model }) {
   phone.room.camera.setVideo(model.get("room_video"));
   phone.start();
   if (model.get("preview")) phone.setPreview(true);
-  syncModel(model, phone, sync);
+  syncModel(model, phone, sync, told);
   sendToKernel(model, TO_KERNEL_KIND.READY);
 
   return () => {
     // Kernel restart or widget closed: end the call, stop the camera, close the socket.
     offs.forEach((off) => off());
-    sync.cancel();
+    try {
+      sync.flush(); // what was held, if the comm is still open
+    } catch {
+      sync.cancel(); // a closed comm: the rest of the cleanup must still run
+    }
     queue.destroy();
     features.destroy();
     phone.close();

@@ -97,8 +97,8 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
         default_value="registering",
         help="Call state, set by the browser: "
         + ", ".join(CALL_STATES)
-        + ". While a call is being set up the browser reports it at most 0.5 s late, in one update "
-        "(a ringing call, an error and the end of a call at once): docs/widget.md.",
+        + ". While a call is being set up, connecting and connected reach Python at most 0.5 s late, in one "
+        "update (a call's start, a ringing call, an error and the end of a call at once): docs/widget.md.",
     ).tag(sync=True)
     peer = traitlets.Unicode("", help="The other side of the current (or last) call.").tag(sync=True)
     incoming = traitlets.Unicode("", help="The caller's name while a call is ringing here, else empty.").tag(sync=True)

@@ -163,37 +163,103 @@ test("auto_answer off (the default): a call rings until someone accepts; room in
   other.cleanup();
 });
 
-test("a call being set up reaches the kernel in one update; ringing, errors and the end go at once", async (t) => {
+test("a call being set up: its start goes at once, the rest in one update from the first held change", async (t) => {
   const { model, cleanup, fromServer } = await registered(t);
-  const saves = model.saves;
+  const clock = fakeClock(t);
+  const presence = (/** @type {string} */ name) =>
+    fromServer({ type: "presence", joined: [name], joined_keys: [name], left: [], left_keys: [], online: 3 });
   model.custom({ kind: "call", to: "bob" });
-  assert.equal(model.get("state"), "calling", "the view has it at once");
-  assert.equal(model.kernelSees("state"), "idle", "the kernel not yet: the set-up is held");
-  fromServer({ type: "ringing", from: "bob", from_key: "bob", call_id: "c1" });
   await flush();
-  assert.equal(model.saves, saves, "nothing sent while the set-up is held");
-  fakeClock(t).tick(SETUP_HOLD_MS);
-  assert.equal(model.saves, saves + 1, "one update for all of it");
-  assert.equal(model.kernelSees("state"), "calling");
+  assert.equal(model.kernelSees("state"), "calling", "a call's start is never held");
   assert.equal(model.kernelSees("peer"), "bob");
+  const saves = model.saves;
+  fromServer({ type: "ringing", from: "bob", from_key: "bob", call_id: "c1" });
+  presence("carol");
+  await flush();
+  assert.deepEqual(model.get("peers"), ["bob", "carol"], "the view has it at once");
+  assert.equal(model.saves, saves, "held while the call is set up");
+  clock.tick(SETUP_HOLD_MS - 200);
+  presence("dave"); // a later change joins the hold; it does not restart it
+  await flush();
+  clock.tick(200);
+  assert.equal(model.saves, saves + 1, "one update, SETUP_HOLD_MS after the first held change");
+  assert.deepEqual(model.kernelSees("peers"), ["bob", "carol", "dave"]);
   // Hanging up while held: the end goes at once, and nothing stale follows it.
+  presence("erin");
   model.custom({ kind: "hangup" });
   assert.equal(model.kernelSees("state"), "ended");
+  assert.deepEqual(model.kernelSees("peers"), ["bob", "carol", "dave", "erin"], "the end takes the held changes along");
   const after = model.saves;
-  fakeClock(t).tick(SETUP_HOLD_MS * 2);
+  clock.tick(SETUP_HOLD_MS * 2);
   assert.equal(model.saves, after);
+  cleanup();
+});
+
+test("a call refused within the hold still shows in the kernel: calling, then ended, every time", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t);
+  /** @type {string[]} */
+  const seen = [];
+  for (const id of ["c1", "c2"]) {
+    model.custom({ kind: "call", to: "bob" });
+    await flush();
+    seen.push(model.kernelSees("state"));
+    fromServer({ type: "busy", from: "bob", from_key: "bob", call_id: id });
+    await flush();
+    seen.push(model.kernelSees("state"));
+  }
+  assert.deepEqual(seen, ["calling", "ended", "calling", "ended"]);
+  cleanup();
+});
+
+test("ringing goes at once; an accepted call is held until an error takes it along", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t);
   // A call ringing here is what the kernel acts on (on_incoming): sent at once.
   fromServer({ type: "invite", from: "bob", from_key: "bob", call_id: "c2" });
   await flush();
   assert.equal(model.kernelSees("state"), "ringing");
   assert.equal(model.kernelSees("incoming"), "bob");
-  // Accepted: connecting is held again; an error while held goes at once and takes it along.
+  // Accepted: connecting is held, and what changes with it.
   model.custom({ kind: "accept" });
+  fromServer({ type: "presence", joined: ["dave"], joined_keys: ["dave"], left: [], left_keys: [], online: 3 });
   await flush();
   assert.equal(model.get("state"), "connecting");
   assert.equal(model.kernelSees("state"), "ringing");
+  assert.equal(model.kernelSees("peers").includes("dave"), false);
+  // An error goes at once and takes the held changes along.
   model.custom({ kind: "call", to: "carol" }); // refused: already in a call
   assert.match(model.kernelSees("error"), /cannot call while/);
   assert.equal(model.kernelSees("state"), "connecting");
+  assert.equal(model.kernelSees("peers").includes("dave"), true);
+  cleanup();
+});
+
+test("cleanup sends what was held and leaves no timer behind", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t);
+  model.custom({ kind: "call", to: "bob" });
+  fromServer({ type: "presence", joined: ["dave"], joined_keys: ["dave"], left: [], left_keys: [], online: 3 });
+  await flush();
+  assert.equal(model.kernelSees("peers").includes("dave"), false);
+  cleanup();
+  assert.equal(model.kernelSees("peers").includes("dave"), true);
+  const saves = model.saves;
+  fakeClock(t).tick(SETUP_HOLD_MS * 2);
+  assert.equal(model.saves, saves);
+});
+
+test("a queued entry's state reaches the kernel before its queued_done", async (t) => {
+  const { model, cleanup, fromServer } = await registered(t, {
+    _queued: [{ id: 1, wait: "ringing", action: "accept", command: { kind: "accept" } }],
+  });
+  /** @type {string[]} the kernel's view when each queued_done went */
+  const stateAtDone = [];
+  const send = model.send.bind(model);
+  model.send = (/** @type {any} */ content, /** @type {any} */ callbacks, /** @type {any} */ buffers) => {
+    if (content && content.kind === "queued_done") stateAtDone.push(String(model.kernelSees("state")));
+    return send(content, callbacks, buffers);
+  };
+  fromServer({ type: "invite", from: "bob", from_key: "bob", call_id: "c3" });
+  await flush();
+  assert.equal(model.get("state"), "connecting", "the queued accept answered");
+  assert.deepEqual(stateAtDone, ["connecting"], "held changes went before queued_done");
   cleanup();
 });
