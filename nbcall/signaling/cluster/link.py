@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from . import scripts
 from .config import MAX_BATCH, MAX_COALESCED_BYTES, MAX_PENDING_BYTES, MAX_PENDING_MESSAGES, ClusterConfig, Keys
+from .inbox import Inbox
 
 log = logging.getLogger("nbcall.cluster")
 
@@ -238,30 +238,28 @@ class RedisLink:
                 await conn.send_command("SUBSCRIBE", *channels, check_health=False)
                 for _ in channels:
                     await conn.read_response()  # the confirmations
+                inbox = Inbox.take_over(conn, self._deliver)
                 self._subscribed.set()
-                handle = self._on_message
-                read = conn.read_response
-                # With hiredis, the replies already in the parser's buffer are taken without
-                # a coroutine chain each: read_response waits for the first, gets() the rest.
-                parser = getattr(conn, "_parser", None)
-                buffered = getattr(parser, "_reader", None) if isinstance(parser, _AsyncHiredisParser) else None
+                if inbox is not None:
+                    await inbox.lost
+                    continue
+                # Without hiredis: read through redis-py, a task's turn per message.
                 while True:
-                    # RESP2: [b"message", channel, data] for a message on our channels.
-                    message = await read()
-                    while True:
-                        if type(message) is list and message[0] == b"message":
-                            handle(message[2])
-                        if buffered is None:
-                            break
-                        message = buffered.gets()
-                        if message is NOT_ENOUGH_DATA or message is False:
-                            break
+                    message = await conn.read_response()
+                    if type(message) is list and message[0] == b"message":
+                        self._deliver(message[2])
             except _FAILURES as exc:
                 self._failed(exc)
             finally:
                 with contextlib.suppress(*_FAILURES):
                     await conn.disconnect(nowait=True)
             await asyncio.sleep(0.25)
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            self._on_message(data)
+        except Exception:  # one bad message from another node must not stop the inbox
+            log.exception("node %s: a message from Redis could not be handled", self.node)
 
     # -- liveness ------------------------------------------------------------------------------
 
