@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
 
 from nbcall._testing.redis import Node, RedisServer, redis_server
 from nbcall.signaling import SignalingClient, SignalingError
@@ -139,3 +140,21 @@ async def test_stop_ends_even_when_a_cancellation_comes_out_as_a_timeout(redis: 
 
 async def _nothing() -> None:
     return None
+
+
+async def test_malformed_bus_messages_do_not_stop_a_node_from_hearing_the_cluster(
+    redis: RedisServer, two_nodes: list[Node]
+) -> None:
+    """Whatever lands on a node's channels (a broken envelope, broken JSON, an unknown event)
+    is logged and dropped; the messages after it still arrive."""
+    first, second = two_nodes
+    publisher = redis_sync.Redis(port=redis.port)
+    async with SignalingClient(first.url, "alice") as alice, SignalingClient(second.url, "bob") as bob:
+        await until_online(alice, "bob")
+        for channel in (f"nbcall:to:{second.node_id}", "nbcall:all"):
+            for junk in (b"[not an envelope", b"{not json", b'{"t":"nonsense"}', b"\xff\xfe", b"[]\n[1,2]"):
+                publisher.publish(channel, junk)
+        await in_a_call(alice, bob)  # an invite, accept and offer crossing to the second node
+        await alice.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})
+        assert (await bob.expect("candidate"))["from"] == "alice"
+    publisher.close()
