@@ -34,14 +34,17 @@ class Inbox(asyncio.Protocol):
         parser = getattr(conn, "_parser", None)
         reader = getattr(parser, "_reader", None) if isinstance(parser, _AsyncHiredisParser) else None
         stream = getattr(conn, "_reader", None)
+        buffered = getattr(stream, "_buffer", None)  # asyncio.StreamReader's own bytearray
         writer = getattr(conn, "_writer", None)
-        if reader is None or stream is None or writer is None:
+        # These are redis-py's and asyncio's internals: if a release moves them, keep reading
+        # through redis-py rather than guess.
+        if reader is None or not isinstance(buffered, bytearray) or writer is None:
             return None
         inbox = cls(reader, handle)
         # Bytes redis-py read but did not parse yet go first; nothing arrives in between
         # (no await from here to set_protocol).
-        pending = bytes(stream._buffer)
-        stream._buffer.clear()
+        pending = bytes(buffered)
+        buffered.clear()
         transport = writer.transport
         transport.set_protocol(inbox)
         inbox.data_received(pending)
