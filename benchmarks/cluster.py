@@ -134,14 +134,10 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
     waited = sum(b[0] - a[0] for a, b in zip(d0, d1, strict=True))
     slices = sum(b[1] - a[1] for a, b in zip(d0, d1, strict=True))
     lat = sorted(stats.latencies)
-
-    def pct(q: float) -> float:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
-
     return {
         "msgs_per_s": (m1 - m0) / (w1 - w0),
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
+        "p50_ms": pct(lat, 0.5),
+        "p99_ms": pct(lat, 0.99),
         "cpu_us_per_msg": (c1 - c0) / msgs * 1e6,
         "cpu_share": (c1 - c0) / (w1 - w0),
         "generator_cpu_share": (g1 - g0) / (w1 - w0),  # this process: the load generator
@@ -157,16 +153,17 @@ async def run_load(args: argparse.Namespace, ports: tuple[int, int], pids: list[
     }
 
 
+def pct(lat: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted latencies (seconds), in ms."""
+    return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
+
+
 def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Several runs of one placement: percentiles of all their latencies, means of the rest."""
     lat = sorted(x for r in runs for x in r["latencies"])
-
-    def pct(q: float) -> float:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
-
     means = [k for k in runs[0] if k not in ("latencies", "unexpected")]
     out: dict[str, Any] = {k: sum(r[k] for r in runs) / len(runs) for k in means}
-    out.update(p50_ms=pct(0.5), p99_ms=pct(0.99), unexpected=sum(r["unexpected"] for r in runs))
+    out.update(p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99), unexpected=sum(r["unexpected"] for r in runs))
     out["p99_ms_runs"] = [r["p99_ms"] for r in runs]
     return out
 

@@ -43,9 +43,10 @@ const HOLDABLE = new Set([State.CALLING, State.CONNECTING, State.CONNECTED]);
  * @param {AnyModel} model
  * @param {PhoneType} phone
  * @param {ModelSync} sync
- * @param {{calling: string | null}} told  the call whose start the kernel was sent
  */
-function syncModel(model, phone, sync, told) {
+function syncModel(model, phone, sync) {
+  // A call starting: the state moves into calling now (a call passes through it once).
+  const starting = phone.state === State.CALLING && model.get("state") !== State.CALLING;
   const next = {
     state: phone.state,
     peer: phone.peer,
@@ -72,8 +73,6 @@ function syncModel(model, phone, sync, told) {
   // What the kernel acts on goes at once: a call starting (calling, so that every call shows
   // in Python even if it ends within the hold: on_state, and the actions that wait for it), a
   // ringing call (on_incoming), an invitation, an error, the end of a call.
-  const starting = phone.state === State.CALLING && told.calling !== phone.callId;
-  if (starting) told.calling = phone.callId;
   if (dirty) sync.save(starting || !HOLDABLE.has(phone.state) || !!phone.error || !!phone.room.invitation);
 }
 
@@ -106,7 +105,6 @@ function initialize({ model }) {
     return error;
   };
   const sync = new ModelSync(model, () => SETTING_UP.has(phone.state));
-  const told = { calling: /** @type {string | null} */ (null) };
   const features = new InCall(model, phone, dispatcher, sync); // chat, devices, screen, snapshots, recording
   // anywidget hands initialize and render different model facades, so views find the
   // phone through a page-wide map keyed by this widget's (unique, kernel-made) credential.
@@ -128,8 +126,8 @@ function initialize({ model }) {
   const auto = autoAnswer({ phone, enabled: () => !!model.get("auto_answer"), accept: () => act(TO_PAGE_KIND.ACCEPT, phone.accept()) });
   const offs = [
     auto.close,
-    phone.subscribe(() => syncModel(model, phone, sync, told)),
-    phone.room.events.on("change", () => syncModel(model, phone, sync, told)),
+    phone.subscribe(() => syncModel(model, phone, sync)),
+    phone.room.events.on("change", () => syncModel(model, phone, sync)),
     // What the server refused (a full room, not invited ...) reaches Python as a failed action.
     phone.room.events.on("error", (words) => act("room", words)),
     dispatcher.handle({
@@ -168,7 +166,7 @@ function initialize({ model }) {
   phone.room.camera.setVideo(model.get("room_video"));
   phone.start();
   if (model.get("preview")) phone.setPreview(true);
-  syncModel(model, phone, sync, told);
+  syncModel(model, phone, sync);
   sendToKernel(model, TO_KERNEL_KIND.READY);
 
   return () => {
