@@ -50,11 +50,12 @@ class ServerCollector(Collector):
         link = cluster.link
         yield CounterMetricFamily("nbcall_cluster_received", "Messages delivered here from other nodes",
                                   value=cluster.cross_received)  # fmt: skip
-        yield CounterMetricFamily("nbcall_cluster_published", "Messages published to Redis", value=link.published)
+        yield CounterMetricFamily("nbcall_cluster_published", "Messages published to Redis",
+                                  value=link.outbox.published)  # fmt: skip
         yield CounterMetricFamily("nbcall_cluster_published_bytes", "Bytes published to Redis",
-                                  value=link.published_bytes)  # fmt: skip
+                                  value=link.outbox.published_bytes)  # fmt: skip
         yield CounterMetricFamily("nbcall_cluster_dropped", "Messages not published (Redis down or backlog full)",
-                                  value=link.dropped)  # fmt: skip
+                                  value=link.outbox.dropped)  # fmt: skip
         yield GaugeMetricFamily("nbcall_cluster_nodes", "Live nodes at the last heartbeat", value=len(link.nodes))
         yield GaugeMetricFamily("nbcall_cluster_up", "1 when Redis answers, 0 when degraded", value=int(link.up))
         yield GaugeMetricFamily("nbcall_redis_rtt_seconds", "Round trip of the last heartbeat to Redis",

@@ -122,7 +122,7 @@ class ClusterHub(Hub):
         """Publish ``message`` for ``ghost`` to its node, the envelope filled in from this node's state."""
         kind = message["type"]
         frm = sender or message.get("from_key") or self._sender
-        if frm is None or not self.link.room():
+        if frm is None:
             return False
         local = self.users.get(frm)
         call = self.calls.get(frm)

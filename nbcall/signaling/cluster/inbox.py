@@ -13,11 +13,14 @@ an established subscription moves here, with the connection's own hiredis reader
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection
+
+log = logging.getLogger("nbcall.cluster")
 
 
 class Inbox(asyncio.Protocol):
@@ -48,8 +51,11 @@ class Inbox(asyncio.Protocol):
         transport = writer.transport
         transport.set_protocol(inbox)
         inbox.data_received(pending)
-        if isinstance(transport, asyncio.ReadTransport) and not transport.is_reading():
-            transport.resume_reading()  # the stream may have paused it when its buffer filled
+        # The stream may have paused reading when its buffer filled.  Duck-typed: uvloop's
+        # transports are not asyncio.ReadTransport instances (an isinstance check never resumed).
+        is_reading = getattr(transport, "is_reading", None)
+        if callable(is_reading) and not is_reading():
+            transport.resume_reading()
         return inbox
 
     def data_received(self, data: bytes) -> None:
@@ -61,7 +67,10 @@ class Inbox(asyncio.Protocol):
                 return
             # RESP2: [b"message", channel, data] for a message on our channels.
             if type(message) is list and message[0] == b"message":
-                self.handle(message[2])
+                try:
+                    self.handle(message[2])
+                except Exception:  # one bad message from another node must not stop the inbox
+                    log.exception("a message from Redis could not be handled")
 
     def eof_received(self) -> bool:
         return False  # close the transport

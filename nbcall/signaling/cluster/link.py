@@ -16,22 +16,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
 
 from . import scripts
-from .config import MAX_BATCH, MAX_COALESCED_BYTES, MAX_PENDING_BYTES, MAX_PENDING_MESSAGES, ClusterConfig, Keys
+from .config import ClusterConfig, Keys
 from .inbox import Inbox
+from .outbox import REDIS_FAILURES, Outbox
 
 log = logging.getLogger("nbcall.cluster")
 
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+_FAILURES = REDIS_FAILURES
 STOP_WAIT = 3.0  # seconds stop() waits for the link's tasks
+MAX_NODE_CHANNELS = 1024  # encoded channel names kept (one per node id seen)
 
 
 class RedisLink:
@@ -60,14 +60,11 @@ class RedisLink:
         self.down_since: float | None = time.monotonic()
         self.rtt = 0.0  # seconds, the last heartbeat's round trip
         self.nodes: list[str] = []  # live nodes, as of the last heartbeat
-        self.published = 0  # messages and bytes handed to Redis (for /metrics)
-        self.published_bytes = 0
-        self.dropped = 0  # messages not published: Redis down or the backlog full
-        self._queue: deque[tuple[Any, ...]] = deque()
-        self._queued_bytes = 0
-        self._wake = asyncio.Event()
-        # The publisher's own connection (CLIENT REPLY OFF: batches written as packed
-        # commands, never waiting for a round trip) and the subscriber's.
+        release_keys = (self.keys.users, self.keys.node_users(self.node))
+        self.outbox = Outbox(release_keys, self.node, self._publisher, self._publish_failed)
+        self._channels: dict[str, bytes] = {}  # node id -> its channel's name, encoded
+        self._all = self.keys.all.encode()
+        # The publisher's own connection (CLIENT REPLY OFF: outbox.py) and the subscriber's.
         self._pub: AbstractConnection | None = None
         self._sub: AbstractConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,7 +80,7 @@ class RedisLink:
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._writer()),
+            asyncio.create_task(self.outbox.run(lambda: self._stopping)),
             asyncio.create_task(self._reader()),
             asyncio.create_task(self._heartbeat()),
         ]
@@ -107,7 +104,7 @@ class RedisLink:
         for conn in (self._pub, self._sub):
             if conn is not None:
                 with contextlib.suppress(*_FAILURES):
-                    await conn.disconnect()
+                    await conn.disconnect(nowait=True)  # our own protocols: no stream to wait for
         with contextlib.suppress(*_FAILURES):
             await self.redis.aclose()
 
@@ -120,32 +117,27 @@ class RedisLink:
         kwargs = {**pool.connection_kwargs, "protocol": 2, "socket_timeout": None}
         return pool.connection_class(**kwargs)
 
-    # -- publishing (bounded) --------------------------------------------------------------
-
-    def room(self) -> bool:
-        """Whether a cross-node message can be accepted now."""
-        return self.up and len(self._queue) < MAX_PENDING_MESSAGES and self._queued_bytes < MAX_PENDING_BYTES
+    # -- publishing (bounded: outbox.py) -----------------------------------------------------
 
     def publish(self, node: str, data: bytes) -> bool:
         """Queue ``data`` for ``node``'s channel; False (dropped) when Redis is down or slow."""
-        if not self.room():
-            self.dropped += 1
+        if not self.up:
+            self.outbox.dropped += 1
             return False
-        self._queue.append((0, self.keys.inbox(node), data))
-        self._queued_bytes += len(data)
-        self._wake.set()
-        return True
+        channel = self._channels.get(node)
+        if channel is None:
+            if len(self._channels) >= MAX_NODE_CHANNELS:  # node ids of restarts past
+                self._channels.clear()
+            channel = self._channels[node] = self.keys.inbox(node).encode()
+        return self.outbox.put(channel, data)
 
     def broadcast(self, data: bytes) -> None:
         if self.up:
-            self._queue.append((0, self.keys.all, data))
-            self._queued_bytes += len(data)
-            self._wake.set()
+            self.outbox.put(self._all, data)
 
     def release(self, key: str) -> None:
         """Free a name this node held (in order with the messages queued before)."""
-        self._queue.append((1, key))
-        self._wake.set()
+        self.outbox.release(key)
 
     async def _publisher(self) -> AbstractConnection:
         conn = self._pub
@@ -156,58 +148,13 @@ class RedisLink:
             await conn.send_packed_command(conn.pack_command("CLIENT", "REPLY", "OFF"), False)
         return conn
 
-    async def _writer(self) -> None:
-        queue = self._queue
-        release_keys = [self.keys.users, self.keys.node_users(self.node)]
-        with contextlib.suppress(*_FAILURES):
-            await self._publisher()  # ready before the first message
-        while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
-            while queue:
-                commands: list[tuple[Any, ...]] = []
-                size = 0
-                taken = min(len(queue), MAX_BATCH)
-                run: list[bytes] = []  # envelopes for one channel, back to back: one PUBLISH
-                run_channel: Any = None
-                run_bytes = 0
-                for _ in range(taken):
-                    item = queue.popleft()
-                    if item[0] == 0:
-                        data = item[2]
-                        size += len(data)
-                        if data[:1] == b"[":  # an envelope (an event, a JSON object, goes alone)
-                            if run and (item[1] != run_channel or run_bytes + len(data) > MAX_COALESCED_BYTES):
-                                commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
-                                run = []
-                                run_bytes = 0
-                            run.append(data)
-                            run_channel = item[1]
-                            run_bytes += len(data)
-                            continue
-                    if run:
-                        commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
-                        run = []
-                        run_bytes = 0
-                    if item[0] == 0:
-                        commands.append((b"PUBLISH", item[1], item[2]))
-                    else:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
-                        commands.append((b"EVAL", scripts.RELEASE, 2, *release_keys, item[1], self.node))
-                if run:
-                    commands.append((b"PUBLISH", run_channel, b"\n".join(run)))
-                self._queued_bytes -= size
-                try:
-                    conn = await self._publisher()
-                    # Waits (drain) only when the socket's buffers are full: the bound in flight.
-                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                    self.published += taken
-                    self.published_bytes += size
-                except _FAILURES as exc:
-                    self.dropped += taken
-                    self._failed(exc)
-                    if self._pub is not None:
-                        with contextlib.suppress(*_FAILURES):
-                            await self._pub.disconnect(nowait=True)
+    def _publish_failed(self, exc: BaseException) -> None:
+        if self._stopping:  # stop() closed it
+            return
+        self._failed(exc)
+        pub, self._pub = self._pub, None  # the next write connects again
+        if pub is not None:
+            self._disconnect_soon(pub)
 
     # -- the registry ------------------------------------------------------------------------
 
@@ -238,7 +185,7 @@ class RedisLink:
                 await conn.send_command("SUBSCRIBE", *channels, check_health=False)
                 for _ in channels:
                     await conn.read_response()  # the confirmations
-                inbox = Inbox.take_over(conn, self._deliver)
+                inbox = Inbox.take_over(conn, self._on_message)
                 self._subscribed.set()
                 if inbox is not None:
                     await inbox.lost
@@ -300,14 +247,16 @@ class RedisLink:
             log.error("node %s: Redis unreachable (%s); serving this node's users only", self.node, exc)
             self.up, self.down_since = False, time.monotonic()
             self._subscribed.clear()
-            self._queue.clear()
-            self._queued_bytes = 0
+            self.outbox.clear()
             for conn in (self._pub, self._sub):  # wakes a read or write stuck on a silent Redis
                 if conn is not None:
-                    task = asyncio.create_task(conn.disconnect(nowait=True))
-                    self._closing.add(task)
-                    task.add_done_callback(self._closing.discard)
+                    self._disconnect_soon(conn)
             self._on_down()
+
+    def _disconnect_soon(self, conn: AbstractConnection) -> None:
+        task = asyncio.create_task(conn.disconnect(nowait=True))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,239 @@
+"""A cluster node's publisher (cluster/outbox.py) against a real redis-server: order, one
+PUBLISH per burst for a node, the one loop turn a message waits for others, writing without
+the transport's fast path, a Redis that stops reading (a bounded backlog, nothing accepted is
+lost once it reads again), and a publisher connection Redis closes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis as redis_sync
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection
+
+from nbcall._testing.redis import RedisServer, redis_server
+from nbcall.signaling.cluster import outbox as outbox_module
+from nbcall.signaling.cluster.outbox import HIGH_WATER, MAX_WRITE_BYTES, Outbox, _stream_of
+
+A, B = b"test:to:a", b"test:to:b"
+USERS, HELD = "test:users", "test:node:n1:users"
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+class Publisher:
+    """What RedisLink does for its outbox: a connection of its own, CLIENT REPLY OFF; a
+    failure drops it, so the next write connects again."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: AbstractConnection | None = None
+        self.connects = 0
+        self.failures: list[BaseException] = []
+
+    async def connect(self) -> AbstractConnection:
+        if self.conn is None or not self.conn.is_connected:
+            self.conn = Connection(host="127.0.0.1", port=self.port, protocol=2, socket_timeout=None)
+            await self.conn.connect()  # type: ignore[no-untyped-call]
+            await self.conn.send_packed_command(self.conn.pack_command("CLIENT", "REPLY", "OFF"), False)
+            self.connects += 1
+        return self.conn
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+        self.conn = None
+
+
+@pytest.fixture
+async def publisher(redis: RedisServer) -> AsyncIterator[tuple[Outbox, Publisher]]:
+    pub = Publisher(redis.port)
+    outbox = Outbox((USERS, HELD), "n1", pub.connect, pub.failed)
+    stopping = False
+    task = asyncio.create_task(outbox.run(lambda: stopping))
+    await until(lambda: pub.connects == 1)
+    yield outbox, pub
+    stopping = True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    if pub.conn is not None:
+        await pub.conn.disconnect(nowait=True)
+
+
+@pytest.fixture
+async def subscriber(redis: RedisServer) -> AsyncIterator[Any]:
+    client = aioredis.Redis(port=redis.port, protocol=2)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(A.decode(), B.decode())
+    for _ in range(2):
+        await pubsub.get_message(timeout=2)  # the confirmations
+    yield pubsub
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await client.aclose()
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def envelope(n: int, size: int = 0) -> bytes:
+    return b'["h",%d]\n' % n + b"x" * size
+
+
+async def payloads(pubsub: Any, count: int, timeout: float = 10.0) -> list[tuple[bytes, bytes]]:
+    """The next ``count`` pub/sub payloads, as (channel, data)."""
+    got: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        message = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
+        if message is None and time.monotonic() > deadline:
+            raise AssertionError(f"{len(got)} of {count} payloads arrived")
+        if message is not None and message["type"] == "message":
+            got.append((message["channel"], message["data"]))
+    return got
+
+
+async def envelopes(pubsub: Any, count: int, timeout: float = 10.0) -> list[tuple[bytes, int]]:
+    """The next ``count`` envelopes, as (channel, sequence number), however they were batched."""
+    got: list[tuple[bytes, int]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        message = await pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
+        if message is None and time.monotonic() > deadline:
+            raise AssertionError(f"{len(got)} of {count} envelopes arrived")
+        if message is not None and message["type"] == "message":
+            got += [(message["channel"], n) for n in numbers(message["data"])]
+    return got
+
+
+def numbers(data: bytes) -> list[int]:
+    """The sequence numbers of the envelopes in one payload (header, body, header, body...)."""
+    return [int(head[len(b'["h",') : -1]) for head in data.split(b"\n")[::2]]
+
+
+async def test_a_burst_for_one_node_is_one_publish_and_everything_keeps_its_order(
+    redis: RedisServer, publisher: tuple[Outbox, Publisher], subscriber: Any
+) -> None:
+    outbox, _ = publisher
+    sync = redis_sync.Redis(port=redis.port)
+    sync.hset(USERS, "alice", '{"n":"alice","node":"n1"}')
+    sync.sadd(HELD, "alice")
+    for n in range(50):
+        assert outbox.put(A, envelope(n))
+    assert outbox.put(A, b'{"t":"d","node":"n1"}')  # an event (JSON object) goes alone
+    for n in range(50, 100):
+        assert outbox.put(B, envelope(n))
+    outbox.release("alice")  # after everything above
+    assert outbox.put(A, envelope(100))
+    got = await payloads(subscriber, 4)
+    assert [(channel, numbers(data) if data[:1] == b"[" else data) for channel, data in got] == [
+        (A, list(range(50))),
+        (A, b'{"t":"d","node":"n1"}'),
+        (B, list(range(50, 100))),
+        (A, [100]),
+    ]
+    assert sync.hget(USERS, "alice") is None and not sync.sismember(HELD, "alice")
+    assert outbox.published == 102 and outbox.dropped == 0  # 101 envelopes and the event
+    sync.close()
+
+
+async def test_a_message_waits_one_loop_turn_for_others_to_join_it(
+    publisher: tuple[Outbox, Publisher], subscriber: Any
+) -> None:
+    outbox, _ = publisher
+    outbox.put(A, envelope(0))
+    await asyncio.sleep(0)  # the next turn of the loop: still in time
+    outbox.put(A, envelope(1))
+    outbox.put(A, envelope(2))
+    await asyncio.sleep(0.05)  # long gone
+    outbox.put(A, envelope(3))
+    got = await payloads(subscriber, 2)
+    assert [numbers(data) for _, data in got] == [[0, 1, 2], [3]]
+
+
+async def test_without_the_transport_every_write_goes_through_the_task(
+    redis: RedisServer, subscriber: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If redis-py's internals move, the outbox writes with send_packed_command only."""
+    monkeypatch.setattr(outbox_module, "_stream_of", lambda _conn: None)
+    pub = Publisher(redis.port)
+    outbox = Outbox((USERS, HELD), "n1", pub.connect, pub.failed)
+    task = asyncio.create_task(outbox.run(lambda: False))
+    try:
+        for n in range(60):
+            outbox.put(A if n % 20 < 10 else B, envelope(n, 100))
+            if n % 7 == 0:
+                await asyncio.sleep(0.002)
+        got = await envelopes(subscriber, 60)
+        sent = {A: [n for n in range(60) if n % 20 < 10], B: [n for n in range(60) if n % 20 >= 10]}
+        for channel in (A, B):
+            assert [n for c, n in got if c == channel] == sent[channel]
+        assert outbox._transport is None and pub.connects == 1 and not pub.failures
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if pub.conn is not None:
+            await pub.conn.disconnect(nowait=True)
+
+
+async def test_a_redis_that_stops_reading_meets_a_bounded_backlog_and_loses_nothing_accepted(
+    redis: RedisServer, publisher: tuple[Outbox, Publisher], subscriber: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox, pub = publisher
+    monkeypatch.setattr(outbox_module, "MAX_PENDING_BYTES", 1 << 20)
+    assert redis.proc is not None
+    size = 8 * 1024
+    accepted: list[int] = []
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        refused = 0
+        for n in range(20_000):  # fills the socket buffers (several MB on loopback), then the backlog
+            if outbox.put(A, envelope(n, size)):
+                accepted.append(n)
+            else:
+                refused += 1
+                if refused >= 10:
+                    break
+            if n % 16 == 0:
+                await asyncio.sleep(0)  # the loop's turns: the writes happen
+            stream = _stream_of(pub.conn) if pub.conn is not None else None
+            if stream is not None:  # what waits in the process is bounded, whatever Redis does
+                assert stream.transport.get_write_buffer_size() <= HIGH_WATER + MAX_WRITE_BYTES + size + 64
+            assert outbox._queued_bytes <= (1 << 20) + size + 64
+        assert refused >= 10, "the backlog never filled: Redis was not stopped?"
+        assert outbox.dropped == refused
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    assert [n for _, n in await envelopes(subscriber, len(accepted), timeout=30)] == accepted
+    assert not pub.failures
+
+
+async def test_a_publisher_connection_redis_closes_is_found_and_replaced(
+    redis: RedisServer, publisher: tuple[Outbox, Publisher], subscriber: Any
+) -> None:
+    outbox, pub = publisher
+    outbox.put(A, envelope(0))
+    assert [numbers(data) for _, data in await payloads(subscriber, 1)] == [[0]]
+    sync = redis_sync.Redis(port=redis.port)
+    assert sync.client_kill_filter(_type="normal", skipme=True) >= 1
+    sync.close()
+    await until(lambda: len(pub.failures) == 1)  # told at once, not at the next write
+    assert "closed" in str(pub.failures[0])
+    outbox.put(A, envelope(1))
+    outbox.put(A, envelope(2))
+    got = await payloads(subscriber, 1)
+    assert numbers(got[0][1]) == [1, 2]
+    assert pub.connects == 2 and len(pub.failures) == 1
