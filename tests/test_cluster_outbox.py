@@ -237,3 +237,27 @@ async def test_a_publisher_connection_redis_closes_is_found_and_replaced(
     got = await payloads(subscriber, 1)
     assert numbers(got[0][1]) == [1, 2]
     assert pub.connects == 2 and len(pub.failures) == 1
+
+
+async def test_releases_past_the_bound_are_dropped_and_reported_as_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release is never queued past the bound either (a client that registers and leaves in
+    a loop while Redis is away); the failure makes the link count Redis as down, and it frees
+    stale names when Redis is back (ClusterHub._on_up)."""
+    monkeypatch.setattr(outbox_module, "MAX_PENDING_MESSAGES", 50)
+
+    async def no_redis() -> AbstractConnection:
+        raise ConnectionRefusedError("no Redis here")
+
+    failures: list[BaseException] = []
+    outbox = Outbox((USERS, HELD), "n1", no_redis, failures.append)
+    task = asyncio.create_task(outbox.run(lambda: False))
+    try:
+        for n in range(60):
+            outbox.release(f"user{n}")
+        await asyncio.sleep(0.05)
+        assert len(outbox._queue) == 50
+        assert sum(isinstance(f, BufferError) for f in failures) == 10
+        assert all(isinstance(f, (BufferError, ConnectionRefusedError)) for f in failures)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

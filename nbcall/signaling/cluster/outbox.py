@@ -113,8 +113,13 @@ class Outbox:
         return True
 
     def release(self, key: str) -> None:
-        """Free a name this node held, in order with what was queued before (never dropped:
-        a release left out would keep the name taken until this node dies)."""
+        """Free a name this node held, in order with what was queued before.  Past the
+        backlog's bound it is dropped and reported as a failure: the link then counts Redis
+        as down, and once it is back frees every name Redis says this node holds and no
+        longer has (``ClusterHub._on_up``), this one with them."""
+        if len(self._queue) >= MAX_PENDING_MESSAGES:
+            self._on_failure(BufferError(f"{len(self._queue)} messages wait for Redis"))
+            return
         self._queue.append((None, key.encode()))
         if not self._scheduled:
             self._scheduled = True
