@@ -25,6 +25,7 @@ import gc
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--idle", type=int, default=2000, help="idle connections for the memory figure")
-    parser.add_argument("--repeat", type=int, default=3, help="paced runs per placement, alternating, pooled")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per placement and load, alternating, pooled")
     parser.add_argument(
         "--slice-us", type=int, default=0,
         help="scheduler slice of the nodes and Redis (sched_setattr; 0: the kernel's default)",
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         placements = {"same": (nodes[0].port, nodes[0].port), "cross": (nodes[0].port, nodes[1].port)}
         for load in ("paced", "closed"):
             runs: dict[str, list[dict[str, Any]]] = {"same": [], "cross": []}
-            for rep in range(args.repeat if load == "paced" else 1):
+            for rep in range(args.repeat):
                 for where in ("same", "cross") if rep % 2 == 0 else ("cross", "same"):
                     result = loop.run_until_complete(run_load(args, placements[where], pids, load == "paced"))
                     runs[where].append(result)
@@ -230,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                     wb.log(f"{load:6} {where:5} " + "  ".join(f"{k} {v:.3g}" for k, v in shown.items()))
             for where, rs in runs.items():
                 results[f"{load}_{where}"] = pooled(rs)
+            # Each repeat's cross and same ran back to back: their ratio is the one least moved
+            # by other jobs on the machine, which slow both alike (seen: same-node 43-67 µs/msg
+            # in one run of this benchmark).
+            results[f"{load}_cpu_ratio_runs"] = [
+                c["cpu_us_per_msg"] / s["cpu_us_per_msg"] for s, c in zip(runs["same"], runs["cross"], strict=True)
+            ]
         fresh = Node(redis.url, "bench-idle")  # a fresh process, as the single server below
         pin(fresh.proc.pid, server_cpus)
         try:
@@ -264,6 +271,12 @@ def table(r: dict[str, Any]) -> str:
                         f"{x['redis_cmds_per_msg']:.2f} | {x['redis_bytes_per_msg']:,.0f} |")  # fmt: skip
     p, c = r["paced_same"], r["paced_cross"]
     rows.append("")
+    for load in ("paced", "closed"):
+        ratios = r.get(f"{load}_cpu_ratio_runs", [])
+        if ratios:
+            each = ", ".join(f"{x:.2f}x" for x in ratios)
+            rows.append(f"CPU per message cross/same, {load}, run by run (each pair back to back): {each}; "
+                        f"median {statistics.median(ratios):.2f}x")  # fmt: skip
     rows.append(f"paced p99: cross {c['p99_ms']:.2f} ms vs same {p['p99_ms']:.2f} ms + 2 ms -> "
                 f"{'met' if c['p99_ms'] <= p['p99_ms'] + 2 else 'NOT met'}; CPU per message cross/same: "
                 f"paced {c['cpu_us_per_msg'] / p['cpu_us_per_msg']:.2f}x, closed "
