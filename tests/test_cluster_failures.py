@@ -115,6 +115,49 @@ async def test_redis_stopped_and_started_keeps_local_calls_and_every_user(
             await alice.expect("invite")
 
 
+async def test_a_name_left_and_taken_again_while_redis_was_away_stays_taken_when_it_is_back(
+    redis: RedisServer, two_nodes: list[Node]
+) -> None:
+    """The release of the first alice, queued while Redis was away, must not delete the entry
+    of the second alice (same node) once the node has published its users again."""
+    n0, n1 = two_nodes
+    first = SignalingClient(n0.url, "alice")
+    await first.connect()
+    redis.stop()
+    await until_status(n0, "degraded")
+    await first.close()  # its release cannot reach Redis
+    await asyncio.sleep(0.3)
+    async with SignalingClient(n0.url, "alice") as second:
+        redis.start()
+        await until_status(n0, "ok")
+        await until_status(n1, "ok")
+        await asyncio.sleep(1.0)  # the node's writes after its re-publishing
+        entry = redis_sync.Redis(port=redis.port).hget("nbcall:users", name_key("alice"))
+        assert entry is not None and json.loads(entry)["node"] == "f0"
+        with pytest.raises(SignalingError, match="name_taken"):
+            async with SignalingClient(n1.url, "alice"):
+                pass
+        await second.send({"type": "list"})
+        await second.expect("users")
+
+
+async def test_redis_closing_an_idle_publisher_is_not_an_outage(redis: RedisServer, two_nodes: list[Node]) -> None:
+    """Redis's ``timeout`` (or a proxy's idle cut) closes a node's publisher when no
+    cross-node message went for a while (its subscriber is exempt): the node stays ``ok`` and
+    the next message crosses on a new connection."""
+    n0, n1 = two_nodes
+    async with SignalingClient(n0.url, "alice") as alice, SignalingClient(n1.url, "bob") as bob:
+        await until_online(alice, "bob")
+        redis_sync.Redis(port=redis.port).config_set("timeout", 1)
+        deadline = time.monotonic() + 3.5  # Redis closes idle clients within ~2 s
+        while time.monotonic() < deadline:
+            assert health(n0)["status"] == "ok" and health(n1)["status"] == "ok"
+            await asyncio.sleep(0.05)
+        await in_a_call(alice, bob)  # invite and accept cross both ways
+        await alice.send({"type": "offer", "to": "bob", "sdp": SDP})
+        assert (await bob.expect("offer"))["from"] == "alice"
+
+
 async def test_stop_ends_even_when_a_cancellation_comes_out_as_a_timeout(redis: RedisServer) -> None:
     """A cancellation that lands just as redis-py's connect or read times out comes out as a
     TimeoutError, which the heartbeat takes for "Redis is down" and goes on: stop() waited for

@@ -130,9 +130,11 @@ class ClusterHub(Hub):
         name: str = message.get("from") or (local.name if local is not None and local.name else frm)
         nbcall = local.nbcall if local is not None else True
         data = envelope(kind, ghost.key or "", frm, name, self.node, nbcall, call_id, orjson.dumps(message))
+        if not self.link.publish(ghost.node, data):
+            return False
         if kind in p.SEED_FORWARDED:
             self.cross_relayed += 1
-        return self.link.publish(ghost.node, data)
+        return True
 
     def bounce(self, ghost: RemoteSession, me: str, message: dict[str, Any]) -> None:
         """An error for a request ``ghost`` sent to the local user ``me``."""

@@ -61,11 +61,10 @@ class RedisLink:
         self.rtt = 0.0  # seconds, the last heartbeat's round trip
         self.nodes: list[str] = []  # live nodes, as of the last heartbeat
         release_keys = (self.keys.users, self.keys.node_users(self.node))
-        self.outbox = Outbox(release_keys, self.node, self._publisher, self._publish_failed)
+        self.outbox = Outbox(release_keys, self.node, self._open_publisher, self._publish_failed)
         self._channels: dict[str, bytes] = {}  # node id -> its channel's name, encoded
         self._all = self.keys.all.encode()
-        # The publisher's own connection (CLIENT REPLY OFF: outbox.py) and the subscriber's.
-        self._pub: AbstractConnection | None = None
+        # The subscriber's own connection (the publisher's is the outbox's).
         self._sub: AbstractConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
@@ -101,10 +100,10 @@ class RedisLink:
             # A stopping node looks dead at once: the next sweep (within a heartbeat) frees
             # its names and tells its users' partners, instead of after the expiry.
             await self.redis.zadd(self.keys.nodes, {self.node: 0})
-        for conn in (self._pub, self._sub):
-            if conn is not None:
-                with contextlib.suppress(*_FAILURES):
-                    await conn.disconnect(nowait=True)  # our own protocols: no stream to wait for
+        self.outbox.abort()  # (its task's end did already)
+        if self._sub is not None:
+            with contextlib.suppress(*_FAILURES):
+                await self._sub.disconnect(nowait=True)  # the inbox's protocol: no stream to wait for
         with contextlib.suppress(*_FAILURES):
             await self.redis.aclose()
 
@@ -139,22 +138,16 @@ class RedisLink:
         """Free a name this node held (in order with the messages queued before)."""
         self.outbox.release(key)
 
-    async def _publisher(self) -> AbstractConnection:
-        conn = self._pub
-        if conn is None or not conn.is_connected:
-            conn = self._pub = self._connection()
-            await conn.connect()  # type: ignore[no-untyped-call]
-            # No replies on this connection: nothing to read, no wake-up per batch.
-            await conn.send_packed_command(conn.pack_command("CLIENT", "REPLY", "OFF"), False)
+    async def _open_publisher(self) -> AbstractConnection:
+        conn = self._connection()
+        await conn.connect()  # type: ignore[no-untyped-call]
+        # No replies on this connection: nothing to read, no wake-up per batch.
+        await conn.send_packed_command(conn.pack_command("CLIENT", "REPLY", "OFF"), False)
         return conn
 
     def _publish_failed(self, exc: BaseException) -> None:
-        if self._stopping:  # stop() closed it
-            return
-        self._failed(exc)
-        pub, self._pub = self._pub, None  # the next write connects again
-        if pub is not None:
-            self._disconnect_soon(pub)
+        if not self._stopping:  # (stop() closes it)
+            self._failed(exc)
 
     # -- the registry ------------------------------------------------------------------------
 
@@ -230,6 +223,7 @@ class RedisLink:
                 if (not self.up or not known) and self._subscribed.is_set():
                     if not known and self.up:
                         log.warning("node %s: Redis did not know this node (restarted, or we were reaped)", self.node)
+                    self.outbox.drop_releases()  # _on_up frees what they would, and no more
                     await self._on_up()  # publish our users again, and read everyone's
                     if not self.up:
                         log.info("node %s: Redis reachable, cluster mode on (%d nodes)", self.node, len(self.nodes))
@@ -248,9 +242,9 @@ class RedisLink:
             self.up, self.down_since = False, time.monotonic()
             self._subscribed.clear()
             self.outbox.clear()
-            for conn in (self._pub, self._sub):  # wakes a read or write stuck on a silent Redis
-                if conn is not None:
-                    self._disconnect_soon(conn)
+            self.outbox.abort()  # a write stuck on a silent Redis is dropped, not waited for
+            if self._sub is not None:  # and a read
+                self._disconnect_soon(self._sub)
             self._on_down()
 
     def _disconnect_soon(self, conn: AbstractConnection) -> None:

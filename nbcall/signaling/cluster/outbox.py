@@ -14,8 +14,8 @@ nothing comes back, no round trip is waited for.  Then the outbox takes the sock
 transport (as the inbox does the subscriber's) and writes RESP it packs itself (a
 ``PUBLISH`` is one format string; redis-py's packer cost more than the write) from a loop
 callback; the transport's flow control (``HIGH_WATER``) pauses and resumes it, and a
-connection Redis closes is reported at once, not at the next write.  If redis-py's
-internals move, the writer task writes through ``send_packed_command`` instead.
+connection Redis closes is replaced before the next write.  If redis-py's internals move,
+the writer task writes through ``send_packed_command`` instead.
 
 Bounds: the queue holds at most ``MAX_PENDING_MESSAGES`` / ``MAX_PENDING_BYTES`` (config.py;
 past them messages are refused and counted), the transport's buffer at most ``HIGH_WATER``
@@ -70,8 +70,9 @@ class _Socket(asyncio.Protocol):
 class Outbox:
     """``put`` a message for a channel, ``release`` a name: written to Redis in that order.
 
-    ``connect()`` opens the publisher connection; ``on_failure(exc)`` is told when it fails
-    or closes (the link then drops the queue with :meth:`clear` and reports Redis down).
+    ``connect()`` opens a new publisher connection (``CLIENT REPLY OFF`` sent); ``on_failure(exc)`` is told when opening
+    or writing fails, or a release finds the backlog full (the link then reports Redis down,
+    :meth:`clear` drops the queue and :meth:`abort` the connection).
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class Outbox:
         self._on_failure = on_failure
         self._queue: deque[tuple[bytes | None, bytes]] = deque()  # (channel, message) or (None, name)
         self._queued_bytes = 0
+        self._conn: AbstractConnection | None = None  # the publisher connection, opened by connect()
         self._socket: _Socket | None = None  # with its transport: while the loop writes directly
         self._transport: asyncio.WriteTransport | None = None
+        self._closing: asyncio.Future[None] | None = None
         self._scheduled = False
         self._turns = 0
         self._held = 0
@@ -153,31 +156,56 @@ class Outbox:
             transport.writelines(self._take())
 
     def _lost(self, socket: _Socket, exc: Exception | None) -> None:
+        # Not a failure of Redis: its ``timeout`` or a proxy's idle cut closes a publisher that
+        # had nothing to send.  The next write connects again; whether Redis is down is the
+        # heartbeat's call (and a failed connect's).
         if socket is self._socket:
-            self._socket = self._transport = None
-            self._on_failure(ConnectionError(f"Redis closed the publisher connection ({exc or 'end of stream'})"))
+            self._socket = self._transport = self._conn = None
+
+    def abort(self) -> None:
+        """Drop the connection at once, whatever its buffer holds: a close would wait for a
+        socket Redis does not read to drain, and the next write would queue behind it."""
+        transport, conn = self._transport, self._conn
+        self._socket = self._transport = self._conn = None
+        if transport is not None:
+            transport.abort()
+        elif conn is not None:  # written through redis-py: its own close, without waiting
+            self._closing = asyncio.ensure_future(conn.disconnect(nowait=True))
+
+    def drop_releases(self) -> None:
+        """Forget the releases queued while Redis was away: once it is back, the node frees
+        every name Redis says it holds and no longer has, and a release written after that
+        would delete the entry of a user who registered here again meanwhile."""
+        self._queue = deque(item for item in self._queue if item[0] is not None)
 
     async def run(self, stopping: Callable[[], bool]) -> None:
-        """The writer task: connects (at once, and again after a failure, when there is
-        something to write); without the fast path, writes too."""
-        while not stopping():
-            if self._socket is None:
-                try:
-                    conn = await self._connect()
-                    if not self._take_over(conn):
-                        while self._queue:  # without the transport: redis-py writes and drains
+        """The writer task: connects (at once, and again when there is something to write
+        after the connection was lost or dropped); without the fast path, writes too."""
+        try:
+            while not stopping():
+                if self._socket is None:
+                    try:
+                        conn = self._conn
+                        if conn is None:
+                            conn = self._conn = await self._connect()
+                            self._take_over(conn)
+                        # Without the transport: redis-py writes and drains (until an abort).
+                        while self._socket is None and self._queue and self._conn is conn:
                             await conn.send_packed_command(self._take(), check_health=False)
-                except REDIS_FAILURES as exc:
-                    self._on_failure(exc)
-            if self._socket is not None:
-                self._write()
-            await self._wake.wait()
-            self._wake.clear()
+                    except REDIS_FAILURES as exc:
+                        self.abort()
+                        self._on_failure(exc)
+                if self._socket is not None:
+                    self._write()
+                await self._wake.wait()
+                self._wake.clear()
+        finally:
+            self.abort()
 
-    def _take_over(self, conn: AbstractConnection) -> bool:
+    def _take_over(self, conn: AbstractConnection) -> None:
         stream = _stream_of(conn)
         if stream is None:
-            return False
+            return
         transport = stream.transport
         if transport.is_closing():
             raise ConnectionError("Redis closed the publisher connection")
@@ -185,7 +213,6 @@ class Outbox:
         transport.set_protocol(socket)
         transport.set_write_buffer_limits(high=HIGH_WATER)
         self._socket, self._transport = socket, transport
-        return True
 
     # -- what to write -----------------------------------------------------------------------
 
