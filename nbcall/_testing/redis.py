@@ -4,6 +4,7 @@ persistence unless asked, stopped by pid; and cluster nodes (``nbcall-server --r
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -15,25 +16,43 @@ from .processes import HOST, free_port, nbcall_server_cmd, stop_process, wait_fo
 
 
 class RedisServer:
-    """One redis-server process; :meth:`stop` and :meth:`start` again keep its port (an outage)."""
+    """One redis-server process; :meth:`stop` and :meth:`start` again keep its port (an outage).
 
-    def __init__(self, port: int | None = None, *, persist: bool = False) -> None:
+    ``tls``: it speaks TLS only (a self-signed certificate for 127.0.0.1, made here), and
+    :attr:`url` is ``rediss://`` with that certificate as its CA; ``password``: ``requirepass``.
+    """
+
+    def __init__(
+        self, port: int | None = None, *, persist: bool = False, tls: bool = False, password: str | None = None
+    ) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server is not installed (./dev setup installs it)")
         self.binary = binary
         self.port = port or free_port()
         self.persist = persist
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="nbcall-redis-")
+        self.cert: Path | None = self_signed_certificate(Path(self.dir)) if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.cert is not None:
+            return f"rediss://{auth}{HOST}:{self.port}/0?ssl_ca_certs={self.cert}"
+        return f"redis://{auth}{HOST}:{self.port}/0"
 
     def start(self) -> None:
         persistence = ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
-        cmd = [self.binary, "--port", str(self.port), "--bind", HOST, "--dir", self.dir, *persistence]
+        listen = ["--port", str(self.port)]
+        if self.cert is not None:
+            key = self.cert.with_name("key.pem")
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.cert),
+                      "--tls-key-file", str(key), "--tls-auth-clients", "no"]  # fmt: skip
+        if self.password:
+            listen += ["--requirepass", self.password]
+        cmd = [self.binary, *listen, "--bind", HOST, "--dir", self.dir, *persistence]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc)
 
@@ -48,13 +67,45 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(*, persist: bool = False) -> Iterator[RedisServer]:
-    server = RedisServer(persist=persist)
+def redis_server(*, persist: bool = False, tls: bool = False, password: str | None = None) -> Iterator[RedisServer]:
+    server = RedisServer(persist=persist, tls=tls, password=password)
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+def self_signed_certificate(directory: Path) -> Path:
+    """cert.pem (and key.pem beside it) for 127.0.0.1, valid for a day: a test's own CA."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "cert.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path
 
 
 def node_cmd(port: int, redis_url: str, node_id: str, *args: str, python: str = sys.executable) -> list[str]:
