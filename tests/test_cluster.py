@@ -9,14 +9,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-import redis as redis_sync
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from nbcall._testing.redis import Node, RedisServer, redis_server
 from nbcall.signaling import SignalingClient, SignalingError
 from nbcall.signaling import protocol as p
-from nbcall.signaling.cluster import scripts
 from nbcall.signaling.names import name_key
 
 from .cluster_helpers import CANDIDATE, SDP, drain, in_a_call, seed_json, unique, until_online
@@ -343,57 +341,3 @@ async def test_a_flood_across_nodes_arrives_in_order(
         for node in fast:
             node.stop()
 
-
-async def test_a_late_release_of_an_earlier_registration_leaves_the_new_one(
-    redis: RedisServer, nodes: list[Node]
-) -> None:
-    """A user who registers again on the same node (here a takeover with its credential:
-    Redis says the name is held here already) gets an entry of a new generation; the release
-    of the earlier registration, had it waited in the outbox until now, leaves it."""
-    (a,) = unique("alice")
-    key = name_key(a)
-    sync = redis_sync.Redis(port=redis.port)
-    first = SignalingClient(nodes[0].url, a)
-    await first.connect()
-    earlier = json.loads(sync.hget("nbcall:users", key))["g"]  # type: ignore[arg-type]
-    async with SignalingClient(nodes[0].url, a, credential=first.credential) as again:
-        await first.expect("replaced")
-        deadline = asyncio.get_running_loop().time() + 3
-        while (entry := json.loads(sync.hget("nbcall:users", key)))["g"] == earlier:  # type: ignore[arg-type]
-            assert asyncio.get_running_loop().time() < deadline, "the node did not write its new entry"
-            await asyncio.sleep(0.02)
-        assert entry["node"] == "n0"
-        late = sync.register_script(scripts.RELEASE)
-        assert late(keys=["nbcall:users", "nbcall:node:n0:users"], args=[key, "n0", earlier]) == 0
-        assert json.loads(sync.hget("nbcall:users", key))["g"] == entry["g"]  # type: ignore[arg-type]
-        with pytest.raises(SignalingError, match="name_taken"):  # still one holder in the cluster
-            await SignalingClient(nodes[1].url, a).connect()
-        await again.send({"type": "list"})
-        await again.expect("users")
-    sync.close()
-
-
-def test_a_release_frees_only_the_registration_it_names(redis: RedisServer) -> None:
-    sync = redis_sync.Redis(port=redis.port)
-    users, held = "t:users", "t:node:n1:users"
-    release = sync.register_script(scripts.RELEASE)
-
-    def put(key: str, node: str, generation: str | None) -> None:
-        entry = {"n": key, "node": node, **({"g": generation} if generation is not None else {})}
-        sync.hset(users, key, json.dumps(entry))
-        sync.sadd(held, key)
-
-    put("alice", "n1", "2")
-    assert release(keys=[users, held], args=["alice", "n1", "1"]) == 0  # a registration since
-    assert sync.hexists(users, "alice") and sync.sismember(held, "alice")
-    assert release(keys=[users, held], args=["alice", "n1", "2"]) == 1
-    assert not sync.hexists(users, "alice") and not sync.sismember(held, "alice")
-    put("bob", "n2", "7")  # another node's now: never deleted here, forgotten from our set
-    release(keys=[users, held], args=["bob", "n1", "7"])
-    assert sync.hexists(users, "bob") and not sync.sismember(held, "bob")
-    put("carol", "n1", "5")  # generation 0: whatever this node holds
-    release(keys=[users, held], args=["carol", "n1", "0"])
-    put("dave", "n1", None)  # an entry from an nbcall without generations
-    release(keys=[users, held], args=["dave", "n1", "9"])
-    assert not sync.hexists(users, "carol") and not sync.hexists(users, "dave")
-    sync.close()

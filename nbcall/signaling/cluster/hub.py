@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import logging
 import secrets
 import time
@@ -47,11 +46,6 @@ class ClusterHub(Hub):
         self.ghosts: dict[str, RemoteSession] = {}  # stand-ins for users on other nodes
         self.handovers = handover.Handovers(self)
         self._claiming: dict[Session, list[p.Frame]] = {}  # registers waiting for Redis
-        # Each registration here writes its Redis entry with a generation of its own, and its
-        # release names it: a release that waited in the outbox cannot delete the entry of a
-        # user who registered here again meanwhile (scripts.RELEASE).
-        self._generations = itertools.count(1)
-        self._entry_generation: dict[str, int] = {}  # key -> generation of this node's entry
         self._sender: str | None = None  # the key whose frame is being handled
         self._tasks: set[asyncio.Task[None]] = set()
         self._cut_off: asyncio.TimerHandle | None = None
@@ -151,7 +145,7 @@ class ClusterHub(Hub):
 
     def _register(self, session: Session, message: dict[str, Any]) -> None:
         if not self.link.up:  # cut off: this node's rule only; published when Redis is back
-            self._register_here(session, message, next(self._generations))
+            self._register_here(session, message)
             return
         if message.get("credential") is None:  # made now: Redis stores its hash with the claim
             message["credential"] = secrets.token_urlsafe(18)
@@ -163,9 +157,8 @@ class ClusterHub(Hub):
     async def _claim(self, session: Session, message: dict[str, Any]) -> None:
         name: str = message["username"]
         key = name_key(name)
-        generation = next(self._generations)
         entry = orjson.dumps({"n": name, "node": self.node, "c": message.get("client") is not None,
-                              "h": credential_hash(message["credential"]), "g": str(generation)})  # fmt: skip
+                              "h": credential_hash(message["credential"])})  # fmt: skip
         try:
             status, info = await self.link.claim(key, entry, credential_hash(message["credential"]))
         except _FAILURES as exc:
@@ -178,7 +171,7 @@ class ClusterHub(Hub):
         held = self._claiming.pop(session, None)
         if held is None:  # the socket closed meanwhile
             if status in ("ok", "moved"):
-                self.link.release(key, generation)
+                self.link.release(key)
             return
         if status == "taken":
             self.errors[p.ErrorCode.NAME_TAKEN] = self.errors.get(p.ErrorCode.NAME_TAKEN, 0) + 1
@@ -187,46 +180,24 @@ class ClusterHub(Hub):
         else:
             if state is not None:
                 self.handovers.install(key, message, state)
-            if self._register_here(session, message, generation) and status == "local" and self.link.up:
-                # Redis holds this node's entry of an earlier registration, whose release may
-                # still be on its way: write ours over it.
-                try:
-                    await self._put(key, session, entry)
-                except _FAILURES as exc:  # Redis is going away: _on_up puts it when it is back
-                    log.warning("node %s: publishing '%s' failed (%s)", self.node, name, exc)
+            self._register_here(session, message)
         self._sender = session.key
         for frame in held:
             self.receive(session, frame)
 
-    def _register_here(self, session: Session, message: dict[str, Any], generation: int) -> bool:
+    def _register_here(self, session: Session, message: dict[str, Any]) -> None:
         try:
             super()._register(session, message)
         except p.ProtocolError as exc:
             self.errors[exc.code] = self.errors.get(exc.code, 0) + 1
             session.send(exc.reply())
-            return False
+            return
         key = session.key
         assert key is not None and session.name is not None
-        self._entry_generation[key] = generation
         self.directory.local_set(key, session.name, session.nbcall)
         self.ghosts.pop(key, None)
         self.handovers.moved.pop(key, None)
         log.debug("node %s: '%s' registered", self.node, session.name)
-        return True
-
-    async def _put(self, key: str, session: Session, entry: bytes) -> None:
-        """Write this node's entry for a user it accepted; closes the user if another node
-        holds the name meanwhile (one holder in the whole cluster)."""
-        status, _ = await self.link.claim(key, entry, "", mode="put")
-        if self.users.get(key) is not session:  # gone meanwhile: its release may have gone first
-            if key not in self.users:
-                self.link.release(key, int(orjson.loads(entry)["g"]))
-            return
-        if status == "taken":
-            log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, key)
-            session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
-            session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
-            self._release(session)
 
     def disconnect(self, session: Session, *, clean: bool = True) -> None:
         self._claiming.pop(session, None)
@@ -238,7 +209,7 @@ class ClusterHub(Hub):
             return
         super()._release(session)
         self.directory.local_del(key)
-        self.link.release(key, self._entry_generation.pop(key, 0))
+        self.link.release(key)
 
     # -- what other nodes send ----------------------------------------------------------------
 
@@ -316,17 +287,20 @@ class ClusterHub(Hub):
             self._cut_off.cancel()
             self._cut_off = None
         started = time.monotonic()
-        for key, generation in (await self.link.held()).items():
-            if key not in self.users:
-                self.link.release(key, generation)  # released while Redis was away
+        for key in await self.link.held() - set(self.users):
+            self.link.release(key)  # released while Redis was away
         for key, session in list(self.users.items()):
             if session.remote or session.name is None or session.credential is None:
                 continue
-            generation = self._entry_generation.setdefault(key, next(self._generations))
             entry = orjson.dumps({"n": session.name, "node": self.node, "c": session.nbcall,
-                                  "h": credential_hash(session.credential), "g": str(generation)})  # fmt: skip
-            await self._put(key, session, entry)
-            if self.users.get(key) is session:
+                                  "h": credential_hash(session.credential)})  # fmt: skip
+            status, _ = await self.link.claim(key, entry, "", mode="put")
+            if status == "taken" and self.users.get(key) is session:
+                log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, key)
+                session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
+                session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
+                self._release(session)
+            else:
                 self.directory.local_set(key, session.name, session.nbcall)
         joined, left = self.directory.replace_remote(await self.link.entries())
         self._presence(joined, left)

@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
@@ -135,10 +134,9 @@ class RedisLink:
         if self.up:
             self.outbox.put(self._all, data)
 
-    def release(self, key: str, generation: int = 0) -> None:
-        """Free a name this node held (in order with the messages queued before): the entry
-        it wrote with ``generation`` (0: whichever entry of this node's; scripts.RELEASE)."""
-        self.outbox.release(key, generation)
+    def release(self, key: str) -> None:
+        """Free a name this node held (in order with the messages queued before)."""
+        self.outbox.release(key)
 
     async def _open_publisher(self) -> AbstractConnection:
         conn = self._connection()
@@ -160,20 +158,10 @@ class RedisLink:
         status, info = await self._claim(keys=keys, args=args)
         return _text(status), _text(info)
 
-    async def held(self) -> dict[str, int]:
-        """The names Redis says this node holds, with the generation of their entries (0 if
-        an entry is gone or is not this node's any more)."""
-        keys = sorted(_text(m) for m in await self.redis.smembers(self.keys.node_users(self.node)))
-        entries = await self.redis.hmget(self.keys.users, keys) if keys else []
-        held: dict[str, int] = {}
-        for key, raw in zip(keys, entries, strict=True):
-            try:
-                entry = orjson.loads(raw) if raw else {}
-            except orjson.JSONDecodeError:
-                entry = {}
-            generation = str(entry.get("g", "0"))
-            held[key] = int(generation) if entry.get("node") == self.node and generation.isdigit() else 0
-        return held
+    async def held(self) -> set[str]:
+        """The names Redis says this node holds."""
+        members = await self.redis.smembers(self.keys.node_users(self.node))
+        return {_text(m) for m in members}
 
     async def entries(self) -> dict[bytes, bytes]:
         result = await self.redis.hgetall(self.keys.users)

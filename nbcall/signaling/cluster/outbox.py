@@ -86,8 +86,7 @@ class Outbox:
         self._node = node.encode()
         self._connect = connect
         self._on_failure = on_failure
-        # (channel, message), or (None, b"name\ngeneration") for a release
-        self._queue: deque[tuple[bytes | None, bytes]] = deque()
+        self._queue: deque[tuple[bytes | None, bytes]] = deque()  # (channel, message) or (None, name)
         self._queued_bytes = 0
         self._conn: AbstractConnection | None = None  # the publisher connection, opened by connect()
         self._socket: _Socket | None = None  # with its transport: while the loop writes directly
@@ -116,7 +115,7 @@ class Outbox:
             asyncio.get_running_loop().call_soon(self._turn)
         return True
 
-    def release(self, key: str, generation: int = 0) -> None:
+    def release(self, key: str) -> None:
         """Free a name this node held, in order with what was queued before.  Past the
         backlog's bound it is dropped and reported as a failure: the link then counts Redis
         as down, and once it is back frees every name Redis says this node holds and no
@@ -124,7 +123,7 @@ class Outbox:
         if len(self._queue) >= MAX_PENDING_MESSAGES:
             self._on_failure(BufferError(f"{len(self._queue)} messages wait for Redis"))
             return
-        self._queue.append((None, b"%s\n%d" % (key.encode(), generation)))
+        self._queue.append((None, key.encode()))
         if not self._scheduled:
             self._scheduled = True
             self._turns = 0
@@ -253,8 +252,7 @@ class Outbox:
                 messages += 1
                 out.append(_publish(channel, data))
             else:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
-                key, _, generation = data.partition(b"\n")
-                out.append(self._release_prefix + _bulk(key) + _bulk(self._node) + _bulk(generation))
+                out.append(self._release_prefix + _bulk(data) + _bulk(self._node))
         if run:
             out.append(_publish(run_channel, b"\n".join(run)))
         self._queued_bytes -= size
@@ -274,7 +272,7 @@ def _bulk(arg: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(arg), arg)
 
 
-def _command_prefix(*args: bytes, extra: int = 3) -> bytes:
+def _command_prefix(*args: bytes, extra: int = 2) -> bytes:
     """A command's header and first arguments; ``extra`` more bulk strings follow."""
     return b"*%d\r\n" % (len(args) + extra) + b"".join(_bulk(a) for a in args)
 

@@ -37,20 +37,10 @@ return {status, info}
 """
 )
 
-# KEYS: users, my node's user set.  ARGV: key, node, generation.  Only the holder's node
-# releases, and only the registration it means: an entry this node wrote since (a user who
-# registered here again while this release waited to be written) carries a newer generation
-# and stays.  Generation "0": whatever this node holds (names it no longer has at all).
-# Entries without one (written by an older nbcall) are released as before.
+# KEYS: users, my node's user set.  ARGV: key, node.  Only the holder's node releases.
 RELEASE = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then
-  local e = cjson.decode(cur)
-  if e.node == ARGV[2] then
-    if ARGV[3] ~= '0' and e.g and e.g ~= ARGV[3] then return 0 end
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  end
-end
+if cur and cjson.decode(cur).node == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
