@@ -15,6 +15,7 @@ import redis as redis_sync
 from nbcall._testing.redis import Node, RedisServer, redis_server
 from nbcall.signaling import SignalingClient, SignalingError
 from nbcall.signaling.cluster.config import ClusterConfig
+from nbcall.signaling.cluster.inbox import Inbox
 from nbcall.signaling.cluster.link import RedisLink
 from nbcall.signaling.names import name_key
 
@@ -179,6 +180,39 @@ async def test_stop_ends_even_when_a_cancellation_comes_out_as_a_timeout(redis: 
     done, _ = await asyncio.wait({stopping}, timeout=10)
     assert stopping in done, "stop() did not end"
     assert all(task.done() for task in link._tasks)
+
+
+@pytest.mark.parametrize("reading", ["inbox", "redis-py"])
+async def test_a_node_hears_its_channels_in_order_with_or_without_the_inbox(
+    redis: RedisServer, reading: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox reads the subscription in its transport's callback; if redis-py's internals
+    move (no hiredis reader, no stream buffer), the link reads through redis-py instead.
+    Both deliver every message in order, and a message its handler fails on stops neither."""
+    if reading == "redis-py":
+        monkeypatch.setattr(Inbox, "take_over", classmethod(lambda cls, conn, handle: None))
+    heard: list[bytes] = []
+
+    def hear(data: bytes) -> None:
+        heard.append(data)
+        if data == b"bad":
+            raise ValueError("a message this node cannot handle")
+
+    link = RedisLink(ClusterConfig(url=redis.url, node_id="listener"), hear, _nothing, lambda: None)
+    await link.start()
+    publisher = redis_sync.Redis(port=redis.port)
+    try:
+        sent = [b"m%d" % n for n in range(50)]
+        for data in [*sent[:25], b"bad", *sent[25:]]:
+            publisher.publish("nbcall:to:listener", data)
+        publisher.publish("nbcall:all", b"everyone")
+        deadline = time.monotonic() + 5
+        while len(heard) < 52 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert heard == [*sent[:25], b"bad", *sent[25:], b"everyone"]
+    finally:
+        publisher.close()
+        await link.stop()
 
 
 async def _nothing() -> None:
