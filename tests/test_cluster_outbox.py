@@ -182,7 +182,7 @@ async def test_without_the_transport_every_write_goes_through_the_task(
         sent = {A: [n for n in range(60) if n % 20 < 10], B: [n for n in range(60) if n % 20 >= 10]}
         for channel in (A, B):
             assert [n for c, n in got if c == channel] == sent[channel]
-        assert outbox._transport is None and pub.connects == 1 and not pub.failures
+        assert outbox._socket is None and pub.connects == 1 and not pub.failures
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -31,7 +31,6 @@ log = logging.getLogger("nbcall.cluster")
 
 _FAILURES = REDIS_FAILURES
 STOP_WAIT = 3.0  # seconds stop() waits for the link's tasks
-MAX_NODE_CHANNELS = 1024  # encoded channel names kept (one per node id seen)
 
 
 class RedisLink:
@@ -62,7 +61,6 @@ class RedisLink:
         self.nodes: list[str] = []  # live nodes, as of the last heartbeat
         release_keys = (self.keys.users, self.keys.node_users(self.node))
         self.outbox = Outbox(release_keys, self.node, self._open_publisher, self._publish_failed)
-        self._channels: dict[str, bytes] = {}  # node id -> its channel's name, encoded
         self._all = self.keys.all.encode()
         # The subscriber's own connection (the publisher's is the outbox's).
         self._sub: AbstractConnection | None = None
@@ -123,12 +121,7 @@ class RedisLink:
         if not self.up:
             self.outbox.dropped += 1
             return False
-        channel = self._channels.get(node)
-        if channel is None:
-            if len(self._channels) >= MAX_NODE_CHANNELS:  # node ids of restarts past
-                self._channels.clear()
-            channel = self._channels[node] = self.keys.inbox(node).encode()
-        return self.outbox.put(channel, data)
+        return self.outbox.put(self.keys.inbox(node).encode(), data)
 
     def broadcast(self, data: bytes) -> None:
         if self.up:

@@ -46,8 +46,9 @@ _RELEASE_SCRIPT = scripts.RELEASE.encode()
 class _Socket(asyncio.Protocol):
     """The publisher connection's transport, once taken from redis-py: flow control and loss."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, transport: asyncio.WriteTransport) -> None:
         self.outbox = outbox
+        self.transport = transport
         self.paused = False
 
     def pause_writing(self) -> None:
@@ -70,9 +71,10 @@ class _Socket(asyncio.Protocol):
 class Outbox:
     """``put`` a message for a channel, ``release`` a name: written to Redis in that order.
 
-    ``connect()`` opens a new publisher connection (``CLIENT REPLY OFF`` sent); ``on_failure(exc)`` is told when opening
-    or writing fails, or a release finds the backlog full (the link then reports Redis down,
-    :meth:`clear` drops the queue and :meth:`abort` the connection).
+    ``connect()`` opens a new publisher connection (``CLIENT REPLY OFF`` sent);
+    ``on_failure(exc)`` is told when opening or writing fails, or a release finds the backlog
+    full (the link then reports Redis down, :meth:`clear` drops the queue and :meth:`abort`
+    the connection).
     """
 
     def __init__(
@@ -89,8 +91,7 @@ class Outbox:
         self._queue: deque[tuple[bytes | None, bytes]] = deque()  # (channel, message) or (None, name)
         self._queued_bytes = 0
         self._conn: AbstractConnection | None = None  # the publisher connection, opened by connect()
-        self._socket: _Socket | None = None  # with its transport: while the loop writes directly
-        self._transport: asyncio.WriteTransport | None = None
+        self._socket: _Socket | None = None  # the taken transport: while the loop writes directly
         self._closing: asyncio.Future[None] | None = None
         self._scheduled = False
         self._turns = 0
@@ -109,10 +110,7 @@ class Outbox:
             return False
         queue.append((channel, data))
         self._queued_bytes += len(data)
-        if not self._scheduled:
-            self._scheduled = True
-            self._turns = 0
-            asyncio.get_running_loop().call_soon(self._turn)
+        self._schedule()
         return True
 
     def release(self, key: str) -> None:
@@ -124,10 +122,7 @@ class Outbox:
             self._on_failure(BufferError(f"{len(self._queue)} messages wait for Redis"))
             return
         self._queue.append((None, key.encode()))
-        if not self._scheduled:
-            self._scheduled = True
-            self._turns = 0
-            asyncio.get_running_loop().call_soon(self._turn)
+        self._schedule()
 
     def clear(self) -> None:
         """Drop the backlog (Redis is down)."""
@@ -136,6 +131,12 @@ class Outbox:
         self._queued_bytes = 0
 
     # -- when to write -----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._turns = 0
+            asyncio.get_running_loop().call_soon(self._turn)
 
     def _turn(self) -> None:
         queued = len(self._queue)
@@ -148,27 +149,27 @@ class Outbox:
         self._write()
 
     def _write(self) -> None:
-        socket, transport = self._socket, self._transport
-        if socket is None or transport is None:
+        socket = self._socket
+        if socket is None:
             self._wake.set()  # the writer task connects (or writes, without the fast path)
             return
         while self._queue and not socket.paused:  # write() pauses it past HIGH_WATER
-            transport.writelines(self._take())
+            socket.transport.writelines(self._take())
 
     def _lost(self, socket: _Socket, exc: Exception | None) -> None:
         # Not a failure of Redis: its ``timeout`` or a proxy's idle cut closes a publisher that
         # had nothing to send.  The next write connects again; whether Redis is down is the
         # heartbeat's call (and a failed connect's).
         if socket is self._socket:
-            self._socket = self._transport = self._conn = None
+            self._socket = self._conn = None
 
     def abort(self) -> None:
         """Drop the connection at once, whatever its buffer holds: a close would wait for a
         socket Redis does not read to drain, and the next write would queue behind it."""
-        transport, conn = self._transport, self._conn
-        self._socket = self._transport = self._conn = None
-        if transport is not None:
-            transport.abort()
+        socket, conn = self._socket, self._conn
+        self._socket = self._conn = None
+        if socket is not None:
+            socket.transport.abort()
         elif conn is not None:  # written through redis-py: its own close, without waiting
             self._closing = asyncio.ensure_future(conn.disconnect(nowait=True))
 
@@ -209,10 +210,10 @@ class Outbox:
         transport = stream.transport
         if transport.is_closing():
             raise ConnectionError("Redis closed the publisher connection")
-        socket = _Socket(self)
+        socket = _Socket(self, transport)
         transport.set_protocol(socket)
         transport.set_write_buffer_limits(high=HIGH_WATER)
-        self._socket, self._transport = socket, transport
+        self._socket = socket
 
     # -- what to write -----------------------------------------------------------------------
 
@@ -232,27 +233,22 @@ class Outbox:
             if size >= MAX_WRITE_BYTES:
                 break
             channel, data = queue.popleft()
-            if channel is not None and data[:1] == b"[":
-                size += len(data)
-                messages += 1
-                if run and (channel != run_channel or run_bytes + len(data) > MAX_COALESCED_BYTES):
-                    out.append(_publish(run_channel, b"\n".join(run)))
-                    run = []
-                    run_bytes = 0
-                run.append(data)
-                run_channel = channel
-                run_bytes += len(data)
-                continue
-            if run:
+            joins = channel is not None and data[:1] == b"["  # an envelope (an event goes alone)
+            if run and not (joins and channel == run_channel and run_bytes + len(data) <= MAX_COALESCED_BYTES):
                 out.append(_publish(run_channel, b"\n".join(run)))
                 run = []
                 run_bytes = 0
-            if channel is not None:
-                size += len(data)
-                messages += 1
-                out.append(_publish(channel, data))
-            else:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
+            if channel is None:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
                 out.append(self._release_prefix + _bulk(data) + _bulk(self._node))
+                continue
+            size += len(data)
+            messages += 1
+            if joins:
+                run.append(data)
+                run_channel = channel
+                run_bytes += len(data)
+            else:
+                out.append(_publish(channel, data))
         if run:
             out.append(_publish(run_channel, b"\n".join(run)))
         self._queued_bytes -= size
