@@ -39,6 +39,10 @@ LOGGERS = Path("/usr/lib/x86_64-linux-gnu/janus/loggers")
 HOST = "127.0.0.1"
 KEEP_PLUGINS = {"libjanus_videoroom.so"}
 KEEP_TRANSPORTS = {"libjanus_http.so", "libjanus_websockets.so"}
+# Janus leaves within a second of SIGTERM, or hangs in its shutdown (seen: stuck after
+# "De-initializing SCTP..." for minutes).  Its owner (a kernel, nbcall-server) is itself
+# given about 5 s to stop before it is killed; waiting that long here left Janus orphaned.
+STOP_GRACE = 2.0
 
 
 class JanusError(RuntimeError):
@@ -191,12 +195,12 @@ class LocalJanus:
         return ""
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s: by pid. Removes the configuration folder and the ICE link it made."""
+        """SIGTERM, then SIGKILL after STOP_GRACE: by pid. Removes the configuration folder and the ICE link it made."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(5)
+                proc.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
