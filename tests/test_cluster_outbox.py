@@ -130,14 +130,17 @@ async def test_a_burst_for_one_node_is_one_publish_and_everything_keeps_its_orde
 ) -> None:
     outbox, _ = publisher
     sync = redis_sync.Redis(port=redis.port)
-    sync.hset(USERS, "alice", '{"n":"alice","node":"n1"}')
+    sync.hset(USERS, "alice", '{"n":"alice","node":"n1","g":"t1"}')
     sync.sadd(HELD, "alice")
+    sync.hset(USERS, "bob", '{"n":"bob","node":"n1","g":"t3"}')  # registered here again since
+    sync.sadd(HELD, "bob")
     for n in range(50):
         assert outbox.put(A, envelope(n))
     assert outbox.put(A, b'{"t":"d","node":"n1"}')  # an event (JSON object) goes alone
     for n in range(50, 100):
         assert outbox.put(B, envelope(n))
-    outbox.release("alice")  # after everything above
+    outbox.release("alice", "t1")  # after everything above
+    outbox.release("bob", "t2")  # the earlier registration's: leaves t3
     assert outbox.put(A, envelope(100))
     got = await payloads(subscriber, 4)
     assert [(channel, numbers(data) if data[:1] == b"[" else data) for channel, data in got] == [
@@ -147,6 +150,7 @@ async def test_a_burst_for_one_node_is_one_publish_and_everything_keeps_its_orde
         (A, [100]),
     ]
     assert sync.hget(USERS, "alice") is None and not sync.sismember(HELD, "alice")
+    assert sync.hget(USERS, "bob") == b'{"n":"bob","node":"n1","g":"t3"}' and sync.sismember(HELD, "bob")
     assert outbox.published == 102 and outbox.dropped == 0  # 101 envelopes and the event
     sync.close()
 
@@ -284,7 +288,7 @@ async def test_releases_past_the_bound_are_dropped_and_reported_as_a_failure(mon
     task = asyncio.create_task(outbox.run(lambda: False))
     try:
         for n in range(60):
-            outbox.release(f"user{n}")
+            outbox.release(f"user{n}", "t")
         await asyncio.sleep(0.05)
         assert len(outbox._queue) == 50
         assert sum(isinstance(f, BufferError) for f in failures) == 10

@@ -67,6 +67,7 @@ class Handovers:
         state: dict[str, Any] = {"away": holder.away, "outbox": [b.decode() for b in holder.outbox]}
         hub.retire(holder)
         del hub.users[key]
+        hub._tokens.pop(key, None)  # the entry is the new node's now
         assert holder.name is not None
         hub.directory.entries[key] = hub.directory.entries[key]._replace(node=new_node)
         hub.ghost(key, holder.name, new_node, holder.nbcall)

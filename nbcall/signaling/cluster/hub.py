@@ -45,7 +45,9 @@ class ClusterHub(Hub):
         self.directory = Directory(self.node, REPLICATION_INTERVAL, self.link.broadcast)
         self.ghosts: dict[str, RemoteSession] = {}  # stand-ins for users on other nodes
         self.handovers = handover.Handovers(self)
-        self._claiming: dict[Session, list[p.Frame]] = {}  # registers waiting for Redis
+        self._claiming: dict[Session, list[p.Frame]] = {}  # registers waiting: their later frames
+        self._claims: dict[str, list[tuple[Session, dict[str, Any]]]] = {}  # key -> registers behind its claim
+        self._tokens: dict[str, str] = {}  # key -> the token of this node's entry (one per local user)
         self._sender: str | None = None  # the key whose frame is being handled
         self._tasks: set[asyncio.Task[None]] = set()
         self._cut_off: asyncio.TimerHandle | None = None
@@ -142,36 +144,62 @@ class ClusterHub(Hub):
         self.send_remote(ghost, message, sender=me)
 
     # -- registering: claimed in Redis first ------------------------------------------------
+    #
+    # Each registration that wins a name in Redis writes a token of its own into the entry
+    # (``g``), and releases the name with it: a release that waits in the outbox while the
+    # user registers on this node again deletes nothing of the new entry (scripts.RELEASE).
+    # A name is claimed only when this node neither holds it (then the hub's rule decides, as
+    # on one server) nor claims it already (a register waits for the claim before it), so an
+    # entry of this node's that a claim finds is stale and overwritten.
 
     def _register(self, session: Session, message: dict[str, Any]) -> None:
-        if not self.link.up:  # cut off: this node's rule only; published when Redis is back
-            self._register_here(session, message)
+        key = name_key(message["username"])
+        waiting = self._claims.get(key)
+        if waiting is not None:  # decided after the claim before it, with what it leaves
+            self._claiming.setdefault(session, [])
+            waiting.append((session, message))
+            return
+        holder = self.users.get(key)
+        if not self.link.up or (holder is not None and not holder.remote):
+            # Cut off: this node's rule only, published when Redis is back.  Held here: the
+            # entry is this node's already; a takeover keeps the holder's token.
+            if self._register_here(session, message):
+                self._tokens.setdefault(key, secrets.token_hex(8))
             return
         if message.get("credential") is None:  # made now: Redis stores its hash with the claim
             message["credential"] = secrets.token_urlsafe(18)
-        self._claiming[session] = []
-        task = asyncio.create_task(self._claim(session, message))
+        self._claiming.setdefault(session, [])
+        self._claims[key] = []
+        task = asyncio.create_task(self._claim(session, message, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _claim(self, session: Session, message: dict[str, Any]) -> None:
-        name: str = message["username"]
-        key = name_key(name)
-        entry = orjson.dumps({"n": name, "node": self.node, "c": message.get("client") is not None,
-                              "h": credential_hash(message["credential"])})  # fmt: skip
+    async def _claim(self, session: Session, message: dict[str, Any], key: str) -> None:
         try:
-            status, info = await self.link.claim(key, entry, credential_hash(message["credential"]))
+            await self._claim_now(session, message, key)
+        finally:
+            self._after_claim(key)
+
+    async def _claim_now(self, session: Session, message: dict[str, Any], key: str) -> None:
+        name: str = message["username"]
+        token = secrets.token_hex(8)
+        hashed = credential_hash(message["credential"])
+        entry = orjson.dumps({"n": name, "node": self.node, "c": message.get("client") is not None,
+                              "h": hashed, "g": token})  # fmt: skip
+        try:
+            status, info = await self.link.claim(key, entry, hashed)
         except _FAILURES as exc:
             log.warning("node %s: claiming '%s' failed (%s); registering on this node only", self.node, name, exc)
-            status, info = "local", ""
+            status, info = "local", ""  # published with this token when Redis is back
         state = None
         if status == "moved" and session in self._claiming:
             log.info("node %s: '%s' moves here from node %s", self.node, name, info)
             state = await self.handovers.request(key, info)
         held = self._claiming.pop(session, None)
+        written = status in ("ok", "moved")
         if held is None:  # the socket closed meanwhile
-            if status in ("ok", "moved"):
-                self.link.release(key)
+            if written:
+                self.link.release(key, token)
             return
         if status == "taken":
             self.errors[p.ErrorCode.NAME_TAKEN] = self.errors.get(p.ErrorCode.NAME_TAKEN, 0) + 1
@@ -180,24 +208,44 @@ class ClusterHub(Hub):
         else:
             if state is not None:
                 self.handovers.install(key, message, state)
-            self._register_here(session, message)
+            if self._register_here(session, message):
+                self._tokens[key] = token
+            elif written:
+                self.link.release(key, token)
+        self._replay(session, held)
+
+    def _after_claim(self, key: str) -> None:
+        """The registers that waited for ``key``'s claim, in order: the hub's rule decides now."""
+        for session, message in self._claims.pop(key, []):
+            held = self._claiming.pop(session, None)
+            if held is None:  # closed meanwhile
+                continue
+            self._sender = session.key
+            self._register(session, message)
+            if session in self._claiming:  # claiming in turn: its frames keep waiting, first
+                self._claiming[session][:0] = held
+            else:
+                self._replay(session, held)
+
+    def _replay(self, session: Session, held: list[p.Frame]) -> None:
         self._sender = session.key
         for frame in held:
             self.receive(session, frame)
 
-    def _register_here(self, session: Session, message: dict[str, Any]) -> None:
+    def _register_here(self, session: Session, message: dict[str, Any]) -> bool:
         try:
             super()._register(session, message)
         except p.ProtocolError as exc:
             self.errors[exc.code] = self.errors.get(exc.code, 0) + 1
             session.send(exc.reply())
-            return
+            return False
         key = session.key
         assert key is not None and session.name is not None
         self.directory.local_set(key, session.name, session.nbcall)
         self.ghosts.pop(key, None)
         self.handovers.moved.pop(key, None)
         log.debug("node %s: '%s' registered", self.node, session.name)
+        return True
 
     def disconnect(self, session: Session, *, clean: bool = True) -> None:
         self._claiming.pop(session, None)
@@ -209,7 +257,7 @@ class ClusterHub(Hub):
             return
         super()._release(session)
         self.directory.local_del(key)
-        self.link.release(key)
+        self.link.release(key, self._tokens.pop(key, ""))
 
     # -- what other nodes send ----------------------------------------------------------------
 
@@ -287,19 +335,29 @@ class ClusterHub(Hub):
             self._cut_off.cancel()
             self._cut_off = None
         started = time.monotonic()
-        for key in await self.link.held() - set(self.users):
-            self.link.release(key)  # released while Redis was away
+        for key, token in (await self.link.held()).items():
+            if key not in self.users and key not in self._claims:
+                self.link.release(key, token)  # released while Redis was away
         for key, session in list(self.users.items()):
-            if session.remote or session.name is None or session.credential is None:
+            if session.remote or session.name is None or session.credential is None or key in self._claims:
                 continue
+            token = self._tokens.setdefault(key, secrets.token_hex(8))
             entry = orjson.dumps({"n": session.name, "node": self.node, "c": session.nbcall,
-                                  "h": credential_hash(session.credential)})  # fmt: skip
-            status, _ = await self.link.claim(key, entry, "", mode="put")
-            if status == "taken" and self.users.get(key) is session:
+                                  "h": credential_hash(session.credential), "g": token})  # fmt: skip
+            self._claims[key] = []  # a register of this name meanwhile waits for the put
+            try:
+                status, _ = await self.link.claim(key, entry, "", mode="put")
+            finally:
+                gone = self.users.get(key) is not session
+                self._after_claim(key)
+            if status == "taken" and not gone:
                 log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, key)
                 session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
                 session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
                 self._release(session)
+            elif gone:  # its release may have reached Redis before the put: released again
+                if status != "taken":
+                    self.link.release(key, token)
             else:
                 self.directory.local_set(key, session.name, session.nbcall)
         joined, left = self.directory.replace_remote(await self.link.entries())

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
@@ -127,9 +128,10 @@ class RedisLink:
         if self.up:
             self.outbox.put(self._all, data)
 
-    def release(self, key: str) -> None:
-        """Free a name this node held (in order with the messages queued before)."""
-        self.outbox.release(key)
+    def release(self, key: str, token: str) -> None:
+        """Free a name this node held, if the registration ``token`` wrote it (in order with
+        the messages queued before)."""
+        self.outbox.release(key, token)
 
     async def _open_publisher(self) -> AbstractConnection:
         conn = self._connection()
@@ -151,10 +153,17 @@ class RedisLink:
         status, info = await self._claim(keys=keys, args=args)
         return _text(status), _text(info)
 
-    async def held(self) -> set[str]:
-        """The names Redis says this node holds."""
-        members = await self.redis.smembers(self.keys.node_users(self.node))
-        return {_text(m) for m in members}
+    async def held(self) -> dict[str, str]:
+        """The names Redis says this node holds, with the token of the registration that wrote
+        each entry ("" when the entry is gone or another node's: a release just forgets it)."""
+        members = sorted(_text(m) for m in await self.redis.smembers(self.keys.node_users(self.node)))
+        if not members:
+            return {}
+        tokens: dict[str, str] = {}
+        for key, raw in zip(members, await self.redis.hmget(self.keys.users, members), strict=True):
+            entry = orjson.loads(raw) if raw is not None else {}
+            tokens[key] = entry.get("g", "") if entry.get("node") == self.node else ""
+        return tokens
 
     async def entries(self) -> dict[bytes, bytes]:
         result = await self.redis.hgetall(self.keys.users)
@@ -216,7 +225,6 @@ class RedisLink:
                 if (not self.up or not known) and self._subscribed.is_set():
                     if not known and self.up:
                         log.warning("node %s: Redis did not know this node (restarted, or we were reaped)", self.node)
-                    self.outbox.drop_releases()  # _on_up frees what they would, and no more
                     await self._on_up()  # publish our users again, and read everyone's
                     if not self.up:
                         log.info("node %s: Redis reachable, cluster mode on (%d nodes)", self.node, len(self.nodes))

@@ -84,11 +84,12 @@ class Outbox:
         connect: Callable[[], Awaitable[AbstractConnection]],
         on_failure: Callable[[BaseException], None],
     ) -> None:
-        self._release_prefix = _command_prefix(b"EVAL", _RELEASE_SCRIPT, b"2", *(k.encode() for k in release_keys))
+        keys = (k.encode() for k in release_keys)
+        self._release_prefix = _command_prefix(b"EVAL", _RELEASE_SCRIPT, b"2", *keys, extra=3)
         self._node = node.encode()
         self._connect = connect
         self._on_failure = on_failure
-        self._queue: deque[tuple[bytes | None, bytes]] = deque()  # (channel, message) or (None, name)
+        self._queue: deque[tuple[bytes | None, bytes]] = deque()  # (channel, message) or (None, EVAL)
         self._queued_bytes = 0
         self._conn: AbstractConnection | None = None  # the publisher connection, opened by connect()
         self._socket: _Socket | None = None  # the taken transport: while the loop writes directly
@@ -113,15 +114,17 @@ class Outbox:
         self._schedule()
         return True
 
-    def release(self, key: str) -> None:
-        """Free a name this node held, in order with what was queued before.  Past the
+    def release(self, key: str, token: str) -> None:
+        """Free a name this node held (the registration ``token`` wrote: scripts.RELEASE), in
+        order with what was queued before.  Past the
         backlog's bound it is dropped and reported as a failure: the link then counts Redis
         as down, and once it is back frees every name Redis says this node holds and no
         longer has (``ClusterHub._on_up``), this one with them."""
         if len(self._queue) >= MAX_PENDING_MESSAGES:
             self._on_failure(BufferError(f"{len(self._queue)} messages wait for Redis"))
             return
-        self._queue.append((None, key.encode()))
+        command = self._release_prefix + _bulk(key.encode()) + _bulk(self._node) + _bulk(token.encode())
+        self._queue.append((None, command))
         self._schedule()
 
     def clear(self) -> None:
@@ -172,12 +175,6 @@ class Outbox:
             socket.transport.abort()
         elif conn is not None:  # written through redis-py: its own close, without waiting
             self._closing = asyncio.ensure_future(conn.disconnect(nowait=True))
-
-    def drop_releases(self) -> None:
-        """Forget the releases queued while Redis was away: once it is back, the node frees
-        every name Redis says it holds and no longer has, and a release written after that
-        would delete the entry of a user who registered here again meanwhile."""
-        self._queue = deque(item for item in self._queue if item[0] is not None)
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         """The writer task: connects (at once, and again when there is something to write
@@ -239,7 +236,7 @@ class Outbox:
                 run = []
                 run_bytes = 0
             if channel is None:  # EVAL, not EVALSHA: nothing to reload after a Redis restart
-                out.append(self._release_prefix + _bulk(data) + _bulk(self._node))
+                out.append(data)
                 continue
             size += len(data)
             messages += 1

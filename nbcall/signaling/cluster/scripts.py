@@ -8,11 +8,14 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 
 # KEYS: users, nodes, my node's user set.  ARGV: key, node, entry, credential hash,
 # expiry ms, prefix, mode ("claim" or "put").
-# Returns {status, info}: "ok" (written), "local" (held here: the hub decides; nothing
-# written in claim mode), "taken" (held by a live node and the hash differs; info: its
-# display name), "moved" (the hash matches: written; info: the old node, to hand over).
-# "put" (publishing a user this node already accepted) never moves anyone: a live holder
-# elsewhere is "taken".
+# Returns {status, info}: "ok" (written), "taken" (held by a live node and the hash
+# differs; info: its display name), "moved" (the hash matches: written; info: the old node,
+# to hand over).  "put" (publishing a user this node already accepted) never moves anyone: a
+# live holder elsewhere is "taken".
+# An entry of this node's own is overwritten: a node claims only names it does not hold and
+# is not claiming already (ClusterHub._register), so that entry is an earlier registration
+# whose release has not arrived yet (it names that registration's token "g" and leaves this
+# one), or one from before the node restarted.
 CLAIM = (
     _NOW
     + """
@@ -20,9 +23,7 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local status, info = 'ok', ''
 if cur then
   local e = cjson.decode(cur)
-  if e.node == ARGV[2] then
-    if ARGV[7] == 'claim' then return {'local', ''} end
-  else
+  if e.node ~= ARGV[2] then
     local beat = redis.call('ZSCORE', KEYS[2], e.node)
     if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
       if ARGV[7] ~= 'claim' or e.h ~= ARGV[4] then return {'taken', e.n} end
@@ -37,10 +38,19 @@ return {status, info}
 """
 )
 
-# KEYS: users, my node's user set.  ARGV: key, node.  Only the holder's node releases.
+# KEYS: users, my node's user set.  ARGV: key, node, token.  Only the registration that
+# wrote the entry (its node and token "g") deletes it: a release that waited in the node's
+# outbox leaves the entry of a newer registration of the name on the same node.
+# Returns 1 if the name is no longer this node's, 0 if a newer registration holds it.
 RELEASE = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and cjson.decode(cur).node == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if cur then
+  local e = cjson.decode(cur)
+  if e.node == ARGV[2] then
+    if (e.g or '') ~= ARGV[3] then return 0 end
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+end
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
