@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis as redis_sync
@@ -46,9 +47,9 @@ def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
     client.close()
 
 
-def entry(sync: redis_sync.Redis, key: str) -> dict[str, object] | None:
-    raw = sync.hget(KEYS.users, key)
-    return json.loads(raw) if raw is not None else None  # type: ignore[arg-type]
+def entry(sync: redis_sync.Redis, key: str) -> dict[str, Any] | None:
+    raw: bytes | None = sync.hget(KEYS.users, key)  # type: ignore[assignment]
+    return json.loads(raw) if raw is not None else None
 
 
 async def until_free(sync: redis_sync.Redis, key: str, timeout: float = 3.0) -> None:
