@@ -142,7 +142,9 @@ class Hub:
         credential = message.get("credential")
         holder = self.users.get(key)
         if holder is not None and holder is not session:
-            if credential is None or not secrets.compare_digest(credential, holder.credential or ""):
+            # As bytes: compare_digest raises TypeError for a str with non-ASCII characters.
+            held = (holder.credential or "").encode()
+            if credential is None or not secrets.compare_digest(credential.encode(), held):
                 raise p.ProtocolError(
                     p.ErrorCode.NAME_TAKEN,
                     f"'{holder.name}' is in use by another connection; choose another name "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -51,12 +52,19 @@ class Handovers:
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("t") == "handover":
-            state = self._give(event["key"], event["to"])
-            self.hub.link.publish(event["to"], orjson.dumps({"t": "handed", "rid": event["rid"], "state": state}))
+            waiting = self.hub._claims.get(event["key"])
+            if waiting is not None:  # this node claims the name too: answer once that is decided
+                waiting.append(functools.partial(self._answer, event))
+            else:
+                self._answer(event)
         elif event.get("t") == "handed":
             future = self._waiting.get(event.get("rid", ""))
             if future is not None and not future.done():
                 future.set_result(event.get("state"))
+
+    def _answer(self, event: dict[str, Any]) -> None:
+        state = self._give(event["key"], event["to"])
+        self.hub.link.publish(event["to"], orjson.dumps({"t": "handed", "rid": event["rid"], "state": state}))
 
     def _give(self, key: str, new_node: str) -> dict[str, Any] | None:
         """On the old node: let the user go to ``new_node``, keeping its call alive."""

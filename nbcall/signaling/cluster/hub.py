@@ -10,10 +10,12 @@ differently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -46,7 +48,8 @@ class ClusterHub(Hub):
         self.ghosts: dict[str, RemoteSession] = {}  # stand-ins for users on other nodes
         self.handovers = handover.Handovers(self)
         self._claiming: dict[Session, list[p.Frame]] = {}  # registers waiting: their later frames
-        self._claims: dict[str, list[tuple[Session, dict[str, Any]]]] = {}  # key -> registers behind its claim
+        self._claims: dict[str, list[Callable[[], None]]] = {}  # key -> what waits for its claim
+        self._publishing = False  # _on_up runs: Redis answers, registers claim again
         self._tokens: dict[str, str] = {}  # key -> the token of this node's entry (one per local user)
         self._sender: str | None = None  # the key whose frame is being handled
         self._tasks: set[asyncio.Task[None]] = set()
@@ -157,10 +160,10 @@ class ClusterHub(Hub):
         waiting = self._claims.get(key)
         if waiting is not None:  # decided after the claim before it, with what it leaves
             self._claiming.setdefault(session, [])
-            waiting.append((session, message))
+            waiting.append(functools.partial(self._resume, session, message))
             return
         holder = self.users.get(key)
-        if not self.link.up or (holder is not None and not holder.remote):
+        if not (self.link.up or self._publishing) or (holder is not None and not holder.remote):
             # Cut off: this node's rule only, published when Redis is back.  Held here: the
             # entry is this node's already; a takeover keeps the holder's token.
             if self._register_here(session, message):
@@ -189,43 +192,60 @@ class ClusterHub(Hub):
         try:
             status, info = await self.link.claim(key, entry, hashed)
         except _FAILURES as exc:
+            # Written or not, Redis did not say.  Counted as Redis down: when it answers again
+            # the node publishes its users (this one, if kept) and frees what it no longer has.
             log.warning("node %s: claiming '%s' failed (%s); registering on this node only", self.node, name, exc)
-            status, info = "local", ""  # published with this token when Redis is back
+            status, info = "unknown", ""
+            self.link.failed(exc)
         state = None
-        if status == "moved" and session in self._claiming:
+        if status == "moved":  # the old node lets the user go, even if this socket closed meanwhile
             log.info("node %s: '%s' moves here from node %s", self.node, name, info)
             state = await self.handovers.request(key, info)
         held = self._claiming.pop(session, None)
-        written = status in ("ok", "moved")
-        if held is None:  # the socket closed meanwhile
-            if written:
-                self.link.release(key, token)
-            return
         if status == "taken":
-            self.errors[p.ErrorCode.NAME_TAKEN] = self.errors.get(p.ErrorCode.NAME_TAKEN, 0) + 1
-            session.send(p.error(p.ErrorCode.NAME_TAKEN, f"'{info}' is in use by another connection; choose "
-                                 "another name or reconnect with that name's credential", "register"))  # fmt: skip
-        else:
+            if held is not None:
+                self.errors[p.ErrorCode.NAME_TAKEN] = self.errors.get(p.ErrorCode.NAME_TAKEN, 0) + 1
+                session.send(p.error(p.ErrorCode.NAME_TAKEN, f"'{info}' is in use by another connection; choose "
+                                     "another name or reconnect with that name's credential", "register"))  # fmt: skip
+                self._replay(session, held)
+            return
+        kept = False
+        if held is not None or state is not None:
             if state is not None:
                 self.handovers.install(key, message, state)
-            if self._register_here(session, message):
-                self._tokens[key] = token
-            elif written:
-                self.link.release(key, token)
-        self._replay(session, held)
+            kept = self._register_here(session, message)
+        if kept:
+            self._tokens[key] = token
+            if held is None:  # closed meanwhile: registered and gone, its partner told
+                self._release(session)
+        else:
+            self.link.release(key, token)  # exact: harmless if the claim never ran
+        if held is not None:
+            self._replay(session, held)
+
+    def _resume(self, session: Session, message: dict[str, Any]) -> None:
+        """A register that waited for another claim of its name: the hub's rule decides now."""
+        held = self._claiming.pop(session, None)
+        if held is None:  # closed meanwhile
+            return
+        self._sender = session.key
+        try:
+            self._register(session, message)
+        except Exception:  # as in Hub.receive: a bug costs this request, not the queue behind it
+            log.exception("node %s: a register that waited for its name failed", self.node)
+            session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
+        if session in self._claiming:  # claiming in turn: its frames keep waiting, first
+            self._claiming[session][:0] = held
+        else:
+            self._replay(session, held)
 
     def _after_claim(self, key: str) -> None:
-        """The registers that waited for ``key``'s claim, in order: the hub's rule decides now."""
-        for session, message in self._claims.pop(key, []):
-            held = self._claiming.pop(session, None)
-            if held is None:  # closed meanwhile
-                continue
-            self._sender = session.key
-            self._register(session, message)
-            if session in self._claiming:  # claiming in turn: its frames keep waiting, first
-                self._claiming[session][:0] = held
-            else:
-                self._replay(session, held)
+        """What waited for ``key``'s claim (registers, a takeover's question), in order."""
+        for waiting in self._claims.pop(key, []):
+            try:
+                waiting()
+            except Exception:
+                log.exception("node %s: what waited for the claim of '%s' failed", self.node, key)
 
     def _replay(self, session: Session, held: list[p.Frame]) -> None:
         self._sender = session.key
@@ -335,32 +355,41 @@ class ClusterHub(Hub):
             self._cut_off.cancel()
             self._cut_off = None
         started = time.monotonic()
-        for key, token in (await self.link.held()).items():
-            if key not in self.users and key not in self._claims:
-                self.link.release(key, token)  # released while Redis was away
-        for key, session in list(self.users.items()):
-            if session.remote or session.name is None or session.credential is None or key in self._claims:
-                continue
-            token = self._tokens.setdefault(key, secrets.token_hex(8))
-            entry = orjson.dumps({"n": session.name, "node": self.node, "c": session.nbcall,
-                                  "h": credential_hash(session.credential), "g": token})  # fmt: skip
-            self._claims[key] = []  # a register of this name meanwhile waits for the put
-            try:
-                status, _ = await self.link.claim(key, entry, "", mode="put")
-            finally:
-                gone = self.users.get(key) is not session
-                self._after_claim(key)
-            if status == "taken" and not gone:
+        self._publishing = True  # registers from now on are claimed, not just taken here
+        try:
+            for key, token in (await self.link.held()).items():
+                if key not in self.users and key not in self._claims:
+                    self.link.release(key, token)  # released while Redis was away
+            for key, session in list(self.users.items()):
+                if self.users.get(key) is session and key not in self._claims:
+                    await self._put(key, session)
+            joined, left = self.directory.replace_remote(await self.link.entries())
+        finally:
+            self._publishing = False
+        self._presence(joined, left)
+        log.info("node %s: %d users published, %d in the cluster (%.0f ms)", self.node, len(self.users),
+                 len(self.directory), (time.monotonic() - started) * 1e3)  # fmt: skip
+
+    async def _put(self, key: str, session: Session) -> None:
+        """Publish a user this node accepted while cut off (or that Redis forgot); a register
+        of its name meanwhile waits, and is decided after what the put found."""
+        if session.remote or session.name is None or session.credential is None:
+            return
+        token = self._tokens.setdefault(key, secrets.token_hex(8))
+        entry = orjson.dumps({"n": session.name, "node": self.node, "c": session.nbcall,
+                              "h": credential_hash(session.credential), "g": token})  # fmt: skip
+        self._claims[key] = []
+        try:
+            status, _ = await self.link.claim(key, entry, "", mode="put")
+            if self.users.get(key) is not session:  # it left meanwhile; its release may have come first
+                if status != "taken":
+                    self.link.release(key, token)
+            elif status == "taken":
                 log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, key)
                 session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
                 session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
                 self._release(session)
-            elif gone:  # its release may have reached Redis before the put: released again
-                if status != "taken":
-                    self.link.release(key, token)
             else:
                 self.directory.local_set(key, session.name, session.nbcall)
-        joined, left = self.directory.replace_remote(await self.link.entries())
-        self._presence(joined, left)
-        log.info("node %s: %d users published, %d in the cluster (%.0f ms)", self.node, len(self.users),
-                 len(self.directory), (time.monotonic() - started) * 1e3)  # fmt: skip
+        finally:
+            self._after_claim(key)

@@ -61,7 +61,7 @@ class RedisLink:
         self.rtt = 0.0  # seconds, the last heartbeat's round trip
         self.nodes: list[str] = []  # live nodes, as of the last heartbeat
         release_keys = (self.keys.users, self.keys.node_users(self.node))
-        self.outbox = Outbox(release_keys, self.node, self._open_publisher, self._publish_failed)
+        self.outbox = Outbox(release_keys, self.node, self._open_publisher, self.failed)
         self._all = self.keys.all.encode()
         # The subscriber's own connection (the publisher's is the outbox's).
         self._sub: AbstractConnection | None = None
@@ -139,10 +139,6 @@ class RedisLink:
         # No replies on this connection: nothing to read, no wake-up per batch.
         await conn.send_packed_command(conn.pack_command("CLIENT", "REPLY", "OFF"), False)
         return conn
-
-    def _publish_failed(self, exc: BaseException) -> None:
-        if not self._stopping:  # (stop() closes it)
-            self._failed(exc)
 
     # -- the registry ------------------------------------------------------------------------
 
@@ -235,7 +231,15 @@ class RedisLink:
                     self.broadcast(b'{"t":"dead","node":"' + dead.encode() + b'"}')
             except _FAILURES as exc:
                 self._failed(exc)
+            except Exception as exc:  # a bug in _on_up must not stop the beats (the node would be reaped)
+                log.exception("node %s: publishing this node's users failed", self.node)
+                self._failed(exc)
             await asyncio.sleep(max(0.0, self.config.heartbeat - (time.monotonic() - started)))
+
+    def failed(self, exc: BaseException) -> None:
+        """A request to Redis failed: Redis counts as down until the next beat's _on_up."""
+        if not self._stopping:
+            self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
         if self.up:
