@@ -1,4 +1,5 @@
-"""Helpers of the cluster tests: unique names on shared nodes, waiting for replication."""
+"""Helpers of the cluster tests: unique names on shared nodes, waiting for replication, and
+in-process nodes on a real redis-server with a gate that holds a claim at a chosen point."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+import redis as redis_sync
+
+from nbcall._testing.redis import RedisServer
 from nbcall.signaling import SignalingClient
+from nbcall.signaling.cluster.config import ClusterConfig, Keys
+from nbcall.signaling.cluster.hub import ClusterHub
+from nbcall.signaling.hub import Hub
+from nbcall.signaling.names import name_key
+from nbcall.signaling.session import Session
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -59,3 +71,118 @@ async def in_a_call(alice: SignalingClient, bob: SignalingClient, call_id: str =
 async def drain(client: SignalingClient, settle: float = 0.3) -> list[dict[str, Any]]:
     await asyncio.sleep(settle)
     return client.pending()
+
+
+class RecordingPeer:
+    """A client's socket as the hub sees it: what was sent, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed: int | None = None
+
+    def send_bytes(self, data: bytes) -> bool:
+        self.sent.append(orjson.loads(data))
+        return self.closed is None
+
+    def close_now(self, code: int, reason: str) -> None:
+        self.closed = code
+
+    def unsent_bytes(self) -> int:
+        return 0
+
+    def kinds(self) -> list[str]:
+        return [m["type"] + (f":{m['code']}" if "code" in m else "") for m in self.sent]
+
+
+def register(hub: Hub, name: str, credential: str | None = None) -> tuple[Session, RecordingPeer]:
+    peer = RecordingPeer()
+    session = hub.connect(peer)
+    message: dict[str, Any] = {"type": "register", "username": name, "client": "test"}
+    if credential is not None:
+        message["credential"] = credential
+    hub.receive(session, orjson.dumps(message))
+    return session, peer
+
+
+class Gate:
+    """Holds ``hub``'s claims of one mode (``claim`` or ``put``) before they reach Redis, or
+    after Redis ran them (``after``); ``lose_reply``: Redis runs it, the node hears nothing."""
+
+    def __init__(self, hub: ClusterHub, mode: str, *, after: bool = False, lose_reply: bool = False) -> None:
+        self.mode = mode
+        self.entered = asyncio.Event()
+        self.open = asyncio.Event()
+        real: Callable[..., Awaitable[tuple[str, str]]] = hub.link.claim
+
+        async def claim(key: str, entry: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
+            if mode != self.mode:
+                return await real(key, entry, hashed, mode)
+            if not after:
+                self.entered.set()
+                await self.open.wait()
+            result = await real(key, entry, hashed, mode)
+            if after:
+                self.entered.set()
+                await self.open.wait()
+            if lose_reply:
+                raise asyncio.TimeoutError("no reply from Redis")
+            return result
+
+        hub.link.claim = claim  # type: ignore[method-assign,assignment]
+
+    async def reached(self) -> None:
+        await asyncio.wait_for(self.entered.wait(), 3)
+
+
+@asynccontextmanager
+async def node(redis: RedisServer, prefix: str, node_id: str, *, started: bool) -> AsyncIterator[ClusterHub]:
+    """A node: ``started`` runs its link (heartbeat, subscriber); otherwise only its writer to
+    Redis runs, ``link.up`` is the test's to set and ``_on_up`` the test's to call."""
+    hub = ClusterHub(None, ClusterConfig(redis.url, node_id=node_id, prefix=prefix))
+    writer = None
+    if started:
+        await hub.start()
+        for _ in range(100):
+            if hub.link.up:
+                break
+            await asyncio.sleep(0.02)
+        assert hub.link.up
+    else:
+        writer = asyncio.create_task(hub.link.outbox.run(lambda: False))
+    try:
+        yield hub
+    finally:
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            await hub.link.redis.aclose()
+        else:
+            await hub.stop()
+
+
+def entry(sync: redis_sync.Redis, prefix: str, name: str) -> dict[str, Any] | None:
+    raw: bytes | None = sync.hget(Keys(prefix).users, name_key(name))  # type: ignore[assignment]
+    return orjson.loads(raw) if raw is not None else None
+
+
+async def until_true(check: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+def held_as_cluster_says(hub: ClusterHub, sync: redis_sync.Redis, prefix: str) -> None:
+    """Every user of the node is in Redis with the node's token, and no token outlives its user."""
+    assert set(hub._tokens) == set(hub.users), (hub._tokens, list(hub.users))
+    for key, session in hub.users.items():
+        assert session.name is not None
+        found = entry(sync, prefix, session.name)
+        assert found is not None and found["node"] == hub.node and found["g"] == hub._tokens[key], (key, found)
+
+
+async def comes_back(hub: ClusterHub) -> None:
+    """What a node's heartbeat does when Redis answers again: publish, then count it up (in
+    the same step of its task)."""
+    await hub._on_up()
+    hub.link.up = True

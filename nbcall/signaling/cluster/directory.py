@@ -54,6 +54,13 @@ class Directory:
         self._del[key] = None
         self._schedule()
 
+    def announce_local(self) -> None:
+        """Send all of this node's users again (batches sent while Redis was away were lost)."""
+        for key, entry in self.entries.items():
+            if entry.node == self.node:
+                self._set[key] = entry
+        self._schedule()
+
     def _schedule(self) -> None:
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self.interval, self.flush)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -52,11 +51,9 @@ class Handovers:
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("t") == "handover":
-            waiting = self.hub._claims.get(event["key"])
-            if waiting is not None:  # this node claims the name too: answer once that is decided
-                waiting.append(functools.partial(self._answer, event))
-            else:
-                self._answer(event)
+            if event["key"] in self.hub._claims:  # our own claim of it, if it won, lost since
+                self.hub._yielded.add(event["key"])
+            self._answer(event)
         elif event.get("t") == "handed":
             future = self._waiting.get(event.get("rid", ""))
             if future is not None and not future.done():
@@ -122,13 +119,15 @@ class Handovers:
                     call.timer = loop.call_later(hub.limits.ring_timeout, hub._ring_timeout, call)
         hub.users[key] = holder
 
-    def forward(self, key: str, data: bytes) -> bool:
-        """A message for a user that moved away: on to its new node (for MOVED_MEMORY s)."""
+    def forward(self, key: str, header: list[Any], body: bytes) -> bool:
+        """A message for a user that moved away: on to its new node (for MOVED_MEMORY s), once:
+        a forwarded message is marked, so two nodes that each think the user moved to the
+        other cannot pass it back and forth."""
         moved = self.moved.get(key)
-        if moved is None:
+        if moved is None or len(header) > 7:
             return False
         if moved[1] < time.monotonic():
             with contextlib.suppress(KeyError):
                 del self.moved[key]
             return False
-        return self.hub.link.publish(moved[0], data)
+        return self.hub.link.publish(moved[0], orjson.dumps([*header, 1]) + b"\n" + body)

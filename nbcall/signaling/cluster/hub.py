@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -49,7 +49,9 @@ class ClusterHub(Hub):
         self.handovers = handover.Handovers(self)
         self._claiming: dict[Session, list[p.Frame]] = {}  # registers waiting: their later frames
         self._claims: dict[str, list[Callable[[], None]]] = {}  # key -> what waits for its claim
-        self._publishing = False  # _on_up runs: Redis answers, registers claim again
+        self._publishing = False  # _on_up runs: registers wait for it (and for the link to be up)
+        self._after_publishing: list[Callable[[], None]] = []
+        self._yielded: set[str] = set()  # names another node took over while this node claimed them
         self._tokens: dict[str, str] = {}  # key -> the token of this node's entry (one per local user)
         self._sender: str | None = None  # the key whose frame is being handled
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,6 +66,9 @@ class ClusterHub(Hub):
         await self.link.start()
 
     async def stop(self) -> None:
+        for task in list(self._tasks):  # no claim may write after the node is gone
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.link.stop()
 
     def health(self) -> dict[str, Any]:
@@ -158,12 +163,14 @@ class ClusterHub(Hub):
     def _register(self, session: Session, message: dict[str, Any]) -> None:
         key = name_key(message["username"])
         waiting = self._claims.get(key)
+        if waiting is None and self._publishing:  # decided once this node's users are in Redis
+            waiting = self._after_publishing
         if waiting is not None:  # decided after the claim before it, with what it leaves
             self._claiming.setdefault(session, [])
             waiting.append(functools.partial(self._resume, session, message))
             return
         holder = self.users.get(key)
-        if not (self.link.up or self._publishing) or (holder is not None and not holder.remote):
+        if not self.link.up or (holder is not None and not holder.remote):
             # Cut off: this node's rule only, published when Redis is back.  Held here: the
             # entry is this node's already; a takeover keeps the holder's token.
             if self._register_here(session, message):
@@ -173,7 +180,10 @@ class ClusterHub(Hub):
             message["credential"] = secrets.token_urlsafe(18)
         self._claiming.setdefault(session, [])
         self._claims[key] = []
-        task = asyncio.create_task(self._claim(session, message, key))
+        self._spawn(self._claim(session, message, key))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -192,11 +202,14 @@ class ClusterHub(Hub):
         try:
             status, info = await self.link.claim(key, entry, hashed)
         except _FAILURES as exc:
-            # Written or not, Redis did not say.  Counted as Redis down: when it answers again
-            # the node publishes its users (this one, if kept) and frees what it no longer has.
+            # Written or not, Redis did not say: released by token if not kept, put again
+            # (``_put_later``) if kept.  Whether Redis is down is the heartbeat's call.
             log.warning("node %s: claiming '%s' failed (%s); registering on this node only", self.node, name, exc)
             status, info = "unknown", ""
-            self.link.failed(exc)
+        if status == "ok" and key in self._yielded:
+            # Another node's claim moved the name after ours ran, and asked while ours was on
+            # its way back: the name is theirs now (the later claim wins, as in Redis).
+            status, info = "taken", name
         state = None
         if status == "moved":  # the old node lets the user go, even if this socket closed meanwhile
             log.info("node %s: '%s' moves here from node %s", self.node, name, info)
@@ -217,7 +230,9 @@ class ClusterHub(Hub):
         if kept:
             self._tokens[key] = token
             if held is None:  # closed meanwhile: registered and gone, its partner told
-                self._release(session)
+                self.disconnect(session)
+            elif status == "unknown":
+                self._spawn(self._confirm_later(key, session, entry, hashed))
         else:
             self.link.release(key, token)  # exact: harmless if the claim never ran
         if held is not None:
@@ -240,12 +255,16 @@ class ClusterHub(Hub):
             self._replay(session, held)
 
     def _after_claim(self, key: str) -> None:
-        """What waited for ``key``'s claim (registers, a takeover's question), in order."""
-        for waiting in self._claims.pop(key, []):
+        """The registers that waited for ``key``'s claim, in order."""
+        self._yielded.discard(key)
+        self._run(self._claims.pop(key, []))
+
+    def _run(self, waiting: list[Callable[[], None]]) -> None:
+        for resume in waiting:
             try:
-                waiting()
+                resume()
             except Exception:
-                log.exception("node %s: what waited for the claim of '%s' failed", self.node, key)
+                log.exception("node %s: a register that waited failed", self.node)
 
     def _replay(self, session: Session, held: list[p.Frame]) -> None:
         self._sender = session.key
@@ -297,12 +316,13 @@ class ClusterHub(Hub):
             self.handovers.on_event(event)
 
     def _deliver(self, head: bytes, body: bytes) -> None:
-        kind, to, frm, name, node, nbcall, call_id = orjson.loads(head)
+        header = orjson.loads(head)  # (an 8th field: forwarded once already, handover.py)
+        kind, to, frm, name, node, nbcall, call_id = header[:7]
         self.cross_received += 1
         sender = self.ghost(frm, name, node, nbcall)
         me = self.users.get(to)
         if me is None or me.remote:
-            if not self.handovers.forward(to, head + b"\n" + body) and kind in ("invite", "offer"):
+            if not self.handovers.forward(to, header, body) and kind in ("invite", "offer"):
                 self.bounce(sender, to, p.error(p.ErrorCode.UNKNOWN_PEER, f"'{to}' is not online", kind))
             return
         if mirror.admit(self, me, sender, kind, call_id, body):
@@ -355,7 +375,7 @@ class ClusterHub(Hub):
             self._cut_off.cancel()
             self._cut_off = None
         started = time.monotonic()
-        self._publishing = True  # registers from now on are claimed, not just taken here
+        self._publishing = True
         try:
             for key, token in (await self.link.held()).items():
                 if key not in self.users and key not in self._claims:
@@ -366,9 +386,48 @@ class ClusterHub(Hub):
             joined, left = self.directory.replace_remote(await self.link.entries())
         finally:
             self._publishing = False
+            # After the heartbeat has set the link up (the same step of its task, no await in
+            # between): what waited is claimed, and the other nodes hear who is here (joins
+            # batched while the link was down were dropped).
+            asyncio.get_running_loop().call_soon(self._published)
         self._presence(joined, left)
         log.info("node %s: %d users published, %d in the cluster (%.0f ms)", self.node, len(self.users),
                  len(self.directory), (time.monotonic() - started) * 1e3)  # fmt: skip
+
+    def _taken_elsewhere(self, session: Session) -> None:
+        log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, session.key)
+        session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
+        session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
+        self._release(session)
+
+    def _published(self) -> None:
+        if self.link.up:
+            self.directory.announce_local()
+        waiting, self._after_publishing = self._after_publishing, []
+        self._run(waiting)
+
+    async def _confirm_later(self, key: str, session: Session, entry: bytes, hashed: str) -> None:
+        """A user kept here whose claim Redis did not answer: the same claim again once Redis
+        answers (it answers as it did the first time, if that one ran: scripts.CLAIM)."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            if self.users.get(key) is not session:
+                return  # gone: released with this token, which covers a claim that ran
+            if not self.link.up or key in self._claims or self._publishing:
+                continue  # _on_up puts the node's users; or wait for what is under way
+            self._claims[key] = []  # a register of the name meanwhile waits for the answer
+            try:
+                status, info = await self.link.claim(key, entry, hashed)
+                if self.users.get(key) is session:
+                    if status == "moved":  # the old node still has the user: it lets go now
+                        await self.handovers.request(key, info)
+                    elif status == "taken":  # someone else's since: this one gives way
+                        self._taken_elsewhere(session)
+                return
+            except _FAILURES:
+                continue
+            finally:
+                self._after_claim(key)
 
     async def _put(self, key: str, session: Session) -> None:
         """Publish a user this node accepted while cut off (or that Redis forgot); a register
@@ -385,10 +444,7 @@ class ClusterHub(Hub):
                 if status != "taken":
                     self.link.release(key, token)
             elif status == "taken":
-                log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.node, key)
-                session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
-                session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
-                self._release(session)
+                self._taken_elsewhere(session)
             else:
                 self.directory.local_set(key, session.name, session.nbcall)
         finally:

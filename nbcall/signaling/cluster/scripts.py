@@ -16,23 +16,35 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 # is not claiming already (ClusterHub._register), so that entry is an earlier registration
 # whose release has not arrived yet (it names that registration's token "g" and leaves this
 # one), or one from before the node restarted.
+#
+# A claim runs again with the same entry (a retry after a lost reply: redis-py's own, or
+# ClusterHub._confirm_later) gets the answer it got the first time: the entry it wrote has
+# its token and, if it moved the name, the node it moved it from ("p").
 CLAIM = (
     _NOW
     + """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local status, info = 'ok', ''
+local value = ARGV[3]
 if cur then
   local e = cjson.decode(cur)
+  if e.node == ARGV[2] and e.g ~= nil and e.g == cjson.decode(value).g then
+    if e.p then return {'moved', e.p} end
+    return {'ok', ''}
+  end
   if e.node ~= ARGV[2] then
     local beat = redis.call('ZSCORE', KEYS[2], e.node)
     if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
       if ARGV[7] ~= 'claim' or e.h ~= ARGV[4] then return {'taken', e.n} end
       status, info = 'moved', e.node
+      local mine = cjson.decode(value)
+      mine.p = e.node
+      value = cjson.encode(mine)
     end
     redis.call('SREM', ARGV[6] .. ':node:' .. e.node .. ':users', ARGV[1])
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], value)
 redis.call('SADD', KEYS[3], ARGV[1])
 return {status, info}
 """
