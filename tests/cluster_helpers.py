@@ -174,11 +174,11 @@ async def until_true(check: Callable[[], bool], what: str, timeout: float = 3.0)
 
 def held_as_cluster_says(hub: ClusterHub, sync: redis_sync.Redis, prefix: str) -> None:
     """Every user of the node is in Redis with the node's token, and no token outlives its user."""
-    assert set(hub._tokens) == set(hub.users), (hub._tokens, list(hub.users))
+    assert set(hub.registrar.tokens) == set(hub.users), (hub.registrar.tokens, list(hub.users))
     for key, session in hub.users.items():
         assert session.name is not None
         found = entry(sync, prefix, session.name)
-        assert found is not None and found["node"] == hub.node and found["g"] == hub._tokens[key], (key, found)
+        assert found is not None and found["node"] == hub.node and found["g"] == hub.registrar.tokens[key], (key, found)
 
 
 async def comes_back(hub: ClusterHub) -> None:

@@ -101,7 +101,7 @@ async def test_a_user_who_leaves_during_its_put_and_comes_back_is_in_redis(
         gate = Gate(hub, "put")
         publishing = asyncio.create_task(comes_back(hub))
         await gate.reached()
-        assert list(hub._claims) == [name_key("alice")]
+        assert list(hub.registrar.claims) == [name_key("alice")]
         hub.disconnect(first)
         _, again = register(hub, "alice", credential="two")
         hub.disconnect(dave)

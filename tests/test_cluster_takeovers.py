@@ -16,7 +16,8 @@ import redis as redis_sync
 from nbcall._testing.redis import RedisServer, redis_server
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
-from nbcall.signaling.cluster.hub import ClusterHub, credential_hash
+from nbcall.signaling.cluster.hub import ClusterHub
+from nbcall.signaling.cluster.registrar import credential_hash
 from nbcall.signaling.names import name_key
 
 from .cluster_helpers import Gate, RecordingPeer, comes_back, entry, node, register, until_true
@@ -68,8 +69,8 @@ async def test_a_takeover_from_a_socket_that_closed_while_claiming_still_moves_t
             gate.open.set()
             await until_true(replaced(old), "r0 kept the user it gave up in Redis")
             await until_true(lambda: entry(sync, prefix, "alice") is None, "the name stays held by nobody")
-            await until_true(lambda: not r1._claims, "r1 still claims")
-            assert not holders(r0, r1) and not r1.presence.subscribers and not r1._tokens
+            await until_true(lambda: not r1.registrar.claims, "r1 still claims")
+            assert not holders(r0, r1) and not r1.presence.subscribers and not r1.registrar.tokens
         _, later = register(r0, "alice")  # free for anyone now
         await until_true(lambda: bool(later.sent), "no answer")
         assert later.kinds()[0] == "registered"
@@ -91,7 +92,7 @@ async def test_a_takeover_while_the_old_nodes_own_claim_is_on_its_way_back_leave
         gate.open.set()
         await until_true(lambda: bool(first.sent), "r0 did not answer")
         assert first.kinds() == ["error:name_taken"]
-        assert holders(r0, r1) == ["r1"] and name_key("alice") not in r0._tokens
+        assert holders(r0, r1) == ["r1"] and name_key("alice") not in r0.registrar.tokens
         assert entry(sync, prefix, "alice")["node"] == "r1"  # type: ignore[index]
 
 
@@ -273,4 +274,4 @@ async def test_a_node_that_stops_mid_claim_writes_nothing_after(
         gate.open.set()
         await asyncio.wait_for(stopping, 5)
         await asyncio.sleep(0.2)
-        assert entry(sync, prefix, "dora") is None and not r0._tasks
+        assert entry(sync, prefix, "dora") is None and not r0.registrar.tasks

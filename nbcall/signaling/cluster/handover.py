@@ -51,8 +51,8 @@ class Handovers:
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("t") == "handover":
-            if event["key"] in self.hub._claims:  # our own claim of it, if it won, lost since
-                self.hub._yielded.add(event["key"])
+            if event["key"] in self.hub.registrar.claims:  # our own claim of it, if it won, lost since
+                self.hub.registrar.yielded.add(event["key"])
             self._answer(event)
         elif event.get("t") == "handed":
             future = self._waiting.get(event.get("rid", ""))
@@ -72,7 +72,7 @@ class Handovers:
         state: dict[str, Any] = {"away": holder.away, "outbox": [b.decode() for b in holder.outbox]}
         hub.retire(holder)
         del hub.users[key]
-        hub._tokens.pop(key, None)  # the entry is the new node's now
+        hub.registrar.tokens.pop(key, None)  # the entry is the new node's now
         assert holder.name is not None
         hub.directory.entries[key] = hub.directory.entries[key]._replace(node=new_node)
         hub.ghost(key, holder.name, new_node, holder.nbcall)

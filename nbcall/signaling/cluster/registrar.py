@@ -1,0 +1,248 @@
+"""A node's registers, claimed in Redis before the hub's own rule accepts them.
+
+Each registration that wins a name in Redis writes a token of its own into the entry
+(``g``), and releases the name with it: a release that waits in the outbox while the user
+registers on this node again deletes nothing of the new entry (scripts.RELEASE).  A name is
+claimed only when this node neither holds it (then the hub's rule decides, as on one server)
+nor claims it already: a second register of the name waits for the first, with the frames
+its client sends meanwhile, so an entry of this node's own that a claim finds is stale and is
+overwritten.  While the node publishes its users after an outage, registers wait for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .. import protocol as p
+from ..names import name_key
+from ..session import Session
+from .link import _FAILURES
+
+if TYPE_CHECKING:
+    from .hub import ClusterHub
+
+log = logging.getLogger("nbcall.cluster")
+
+
+def credential_hash(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+class Registrar:
+    def __init__(self, hub: ClusterHub) -> None:
+        self.hub = hub
+        self.claiming: dict[Session, list[p.Frame]] = {}  # registers waiting: their later frames
+        self.claims: dict[str, list[Callable[[], None]]] = {}  # key -> the registers behind its claim
+        self.tokens: dict[str, str] = {}  # key -> the token of this node's entry (one per local user)
+        self.yielded: set[str] = set()  # names another node took over while this node claimed them
+        self.publishing = False  # publish() runs: registers wait for it (and for the link to be up)
+        self._after_publishing: list[Callable[[], None]] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):  # no claim may write after the node is gone
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # -- a register ---------------------------------------------------------------------------
+
+    def register(self, session: Session, message: dict[str, Any]) -> None:
+        hub = self.hub
+        key = name_key(message["username"])
+        waiting = self.claims.get(key)
+        if waiting is None and self.publishing:  # decided once this node's users are in Redis
+            waiting = self._after_publishing
+        if waiting is not None:  # decided after what is under way, with what it leaves
+            self.claiming.setdefault(session, [])
+            waiting.append(functools.partial(self._resume, session, message))
+            return
+        holder = hub.users.get(key)
+        if not hub.link.up or (holder is not None and not holder.remote):
+            # Cut off: this node's rule only, published when Redis is back.  Held here: the
+            # entry is this node's already; a takeover keeps the holder's token.
+            if hub._register_here(session, message):
+                self.tokens.setdefault(key, secrets.token_hex(8))
+            return
+        if message.get("credential") is None:  # made now: Redis stores its hash with the claim
+            message["credential"] = secrets.token_urlsafe(18)
+        self.claiming.setdefault(session, [])
+        self.claims[key] = []
+        self._spawn(self._claim(session, message, key))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _claim(self, session: Session, message: dict[str, Any], key: str) -> None:
+        try:
+            await self._claim_now(session, message, key)
+        finally:
+            self._after_claim(key)
+
+    async def _claim_now(self, session: Session, message: dict[str, Any], key: str) -> None:
+        hub = self.hub
+        name: str = message["username"]
+        token = secrets.token_hex(8)
+        hashed = credential_hash(message["credential"])
+        entry = orjson.dumps({"n": name, "node": hub.node, "c": message.get("client") is not None,
+                              "h": hashed, "g": token})  # fmt: skip
+        try:
+            status, info = await hub.link.claim(key, entry, hashed)
+        except _FAILURES as exc:
+            # Written or not, Redis did not say: released by token if not kept, claimed again
+            # (_confirm_later) if kept.  Whether Redis is down is the heartbeat's call.
+            log.warning("node %s: claiming '%s' failed (%s); registering on this node only", hub.node, name, exc)
+            status, info = "unknown", ""
+        if status == "ok" and key in self.yielded:
+            # Another node's claim moved the name after ours ran, and asked while ours was on
+            # its way back: the name is theirs now (the later claim wins, as in Redis).
+            status, info = "taken", name
+        state = None
+        if status == "moved":  # the old node lets the user go, even if this socket closed meanwhile
+            log.info("node %s: '%s' moves here from node %s", hub.node, name, info)
+            state = await hub.handovers.request(key, info)
+        held = self.claiming.pop(session, None)
+        if status == "taken":
+            if held is not None:
+                hub.errors[p.ErrorCode.NAME_TAKEN] = hub.errors.get(p.ErrorCode.NAME_TAKEN, 0) + 1
+                session.send(p.error(p.ErrorCode.NAME_TAKEN, f"'{info}' is in use by another connection; choose "
+                                     "another name or reconnect with that name's credential", "register"))  # fmt: skip
+                self._replay(session, held)
+            return
+        kept = False
+        if held is not None or state is not None:
+            if state is not None:
+                hub.handovers.install(key, message, state)
+            kept = hub._register_here(session, message)
+        if kept:
+            self.tokens[key] = token
+            if held is None:  # closed meanwhile: registered and gone, its partner told
+                hub.disconnect(session)
+            elif status == "unknown":
+                self._spawn(self._confirm_later(key, session, entry, hashed))
+        else:
+            hub.link.release(key, token)  # exact: harmless if the claim never ran
+        if held is not None:
+            self._replay(session, held)
+
+    def _resume(self, session: Session, message: dict[str, Any]) -> None:
+        """A register that waited for another claim of its name: decided now."""
+        held = self.claiming.pop(session, None)
+        if held is None:  # closed meanwhile
+            return
+        self.hub._sender = session.key
+        try:
+            self.register(session, message)
+        except Exception:  # as in Hub.receive: a bug costs this request, not the queue behind it
+            log.exception("node %s: a register that waited for its name failed", self.hub.node)
+            session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
+        if session in self.claiming:  # claiming in turn: its frames keep waiting, first
+            self.claiming[session][:0] = held
+        else:
+            self._replay(session, held)
+
+    def _after_claim(self, key: str) -> None:
+        """The registers that waited for ``key``'s claim, in order."""
+        self.yielded.discard(key)
+        self._run(self.claims.pop(key, []))
+
+    def _run(self, waiting: list[Callable[[], None]]) -> None:
+        for resume in waiting:
+            try:
+                resume()
+            except Exception:
+                log.exception("node %s: a register that waited failed", self.hub.node)
+
+    def _replay(self, session: Session, held: list[p.Frame]) -> None:
+        self.hub._sender = session.key
+        for frame in held:
+            self.hub.receive(session, frame)
+
+    def _taken_elsewhere(self, session: Session) -> None:
+        log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.hub.node, session.key)
+        session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
+        session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
+        self.hub._release(session)
+
+    async def _confirm_later(self, key: str, session: Session, entry: bytes, hashed: str) -> None:
+        """A user kept here whose claim Redis did not answer: the same claim again once Redis
+        answers (it answers as it did the first time, if that one ran: scripts.CLAIM)."""
+        hub = self.hub
+        while True:
+            await asyncio.sleep(hub.config.heartbeat)
+            if hub.users.get(key) is not session:
+                return  # gone: released with this token, which covers a claim that ran
+            if not hub.link.up or key in self.claims or self.publishing:
+                continue  # publish() puts the node's users; or wait for what is under way
+            self.claims[key] = []  # a register of the name meanwhile waits for the answer
+            try:
+                status, info = await hub.link.claim(key, entry, hashed)
+                if hub.users.get(key) is session:
+                    if status == "moved":  # the old node still has the user: it lets go now
+                        await hub.handovers.request(key, info)
+                    elif status == "taken":  # someone else's since: this one gives way
+                        self._taken_elsewhere(session)
+                return
+            except _FAILURES:
+                continue
+            finally:
+                self._after_claim(key)
+
+    # -- Redis back: the node's users published again ---------------------------------------
+
+    async def publish(self) -> dict[bytes, bytes]:
+        """Free the names Redis says this node holds and it no longer has, put the users it
+        has, and return the registry as Redis has it then."""
+        hub = self.hub
+        self.publishing = True
+        try:
+            for key, token in (await hub.link.held()).items():
+                if key not in hub.users and key not in self.claims:
+                    hub.link.release(key, token)  # released while Redis was away
+            for key, session in list(hub.users.items()):
+                if hub.users.get(key) is session and key not in self.claims:
+                    await self._put(key, session)
+            return await hub.link.entries()
+        finally:
+            self.publishing = False
+            # After the heartbeat has set the link up (the same step of its task, no await in
+            # between): what waited is claimed, and the other nodes hear who is here (joins
+            # batched while the link was down were dropped).
+            asyncio.get_running_loop().call_soon(self._published)
+
+    def _published(self) -> None:
+        if self.hub.link.up:
+            self.hub.directory.announce_local()
+        waiting, self._after_publishing = self._after_publishing, []
+        self._run(waiting)
+
+    async def _put(self, key: str, session: Session) -> None:
+        """Publish a user this node accepted while cut off (or that Redis forgot); a register
+        of its name meanwhile waits, and is decided after what the put found."""
+        hub = self.hub
+        if session.remote or session.name is None or session.credential is None:
+            return
+        token = self.tokens.setdefault(key, secrets.token_hex(8))
+        entry = orjson.dumps({"n": session.name, "node": hub.node, "c": session.nbcall,
+                              "h": credential_hash(session.credential), "g": token})  # fmt: skip
+        self.claims[key] = []
+        try:
+            status, _ = await hub.link.claim(key, entry, "", mode="put")
+            if hub.users.get(key) is not session:  # it left meanwhile; its release may have come first
+                if status != "taken":
+                    hub.link.release(key, token)
+            elif status == "taken":
+                self._taken_elsewhere(session)
+            else:
+                hub.directory.local_set(key, session.name, session.nbcall)
+        finally:
+            self._after_claim(key)
