@@ -105,22 +105,22 @@ def register(hub: Hub, name: str, credential: str | None = None) -> tuple[Sessio
 
 
 class Gate:
-    """Holds ``hub``'s claims of one mode (``claim`` or ``put``) before they reach Redis, or
-    after Redis ran them (``after``); ``lose_reply``: Redis runs it, the node hears nothing."""
+    """Holds ``hub``'s claims of one mode (``claim``, or ``put``: a node publishing its users,
+    a batch at a time) before they reach Redis, or after Redis ran them (``after``);
+    ``lose_reply``: Redis runs it, the node hears nothing."""
 
     def __init__(self, hub: ClusterHub, mode: str, *, after: bool = False, lose_reply: bool = False) -> None:
         self.mode = mode
         self.entered = asyncio.Event()
         self.open = asyncio.Event()
-        real: Callable[..., Awaitable[tuple[str, str]]] = hub.link.claim
+        real_claim: Callable[..., Awaitable[tuple[str, str]]] = hub.link.claim
+        real_puts: Callable[..., Awaitable[list[tuple[str, str]]]] = hub.link.put_many
 
-        async def claim(key: str, entry: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            if mode != self.mode:
-                return await real(key, entry, hashed, mode)
+        async def held(run: Awaitable[Any]) -> Any:
             if not after:
                 self.entered.set()
                 await self.open.wait()
-            result = await real(key, entry, hashed, mode)
+            result = await run
             if after:
                 self.entered.set()
                 await self.open.wait()
@@ -128,7 +128,20 @@ class Gate:
                 raise asyncio.TimeoutError("no reply from Redis")
             return result
 
+        async def claim(key: str, entry: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
+            if mode != self.mode:
+                return await real_claim(key, entry, hashed, mode)
+            result: tuple[str, str] = await held(real_claim(key, entry, hashed, mode))
+            return result
+
+        async def put_many(entries: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+            if self.mode != "put":
+                return await real_puts(entries)
+            result: list[tuple[str, str]] = await held(real_puts(entries))
+            return result
+
         hub.link.claim = claim  # type: ignore[method-assign,assignment]
+        hub.link.put_many = put_many  # type: ignore[method-assign]
 
     async def reached(self) -> None:
         await asyncio.wait_for(self.entered.wait(), 3)

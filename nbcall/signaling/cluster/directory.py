@@ -33,6 +33,7 @@ class Directory:
         self._send = send
         self._set: dict[str, Entry] = {}
         self._del: dict[str, None] = {}
+        self._full = False  # the next batch lists all this node's users (and nobody else is)
         self._handle: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
@@ -55,10 +56,11 @@ class Directory:
         self._schedule()
 
     def announce_local(self) -> None:
-        """Send all of this node's users again (batches sent while Redis was away were lost)."""
-        for key, entry in self.entries.items():
-            if entry.node == self.node:
-                self._set[key] = entry
+        """Send all of this node's users again, as the whole list: joins and leaves batched
+        while Redis was away were lost."""
+        self._set = {key: entry for key, entry in self.entries.items() if entry.node == self.node}
+        self._del = {}
+        self._full = True
         self._schedule()
 
     def _schedule(self) -> None:
@@ -67,17 +69,26 @@ class Directory:
 
     def flush(self) -> None:
         self._handle = None
-        if not (self._set or self._del):
+        if not (self._set or self._del or self._full):
             return
-        batch = {"t": "d", "node": self.node, "set": [[k, *e[0:1], e[2]] for k, e in self._set.items()]}
+        batch: dict[str, object] = {"t": "d", "node": self.node}
+        batch["set"] = [[k, *e[0:1], e[2]] for k, e in self._set.items()]
         batch["del"] = list(self._del)
-        self._set, self._del = {}, {}
+        if self._full:
+            batch["full"] = True
+        self._set, self._del, self._full = {}, {}, False
         self._send(orjson.dumps(batch))
 
     # -- the other nodes' ----------------------------------------------------------------
 
-    def apply(self, node: str, added: list[list[object]], removed: list[str]) -> tuple[list[Change], list[Change]]:
-        """A batch from ``node``: returns who joined and who left, as far as this copy knew."""
+    def apply(
+        self, node: str, added: list[list[object]], removed: list[str], full: bool = False
+    ) -> tuple[list[Change], list[Change]]:
+        """A batch from ``node`` (``full``: all its users): returns who joined and who left,
+        as far as this copy knew."""
+        if full:
+            listed = {key for key, *_ in added}
+            removed = [*removed, *(k for k, e in self.entries.items() if e.node == node and k not in listed)]
         joined: list[Change] = []
         left: list[Change] = []
         for key, name, nbcall in added:

@@ -33,14 +33,16 @@ class Handovers:
         self._waiting: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self.moved: dict[str, tuple[str, float]] = {}  # key -> (new node, until)
 
-    async def request(self, key: str, old_node: str) -> dict[str, Any] | None:
-        """The user's state from ``old_node`` (None if it does not answer within a second)."""
+    async def request(self, key: str, moved_from: str) -> dict[str, Any] | None:
+        """The user's state from the old node (None if it does not answer within a second);
+        ``moved_from``: CLAIM's "node token", the token of the entry this node's claim overwrote."""
+        old_node, _, overwritten = moved_from.partition(" ")
         if len(self._waiting) >= MAX_PENDING:
             return None
         rid = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
-        ask = {"t": "handover", "key": key, "to": self.hub.node, "rid": rid}
+        ask = {"t": "handover", "key": key, "to": self.hub.node, "rid": rid, "g": overwritten}
         self.hub.link.publish(old_node, orjson.dumps(ask))
         try:
             return await asyncio.wait_for(future, HANDOVER_TIMEOUT)
@@ -51,8 +53,7 @@ class Handovers:
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("t") == "handover":
-            if event["key"] in self.hub.registrar.claims:  # our own claim of it, if it won, lost since
-                self.hub.registrar.yielded.add(event["key"])
+            self.hub.registrar.overwritten(event["key"], event.get("g", ""))
             self._answer(event)
         elif event.get("t") == "handed":
             future = self._waiting.get(event.get("rid", ""))
@@ -76,7 +77,10 @@ class Handovers:
         assert holder.name is not None
         hub.directory.entries[key] = hub.directory.entries[key]._replace(node=new_node)
         hub.ghost(key, holder.name, new_node, holder.nbcall)
-        self.moved[key] = (new_node, time.monotonic() + MOVED_MEMORY)
+        now = time.monotonic()
+        if len(self.moved) >= MAX_PENDING:  # forgotten when no message came for them (bounded)
+            self.moved = {k: v for k, v in self.moved.items() if v[1] >= now}
+        self.moved[key] = (new_node, now + MOVED_MEMORY)
         call = hub.calls.get(key)
         if call is not None:
             other = call.other(key)

@@ -166,7 +166,9 @@ class ClusterHub(Hub):
             return
         super()._release(session)
         self.directory.local_del(key)
-        self.link.release(key, self.registrar.tokens.pop(key, ""))
+        token = self.registrar.tokens.pop(key, "")
+        if token not in self.registrar.unconfirmed:  # (else released once Redis says what it did)
+            self.link.release(key, token)
 
     # -- what other nodes send ----------------------------------------------------------------
 
@@ -178,7 +180,7 @@ class ClusterHub(Hub):
         event = orjson.loads(data)
         kind, node = event.get("t"), event.get("node")
         if kind == "d" and node != self.node:
-            joined, left = self.directory.apply(node, event["set"], event["del"])
+            joined, left = self.directory.apply(node, event["set"], event["del"], bool(event.get("full")))
             self._presence(joined, left)
         elif kind == "dead" and node != self.node:
             self._node_gone(node)

@@ -31,6 +31,8 @@ from .outbox import REDIS_FAILURES, Outbox
 log = logging.getLogger("nbcall.cluster")
 
 _FAILURES = REDIS_FAILURES
+POOL_SIZE = 32  # connections for requests (claims, puts, beats); publishing and reading have their own
+POOL_WAIT = 2.0  # seconds a request waits for one of them
 STOP_WAIT = 3.0  # seconds stop() waits for the link's tasks
 
 
@@ -50,11 +52,17 @@ class RedisLink:
         self.node = config.node_id
         self.keys = Keys(config.prefix)
         self.inbox = self.keys.inbox(self.node)
-        self.redis = aioredis.Redis.from_url(
-            config.url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=0
-        )
+        # A bounded pool that makes a request wait for a free connection (up to POOL_WAIT):
+        # a burst of registers (a class joining at once) queues its claims instead of failing
+        # past redis-py's default cap of 100 ("Too many connections").
+        pool = aioredis.BlockingConnectionPool.from_url(
+            config.url, max_connections=POOL_SIZE, timeout=POOL_WAIT,
+            socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=0,
+        )  # fmt: skip
+        self.redis = aioredis.Redis.from_pool(pool)
         self._claim = self.redis.register_script(scripts.CLAIM)
         self._beat = self.redis.register_script(scripts.HEARTBEAT)
+        self._keep_alive = self.redis.register_script(scripts.KEEP_ALIVE)
         self._on_message, self._on_up, self._on_down = on_message, on_up, on_down
         self.up = False
         self.down_since: float | None = time.monotonic()
@@ -148,6 +156,22 @@ class RedisLink:
         args: list[bytes | str | int] = [key, self.node, entry, credential_hash, expiry, self.config.prefix, mode]
         status, info = await self._claim(keys=keys, args=args)
         return _text(status), _text(info)
+
+    async def put_many(self, entries: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+        """Users this node already accepted, in one pipeline: CLAIM's "put" for each."""
+        if not entries:
+            return []
+        keys = [self.keys.users, self.keys.nodes, self.keys.node_users(self.node)]
+        expiry = int(self.config.node_expiry * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for key, entry in entries:
+            args: list[bytes | str | int] = [key, self.node, entry, "", expiry, self.config.prefix, "put"]
+            await self._claim(keys=keys, args=args, client=pipe)
+        return [(_text(status), _text(info)) for status, info in await pipe.execute()]
+
+    async def keep_alive(self) -> None:
+        """This node's beat, without the sweep (while it publishes its users, between batches)."""
+        await self._keep_alive(keys=[self.keys.nodes], args=[self.node])
 
     async def held(self) -> dict[str, str]:
         """The names Redis says this node holds, with the token of the registration that wrote

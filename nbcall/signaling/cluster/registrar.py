@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nbcall.cluster")
 
+PUT_BATCH = 500  # users published per pipeline when Redis is back (then the node beats)
+
 
 def credential_hash(credential: str) -> str:
     return hashlib.sha256(credential.encode()).hexdigest()
@@ -43,19 +45,26 @@ class Registrar:
         self.claims: dict[str, list[Callable[[], None]]] = {}  # key -> the registers behind its claim
         self.tokens: dict[str, str] = {}  # key -> the token of this node's entry (one per local user)
         self.yielded: set[str] = set()  # names another node took over while this node claimed them
+        self._claiming_with: dict[str, str] = {}  # key -> the token of this node's claim in flight
+        self.unconfirmed: set[str] = set()  # tokens of claims Redis did not answer (_confirm_later)
         self.publishing = False  # publish() runs: registers wait for it (and for the link to be up)
         self._after_publishing: list[Callable[[], None]] = []
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
 
     async def stop(self) -> None:
-        for task in list(self.tasks):  # no claim may write after the node is gone
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.stopping = True  # no claim may write after the node is gone, nor a new one start
+        while self.tasks:  # (a cancelled claim runs the registers behind it)
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
     # -- a register ---------------------------------------------------------------------------
 
     def register(self, session: Session, message: dict[str, Any]) -> None:
         hub = self.hub
+        if self.stopping:
+            return
         key = name_key(message["username"])
         waiting = self.claims.get(key)
         if waiting is None and self.publishing:  # decided once this node's users are in Redis
@@ -95,6 +104,7 @@ class Registrar:
         hashed = credential_hash(message["credential"])
         entry = orjson.dumps({"n": name, "node": hub.node, "c": message.get("client") is not None,
                               "h": hashed, "g": token})  # fmt: skip
+        self._claiming_with[key] = token
         try:
             status, info = await hub.link.claim(key, entry, hashed)
         except _FAILURES as exc:
@@ -102,14 +112,14 @@ class Registrar:
             # (_confirm_later) if kept.  Whether Redis is down is the heartbeat's call.
             log.warning("node %s: claiming '%s' failed (%s); registering on this node only", hub.node, name, exc)
             status, info = "unknown", ""
-        if status == "ok" and key in self.yielded:
-            # Another node's claim moved the name after ours ran, and asked while ours was on
-            # its way back: the name is theirs now (the later claim wins, as in Redis).
-            status, info = "taken", name
         state = None
         if status == "moved":  # the old node lets the user go, even if this socket closed meanwhile
-            log.info("node %s: '%s' moves here from node %s", hub.node, name, info)
+            log.info("node %s: '%s' moves here from node %s", hub.node, name, info.partition(" ")[0])
             state = await hub.handovers.request(key, info)
+        if status in ("ok", "moved") and key in self.yielded:
+            # Another node's claim overwrote ours and asked while ours was on its way back (or
+            # we waited for the old node): the later claim wins, as in Redis.
+            status, info = "taken", name
         held = self.claiming.pop(session, None)
         if status == "taken":
             if held is not None:
@@ -127,10 +137,11 @@ class Registrar:
             self.tokens[key] = token
             if held is None:  # closed meanwhile: registered and gone, its partner told
                 hub.disconnect(session)
-            elif status == "unknown":
-                self._spawn(self._confirm_later(key, session, entry, hashed))
-        else:
+        elif status != "unknown":
             hub.link.release(key, token)  # exact: harmless if the claim never ran
+        if status == "unknown":  # kept or not, Redis must say what it did with this entry
+            self.unconfirmed.add(token)
+            self._spawn(self._confirm_later(key, token, entry))
         if held is not None:
             self._replay(session, held)
 
@@ -150,9 +161,16 @@ class Registrar:
         else:
             self._replay(session, held)
 
+    def overwritten(self, key: str, token: str) -> None:
+        """Another node's claim overwrote the entry with ``token`` (it asks for the user): if
+        that entry was our claim in flight's, the later claim, theirs, wins."""
+        if token and self._claiming_with.get(key) == token:
+            self.yielded.add(key)
+
     def _after_claim(self, key: str) -> None:
         """The registers that waited for ``key``'s claim, in order."""
         self.yielded.discard(key)
+        self._claiming_with.pop(key, None)
         self._run(self.claims.pop(key, []))
 
     def _run(self, waiting: list[Callable[[], None]]) -> None:
@@ -173,24 +191,34 @@ class Registrar:
         session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
         self.hub._release(session)
 
-    async def _confirm_later(self, key: str, session: Session, entry: bytes, hashed: str) -> None:
-        """A user kept here whose claim Redis did not answer: the same claim again once Redis
-        answers (it answers as it did the first time, if that one ran: scripts.CLAIM)."""
+    async def _confirm_later(self, key: str, token: str, entry: bytes) -> None:
+        """A claim Redis did not answer: its entry again, as a put, until Redis answers.  If the
+        claim ran, Redis answers as it did then (scripts.CLAIM); if it did not, a put moves
+        nobody.  What follows goes by the token, not by the socket: the holding may have gone
+        on (a takeover on this node) or ended meanwhile (then its release waits for this: if
+        the claim moved the name, the old node must let the user go first)."""
+        try:
+            await self._confirm(key, token, entry)
+        finally:
+            self.unconfirmed.discard(token)
+
+    async def _confirm(self, key: str, token: str, entry: bytes) -> None:
         hub = self.hub
         while True:
             await asyncio.sleep(hub.config.heartbeat)
-            if hub.users.get(key) is not session:
-                return  # gone: released with this token, which covers a claim that ran
             if not hub.link.up or key in self.claims or self.publishing:
-                continue  # publish() puts the node's users; or wait for what is under way
+                continue  # wait for what is under way
             self.claims[key] = []  # a register of the name meanwhile waits for the answer
             try:
-                status, info = await hub.link.claim(key, entry, hashed)
-                if hub.users.get(key) is session:
-                    if status == "moved":  # the old node still has the user: it lets go now
-                        await hub.handovers.request(key, info)
-                    elif status == "taken":  # someone else's since: this one gives way
-                        self._taken_elsewhere(session)
+                status, info = await hub.link.claim(key, entry, "", mode="put")
+                if status == "moved":  # the claim did run: the old node lets the user go now
+                    await hub.handovers.request(key, info)
+                holder = hub.users.get(key)
+                if self.tokens.get(key) != token:  # not held with this entry (any more)
+                    if status != "taken":
+                        hub.link.release(key, token)
+                elif status == "taken" and holder is not None:  # someone else's since
+                    self._taken_elsewhere(holder)
                 return
             except _FAILURES:
                 continue
@@ -208,9 +236,10 @@ class Registrar:
             for key, token in (await hub.link.held()).items():
                 if key not in hub.users and key not in self.claims:
                     hub.link.release(key, token)  # released while Redis was away
-            for key, session in list(hub.users.items()):
-                if hub.users.get(key) is session and key not in self.claims:
-                    await self._put(key, session)
+            users = [(key, session) for key, session in hub.users.items() if key not in self.claims]
+            for start in range(0, len(users), PUT_BATCH):
+                await self._put(users[start : start + PUT_BATCH])
+                await hub.link.keep_alive()  # a long publish must not get this node reaped
             return await hub.link.entries()
         finally:
             self.publishing = False
@@ -225,24 +254,33 @@ class Registrar:
         waiting, self._after_publishing = self._after_publishing, []
         self._run(waiting)
 
-    async def _put(self, key: str, session: Session) -> None:
-        """Publish a user this node accepted while cut off (or that Redis forgot); a register
-        of its name meanwhile waits, and is decided after what the put found."""
+    async def _put(self, users: list[tuple[str, Session]]) -> None:
+        """Publish users this node accepted while cut off (or that Redis forgot), in one
+        pipeline; a register of one of their names meanwhile waits, and is decided after what
+        the put found."""
         hub = self.hub
-        if session.remote or session.name is None or session.credential is None:
-            return
-        token = self.tokens.setdefault(key, secrets.token_hex(8))
-        entry = orjson.dumps({"n": session.name, "node": hub.node, "c": session.nbcall,
-                              "h": credential_hash(session.credential), "g": token})  # fmt: skip
-        self.claims[key] = []
+        batch: list[tuple[str, Session, str, bytes]] = []
+        for key, session in users:
+            if hub.users.get(key) is not session or key in self.claims:
+                continue  # left before its turn, or claimed anew
+            if session.remote or session.name is None or session.credential is None:
+                continue
+            token = self.tokens.setdefault(key, secrets.token_hex(8))
+            entry = orjson.dumps({"n": session.name, "node": hub.node, "c": session.nbcall,
+                                  "h": credential_hash(session.credential), "g": token})  # fmt: skip
+            batch.append((key, session, token, entry))
+            self.claims[key] = []
         try:
-            status, _ = await hub.link.claim(key, entry, "", mode="put")
-            if hub.users.get(key) is not session:  # it left meanwhile; its release may have come first
-                if status != "taken":
-                    hub.link.release(key, token)
-            elif status == "taken":
-                self._taken_elsewhere(session)
-            else:
-                hub.directory.local_set(key, session.name, session.nbcall)
+            answers = await hub.link.put_many([(key, entry) for key, _, _, entry in batch])
+            for (key, session, token, _), (status, _) in zip(batch, answers, strict=True):
+                if hub.users.get(key) is not session:  # it left meanwhile; its release may have come first
+                    if status != "taken":
+                        hub.link.release(key, token)
+                elif status == "taken":
+                    self._taken_elsewhere(session)
+                else:
+                    assert session.name is not None
+                    hub.directory.local_set(key, session.name, session.nbcall)
         finally:
-            self._after_claim(key)
+            for key, *_ in batch:
+                self._after_claim(key)

@@ -9,9 +9,9 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 # KEYS: users, nodes, my node's user set.  ARGV: key, node, entry, credential hash,
 # expiry ms, prefix, mode ("claim" or "put").
 # Returns {status, info}: "ok" (written), "taken" (held by a live node and the hash
-# differs; info: its display name), "moved" (the hash matches: written; info: the old node,
-# to hand over).  "put" (publishing a user this node already accepted) never moves anyone: a
-# live holder elsewhere is "taken".
+# differs; info: its display name), "moved" (the hash matches: written; info: the old node
+# and the token of the entry overwritten, "node token", to hand over).  "put" (publishing a
+# user this node already accepted) never moves anyone: a live holder elsewhere is "taken".
 # An entry of this node's own is overwritten: a node claims only names it does not hold and
 # is not claiming already (ClusterHub._register), so that entry is an earlier registration
 # whose release has not arrived yet (it names that registration's token "g" and leaves this
@@ -29,16 +29,16 @@ local value = ARGV[3]
 if cur then
   local e = cjson.decode(cur)
   if e.node == ARGV[2] and e.g ~= nil and e.g == cjson.decode(value).g then
-    if e.p then return {'moved', e.p} end
+    if e.p then return {'moved', e.p} end  -- (p: 'node token', as below)
     return {'ok', ''}
   end
   if e.node ~= ARGV[2] then
     local beat = redis.call('ZSCORE', KEYS[2], e.node)
     if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
       if ARGV[7] ~= 'claim' or e.h ~= ARGV[4] then return {'taken', e.n} end
-      status, info = 'moved', e.node
+      status, info = 'moved', e.node .. ' ' .. (e.g or '')
       local mine = cjson.decode(value)
-      mine.p = e.node
+      mine.p = info
       value = cjson.encode(mine)
     end
     redis.call('SREM', ARGV[6] .. ':node:' .. e.node .. ':users', ARGV[1])
@@ -91,5 +91,15 @@ for _, node in ipairs(stale) do
   table.insert(out, node)
 end
 return out
+"""
+)
+
+# KEYS: nodes.  ARGV: node.  A beat only for a node still listed (XX): one reaped meanwhile
+# learns so at its next full beat (HEARTBEAT's "known") and publishes its users again.
+KEEP_ALIVE = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+return 1
 """
 )
