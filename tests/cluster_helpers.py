@@ -116,11 +116,11 @@ class Gate:
         real_claim: Callable[..., Awaitable[tuple[str, str]]] = hub.link.claim
         real_puts: Callable[..., Awaitable[list[tuple[str, str]]]] = hub.link.put_many
 
-        async def held(run: Awaitable[Any]) -> Any:
+        async def held(run: Callable[[], Awaitable[Any]]) -> Any:
             if not after:
                 self.entered.set()
                 await self.open.wait()
-            result = await run
+            result = await run()
             if after:
                 self.entered.set()
                 await self.open.wait()
@@ -131,13 +131,13 @@ class Gate:
         async def claim(key: str, entry: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
             if mode != self.mode:
                 return await real_claim(key, entry, hashed, mode)
-            result: tuple[str, str] = await held(real_claim(key, entry, hashed, mode))
+            result: tuple[str, str] = await held(lambda: real_claim(key, entry, hashed, mode))
             return result
 
         async def put_many(entries: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
             if self.mode != "put":
                 return await real_puts(entries)
-            result: list[tuple[str, str]] = await held(real_puts(entries))
+            result: list[tuple[str, str]] = await held(lambda: real_puts(entries))
             return result
 
         hub.link.claim = claim  # type: ignore[method-assign,assignment]
@@ -169,6 +169,7 @@ async def node(redis: RedisServer, prefix: str, node_id: str, *, started: bool) 
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             await hub.link.redis.aclose()
+            await hub.link._beats.aclose()
         else:
             await hub.stop()
 

@@ -287,3 +287,78 @@ async def test_a_burst_of_registers_on_one_node_waits_for_redis_connections_rath
         await until_true(lambda: all(peer.sent for peer in peers), "not all answered", timeout=10)
         assert not failures and all(peer.kinds() == ["registered"] for peer in peers)
         assert sync.hlen(Keys(prefix).users) == 500
+
+
+@pytest.mark.parametrize("ran", [True, False], ids=["claim-ran", "claim-never-ran"])
+async def test_confirming_an_old_unanswered_claim_leaves_a_newer_registration_on_the_node_alone(
+    redis: RedisServer, prefix: str, sync: redis_sync.Redis, ran: bool
+) -> None:
+    """alice's claim on r0 gets no answer; she leaves and registers again at once (a new claim,
+    answered).  Confirming the old claim a beat later must neither overwrite nor release her
+    new entry: r1 still refuses a stranger's alice."""
+    async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
+        real = r0.link.claim
+        calls = 0
+
+        async def first_unanswered(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                if ran:
+                    await real(key, value, hashed, mode)
+                raise asyncio.TimeoutError("no answer")
+            return await real(key, value, hashed, mode)
+
+        r0.link.claim = first_unanswered  # type: ignore[method-assign,assignment]
+        first, first_peer = register(r0, "alice", credential="C")
+        await until_true(lambda: bool(first_peer.sent), "no answer")
+        r0.disconnect(first)
+        _, again = register(r0, "alice", credential="C2")
+        await until_true(lambda: bool(again.sent), "no answer")
+        await until_true(lambda: not r0.registrar.unconfirmed, "the old claim was never confirmed")
+        await asyncio.sleep(0.2)  # what the confirmation queued
+        assert entry(sync, prefix, "alice")["g"] == r0.registrar.tokens[name_key("alice")]  # type: ignore[index]
+        _, stranger = register(r1, "alice", credential="X")
+        await until_true(lambda: bool(stranger.sent), "no answer")
+        assert stranger.kinds() == ["error:name_taken"]
+
+
+async def test_a_burst_of_registers_does_not_hold_up_the_nodes_beats(
+    redis: RedisServer, prefix: str, sync: redis_sync.Redis
+) -> None:
+    """3,000 registers at once on r0 while r1 watches: r0's beats have their own connection, so
+    none waits behind the claims and r1 never reaps r0."""
+    async with node(redis, prefix, "r1", started=True) as r1, node(redis, prefix, "r0", started=True) as r0:
+        reaped: list[bytes] = []
+
+        def hear(data: bytes) -> None:
+            if b'"t":"dead"' in data:
+                reaped.append(data)
+            r1._on_bus(data)
+
+        r1.link._on_message = hear
+        peers = [register(r0, f"student{n}")[1] for n in range(3000)]
+        await until_true(lambda: all(peer.sent for peer in peers), "not all answered", timeout=20)
+        await asyncio.sleep(2.0)  # longer than the expiry
+        assert not reaped and r0.link.up and sync.hlen(Keys(prefix).users) == 3000
+
+
+async def test_a_user_taken_over_right_after_joining_is_listed_on_her_new_node(
+    redis: RedisServer, prefix: str, sync: redis_sync.Redis
+) -> None:
+    """alice joins r0 and, within its 50 ms join batch, her credential takes her over on r1:
+    r0's batch must not list her as r0's, or r2 keeps pointing at r0 after the move."""
+    async with (
+        node(redis, prefix, "r0", started=True) as r0,
+        node(redis, prefix, "r1", started=True) as r1,
+        node(redis, prefix, "r2", started=True) as r2,
+    ):
+        r0.directory.interval = 0.5  # r0's batch (with alice's join) goes out after r1's
+        r1.directory.interval = 0.05
+        _, first = register(r0, "alice", credential="C")
+        await until_true(lambda: bool(first.sent), "r0 did not answer")  # (well inside its batch)
+        _, moved = register(r1, "alice", credential="C")
+        await until_true(lambda: bool(moved.sent), "r1 did not answer")
+        await asyncio.sleep(1.0)  # both batches delivered
+        assert r2.directory.get(name_key("alice")) is not None
+        assert r2.directory.get(name_key("alice")).node == "r1"  # type: ignore[union-attr]

@@ -26,14 +26,13 @@ Change = tuple[str, str]  # (key, display name)
 
 
 class Directory:
-    def __init__(self, node: str, interval: float, send: Callable[[bytes], None]) -> None:
+    def __init__(self, node: str, interval: float, send: Callable[[bytes], bool]) -> None:
         self.node = node
         self.interval = interval
         self.entries: dict[str, Entry] = {}
         self._send = send
         self._set: dict[str, Entry] = {}
         self._del: dict[str, None] = {}
-        self._full = False  # the next batch lists all this node's users (and nobody else is)
         self._handle: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
@@ -55,13 +54,13 @@ class Directory:
         self._del[key] = None
         self._schedule()
 
-    def announce_local(self) -> None:
-        """Send all of this node's users again, as the whole list: joins and leaves batched
-        while Redis was away were lost."""
-        self._set = {key: entry for key, entry in self.entries.items() if entry.node == self.node}
-        self._del = {}
-        self._full = True
-        self._schedule()
+    def moved_away(self, key: str, node: str) -> None:
+        """A user of this node's now on ``node`` (a takeover): no longer announced from here."""
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries[key] = entry._replace(node=node)
+        self._set.pop(key, None)
+        self._del.pop(key, None)
 
     def _schedule(self) -> None:
         if self._handle is None:
@@ -69,26 +68,18 @@ class Directory:
 
     def flush(self) -> None:
         self._handle = None
-        if not (self._set or self._del or self._full):
+        if not (self._set or self._del):
             return
         batch: dict[str, object] = {"t": "d", "node": self.node}
         batch["set"] = [[k, *e[0:1], e[2]] for k, e in self._set.items()]
         batch["del"] = list(self._del)
-        if self._full:
-            batch["full"] = True
-        self._set, self._del, self._full = {}, {}, False
-        self._send(orjson.dumps(batch))
+        if self._send(orjson.dumps(batch)):  # else kept (Redis is away) and sent once it is back
+            self._set, self._del = {}, {}
 
     # -- the other nodes' ----------------------------------------------------------------
 
-    def apply(
-        self, node: str, added: list[list[object]], removed: list[str], full: bool = False
-    ) -> tuple[list[Change], list[Change]]:
-        """A batch from ``node`` (``full``: all its users): returns who joined and who left,
-        as far as this copy knew."""
-        if full:
-            listed = {key for key, *_ in added}
-            removed = [*removed, *(k for k, e in self.entries.items() if e.node == node and k not in listed)]
+    def apply(self, node: str, added: list[list[object]], removed: list[str]) -> tuple[list[Change], list[Change]]:
+        """A batch from ``node``: returns who joined and who left, as far as this copy knew."""
         joined: list[Change] = []
         left: list[Change] = []
         for key, name, nbcall in added:
@@ -110,7 +101,9 @@ class Directory:
         return gone
 
     def drop_remote(self) -> list[Change]:
-        """Forget every other node's users (this node is cut off from the cluster)."""
+        """Forget every other node's users (this node is cut off from the cluster, and the
+        others have reaped it: the leaves kept for them are moot)."""
+        self._del.clear()
         gone = [(k, e.name) for k, e in self.entries.items() if e.node != self.node]
         for key, _ in gone:
             del self.entries[key]

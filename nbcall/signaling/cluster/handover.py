@@ -75,7 +75,7 @@ class Handovers:
         del hub.users[key]
         hub.registrar.tokens.pop(key, None)  # the entry is the new node's now
         assert holder.name is not None
-        hub.directory.entries[key] = hub.directory.entries[key]._replace(node=new_node)
+        hub.directory.moved_away(key, new_node)
         hub.ghost(key, holder.name, new_node, holder.nbcall)
         now = time.monotonic()
         if len(self.moved) >= MAX_PENDING:  # forgotten when no message came for them (bounded)

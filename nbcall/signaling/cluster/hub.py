@@ -180,7 +180,7 @@ class ClusterHub(Hub):
         event = orjson.loads(data)
         kind, node = event.get("t"), event.get("node")
         if kind == "d" and node != self.node:
-            joined, left = self.directory.apply(node, event["set"], event["del"], bool(event.get("full")))
+            joined, left = self.directory.apply(node, event["set"], event["del"])
             self._presence(joined, left)
         elif kind == "dead" and node != self.node:
             self._node_gone(node)

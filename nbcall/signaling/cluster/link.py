@@ -31,8 +31,7 @@ from .outbox import REDIS_FAILURES, Outbox
 log = logging.getLogger("nbcall.cluster")
 
 _FAILURES = REDIS_FAILURES
-POOL_SIZE = 32  # connections for requests (claims, puts, beats); publishing and reading have their own
-POOL_WAIT = 2.0  # seconds a request waits for one of them
+CLAIM_SLOTS = 32  # claims in flight at once (more wait their turn); beats, publishing and reading have their own
 STOP_WAIT = 3.0  # seconds stop() waits for the link's tasks
 
 
@@ -52,17 +51,17 @@ class RedisLink:
         self.node = config.node_id
         self.keys = Keys(config.prefix)
         self.inbox = self.keys.inbox(self.node)
-        # A bounded pool that makes a request wait for a free connection (up to POOL_WAIT):
-        # a burst of registers (a class joining at once) queues its claims instead of failing
-        # past redis-py's default cap of 100 ("Too many connections").
-        pool = aioredis.BlockingConnectionPool.from_url(
-            config.url, max_connections=POOL_SIZE, timeout=POOL_WAIT,
-            socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=0,
-        )  # fmt: skip
-        self.redis = aioredis.Redis.from_pool(pool)
+        options: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0, "health_check_interval": 0}
+        self.redis = aioredis.Redis.from_url(config.url, max_connections=CLAIM_SLOTS + 8, **options)
+        # A burst of registers (a class joining at once) queues its claims here, FIFO, rather
+        # than failing past the pool's cap ("Too many connections").
+        self._claim_slots = asyncio.Semaphore(CLAIM_SLOTS)
         self._claim = self.redis.register_script(scripts.CLAIM)
-        self._beat = self.redis.register_script(scripts.HEARTBEAT)
-        self._keep_alive = self.redis.register_script(scripts.KEEP_ALIVE)
+        # The beats have a connection of their own: never behind a burst of claims (a node
+        # that misses its beats for the expiry is reaped with all its users).
+        self._beats = aioredis.Redis.from_url(config.url, single_connection_client=True, **options)
+        self._beat = self._beats.register_script(scripts.HEARTBEAT)
+        self._keep_alive = self._beats.register_script(scripts.KEEP_ALIVE)
         self._on_message, self._on_up, self._on_down = on_message, on_up, on_down
         self.up = False
         self.down_since: float | None = time.monotonic()
@@ -113,6 +112,8 @@ class RedisLink:
                 await self._sub.disconnect(nowait=True)  # the inbox's protocol: no stream to wait for
         with contextlib.suppress(*_FAILURES):
             await self.redis.aclose()
+        with contextlib.suppress(*_FAILURES):
+            await self._beats.aclose()
 
     def _connection(self) -> AbstractConnection:
         """A connection of our own to the same Redis (URL, password, TLS as the client's),
@@ -132,9 +133,9 @@ class RedisLink:
             return False
         return self.outbox.put(self.keys.inbox(node).encode(), data)
 
-    def broadcast(self, data: bytes) -> None:
-        if self.up:
-            self.outbox.put(self._all, data)
+    def broadcast(self, data: bytes) -> bool:
+        """Queue ``data`` for every node; False when Redis is down or slow (not queued)."""
+        return self.up and self.outbox.put(self._all, data)
 
     def release(self, key: str, token: str) -> None:
         """Free a name this node held, if the registration ``token`` wrote it (in order with
@@ -154,7 +155,8 @@ class RedisLink:
         keys = [self.keys.users, self.keys.nodes, self.keys.node_users(self.node)]
         expiry = int(self.config.node_expiry * 1000)
         args: list[bytes | str | int] = [key, self.node, entry, credential_hash, expiry, self.config.prefix, mode]
-        status, info = await self._claim(keys=keys, args=args)
+        async with self._claim_slots:
+            status, info = await self._claim(keys=keys, args=args)
         return _text(status), _text(info)
 
     async def put_many(self, entries: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
@@ -233,7 +235,7 @@ class RedisLink:
             try:
                 result = await self._beat(keys=keys, args=args)
                 self.rtt = time.monotonic() - started
-                nodes = await self.redis.zrange(self.keys.nodes, 0, -1)
+                nodes = await self._beats.zrange(self.keys.nodes, 0, -1)
                 self.nodes = [_text(n) for n in nodes]
                 known = bool(result[0])
                 if (not self.up or not known) and not self._subscribed.is_set():

@@ -192,11 +192,12 @@ class Registrar:
         self.hub._release(session)
 
     async def _confirm_later(self, key: str, token: str, entry: bytes) -> None:
-        """A claim Redis did not answer: its entry again, as a put, until Redis answers.  If the
-        claim ran, Redis answers as it did then (scripts.CLAIM); if it did not, a put moves
-        nobody.  What follows goes by the token, not by the socket: the holding may have gone
-        on (a takeover on this node) or ended meanwhile (then its release waits for this: if
-        the claim moved the name, the old node must let the user go first)."""
+        """A claim Redis did not answer: its entry again ("confirm": a put that leaves a newer
+        entry of this node's alone), until Redis answers.  If the claim ran, Redis answers as
+        it did then (scripts.CLAIM); if it did not, a put moves nobody.  What follows goes by
+        the token, not by the socket: the holding may have gone on (a takeover on this node)
+        or ended meanwhile (then its release waits for this: if the claim moved the name, the
+        old node must let the user go first)."""
         try:
             await self._confirm(key, token, entry)
         finally:
@@ -210,7 +211,9 @@ class Registrar:
                 continue  # wait for what is under way
             self.claims[key] = []  # a register of the name meanwhile waits for the answer
             try:
-                status, info = await hub.link.claim(key, entry, "", mode="put")
+                status, info = await hub.link.claim(key, entry, "", mode="confirm")
+                if status == "stale":  # a newer registration of the name here overwrote it
+                    return
                 if status == "moved":  # the claim did run: the old node lets the user go now
                     await hub.handovers.request(key, info)
                 holder = hub.users.get(key)
@@ -250,7 +253,7 @@ class Registrar:
 
     def _published(self) -> None:
         if self.hub.link.up:
-            self.hub.directory.announce_local()
+            self.hub.directory.flush()  # the joins and leaves kept while Redis was away
         waiting, self._after_publishing = self._after_publishing, []
         self._run(waiting)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
 # KEYS: users, nodes, my node's user set.  ARGV: key, node, entry, credential hash,
-# expiry ms, prefix, mode ("claim" or "put").
+# expiry ms, prefix, mode ("claim", "put", or "confirm": a put that leaves an entry of this
+# node's own with another token alone and answers "stale").
 # Returns {status, info}: "ok" (written), "taken" (held by a live node and the hash
 # differs; info: its display name), "moved" (the hash matches: written; info: the old node
 # and the token of the entry overwritten, "node token", to hand over).  "put" (publishing a
@@ -32,6 +33,7 @@ if cur then
     if e.p then return {'moved', e.p} end  -- (p: 'node token', as below)
     return {'ok', ''}
   end
+  if e.node == ARGV[2] and ARGV[7] == 'confirm' then return {'stale', ''} end
   if e.node ~= ARGV[2] then
     local beat = redis.call('ZSCORE', KEYS[2], e.node)
     if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
