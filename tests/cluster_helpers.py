@@ -200,3 +200,26 @@ async def comes_back(hub: ClusterHub) -> None:
     the same step of its task)."""
     await hub._on_up()
     hub.link.up = True
+
+
+def first_claim_unanswered(hub: ClusterHub, *, runs: bool) -> None:
+    """``hub``'s first claim gets no answer (a timeout): Redis ran it (``runs``) or never saw it."""
+    real = hub.link.claim
+    calls = 0
+
+    async def claim(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            if runs:
+                await real(key, value, hashed, mode)
+            raise asyncio.TimeoutError("no answer from Redis")
+        return await real(key, value, hashed, mode)
+
+    hub.link.claim = claim  # type: ignore[method-assign,assignment]
+
+
+def holders(*hubs: ClusterHub, name: str = "alice") -> list[str]:
+    """The nodes where ``name`` is held by a socket of theirs."""
+    key = name_key(name)
+    return [hub.node for hub in hubs if key in hub.users and not hub.users[key].remote]

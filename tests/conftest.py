@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_sync
 from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall._testing.processes import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
+from nbcall._testing.redis import RedisServer, redis_server
 from nbcall.signaling import Limits, ServerConfig, SignalingServer
 
 # Tests import these from here too.
@@ -109,3 +111,24 @@ def peers() -> Iterator[list[Any]]:
     yield made
     for peer in made:
         peer.close()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """A redis-server shared by a module's tests (a module whose tests stop it has its own)."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Each test its own cluster on the module's Redis."""
+    return f"t{os.urandom(3).hex()}"
+
+
+@pytest.fixture
+def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
+    """A plain client, to look at and set up the registry."""
+    client = redis_sync.Redis(port=redis.port)
+    yield client
+    client.close()

@@ -12,18 +12,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from nbcall._testing.redis import Node, RedisServer, redis_server
+from nbcall._testing.redis import Node, RedisServer
 from nbcall.signaling import SignalingClient, SignalingError
 from nbcall.signaling import protocol as p
 from nbcall.signaling.names import name_key
 
 from .cluster_helpers import CANDIDATE, SDP, drain, in_a_call, seed_json, unique, until_online
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

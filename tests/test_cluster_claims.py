@@ -6,38 +6,26 @@ every time rather than by chance (cluster_helpers.Gate)."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import Iterator
 
 import orjson
-import pytest
 import redis as redis_sync
 
-from nbcall._testing.redis import RedisServer, redis_server
+from nbcall._testing.redis import RedisServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import Keys
 from nbcall.signaling.hub import Hub
 from nbcall.signaling.names import name_key
 
-from .cluster_helpers import Gate, comes_back, entry, held_as_cluster_says, node, register, until_true
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{secrets.token_hex(3)}"  # each test its own cluster on the shared Redis
-
-
-@pytest.fixture
-def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
-    client = redis_sync.Redis(port=redis.port)
-    yield client
-    client.close()
+from .cluster_helpers import (
+    Gate,
+    comes_back,
+    entry,
+    first_claim_unanswered,
+    held_as_cluster_says,
+    node,
+    register,
+    until_true,
+)
 
 
 async def test_a_credential_with_non_ascii_characters_is_refused_not_an_internal_error() -> None:
@@ -160,17 +148,7 @@ async def test_a_kept_user_whose_claim_got_no_answer_is_claimed_again_once_redis
     node claims her name again a beat later, so the cluster knows her."""
     async with node(redis, prefix, "r0", started=False) as hub:
         hub.link.up = True
-        real = hub.link.claim
-        calls = 0
-
-        async def unanswered_once(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise asyncio.TimeoutError("no reply from Redis")
-            return await real(key, value, hashed, mode)
-
-        hub.link.claim = unanswered_once  # type: ignore[method-assign,assignment]
+        first_claim_unanswered(hub, runs=False)
         _, erin = register(hub, "erin")
         await until_true(lambda: bool(erin.sent), "erin was not answered")
         assert erin.kinds() == ["registered"] and entry(sync, prefix, "erin") is None

@@ -5,44 +5,19 @@ holder per name, the holder in Redis, and nobody's leftover entry holding a name
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis as redis_sync
 
-from nbcall._testing.redis import RedisServer, redis_server
+from nbcall._testing.redis import RedisServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
 from nbcall.signaling.cluster.registrar import credential_hash
 from nbcall.signaling.names import name_key
 
-from .cluster_helpers import Gate, entry, node, register, until_true
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{secrets.token_hex(3)}"
-
-
-@pytest.fixture
-def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
-    client = redis_sync.Redis(port=redis.port)
-    yield client
-    client.close()
-
-
-def holders(*hubs: ClusterHub, name: str = "alice") -> list[str]:
-    key = name_key(name)
-    return [hub.node for hub in hubs if key in hub.users and not hub.users[key].remote]
+from .cluster_helpers import Gate, entry, first_claim_unanswered, holders, node, register, until_true
 
 
 def one_holder_named_by_redis(sync: redis_sync.Redis, prefix: str, *hubs: ClusterHub) -> None:
@@ -107,17 +82,7 @@ async def test_an_unanswered_claim_is_confirmed_even_after_a_takeover_on_the_sam
     (the holding goes on, its token kept).  r0 still writes her entry a beat later, so r1
     refuses another alice."""
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
-        real = r0.link.claim
-        calls = 0
-
-        async def first_never_runs(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise asyncio.TimeoutError("no answer")
-            return await real(key, value, hashed, mode)
-
-        r0.link.claim = first_never_runs  # type: ignore[method-assign,assignment]
+        first_claim_unanswered(r0, runs=False)
         _, first = register(r0, "alice", credential="C")
         await until_true(lambda: bool(first.sent), "no answer")
         _, second = register(r0, "alice", credential="C")
@@ -138,18 +103,7 @@ async def test_a_user_leaving_before_an_unanswered_takeover_is_confirmed_leaves_
     async with node(redis, prefix, "r1", started=True) as r1, node(redis, prefix, "r0", started=True) as r0:
         _, old = register(r1, "alice", credential="C")
         await until_true(lambda: entry(sync, prefix, "alice") is not None, "alice is not in Redis")
-        real = r0.link.claim
-        calls = 0
-
-        async def answer_lost_once(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            nonlocal calls
-            calls += 1
-            result = await real(key, value, hashed, mode)
-            if calls == 1:
-                raise asyncio.TimeoutError("the answer was lost")
-            return result
-
-        r0.link.claim = answer_lost_once  # type: ignore[method-assign,assignment]
+        first_claim_unanswered(r0, runs=True)
         session, new = register(r0, "alice", credential="C")
         await until_true(lambda: bool(new.sent), "no answer")
         r0.disconnect(session)
@@ -297,19 +251,7 @@ async def test_confirming_an_old_unanswered_claim_leaves_a_newer_registration_on
     answered).  Confirming the old claim a beat later must neither overwrite nor release her
     new entry: r1 still refuses a stranger's alice."""
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
-        real = r0.link.claim
-        calls = 0
-
-        async def first_unanswered(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                if ran:
-                    await real(key, value, hashed, mode)
-                raise asyncio.TimeoutError("no answer")
-            return await real(key, value, hashed, mode)
-
-        r0.link.claim = first_unanswered  # type: ignore[method-assign,assignment]
+        first_claim_unanswered(r0, runs=ran)
         first, first_peer = register(r0, "alice", credential="C")
         await until_true(lambda: bool(first_peer.sent), "no answer")
         r0.disconnect(first)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis as redis_sync
 
-from nbcall._testing.redis import Node, RedisServer, redis_server
+from nbcall._testing.redis import Node, RedisServer
 from nbcall.signaling import SignalingClient, SignalingError
 from nbcall.signaling.cluster import scripts
 from nbcall.signaling.cluster.config import Keys
@@ -24,12 +24,6 @@ KEYS = Keys("nbcall")
 
 
 @pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def nodes(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     logs = tmp_path_factory.mktemp("registry")
     started = [Node(redis.url, f"r{i}", log=logs / f"r{i}.log") for i in range(2)]
@@ -38,13 +32,6 @@ def nodes(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         for node in started:
             node.stop()
-
-
-@pytest.fixture
-def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
-    client = redis_sync.Redis(port=redis.port)
-    yield client
-    client.close()
 
 
 def entry(sync: redis_sync.Redis, key: str) -> dict[str, Any] | None:

@@ -6,48 +6,33 @@ redis-server, with a gate that holds a claim at a chosen point (cluster_helpers.
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import orjson
-import pytest
 import redis as redis_sync
 
-from nbcall._testing.redis import RedisServer, redis_server
+from nbcall._testing.redis import RedisServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
 from nbcall.signaling.cluster.registrar import credential_hash
 from nbcall.signaling.names import name_key
 
-from .cluster_helpers import Gate, RecordingPeer, comes_back, entry, node, register, until_true
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{secrets.token_hex(3)}"
-
-
-@pytest.fixture
-def sync(redis: RedisServer) -> Iterator[redis_sync.Redis]:
-    client = redis_sync.Redis(port=redis.port)
-    yield client
-    client.close()
+from .cluster_helpers import (
+    Gate,
+    RecordingPeer,
+    comes_back,
+    entry,
+    first_claim_unanswered,
+    holders,
+    node,
+    register,
+    until_true,
+)
 
 
 def replaced(peer: RecordingPeer) -> Callable[[], bool]:
     return lambda: peer.closed == p.CLOSE_REPLACED
-
-
-def holders(*hubs: ClusterHub, name: str = "alice") -> list[str]:
-    key = name_key(name)
-    return [hub.node for hub in hubs if key in hub.users and not hub.users[key].remote]
 
 
 async def test_a_takeover_from_a_socket_that_closed_while_claiming_still_moves_the_user(
@@ -157,18 +142,7 @@ async def test_a_takeover_whose_answer_from_redis_is_lost_still_moves_the_user(
     async with node(redis, prefix, "r1", started=True) as r1, node(redis, prefix, "r0", started=True) as r0:
         _, old = register(r1, "alice", credential="C")
         await until_true(lambda: entry(sync, prefix, "alice") is not None, "alice is not in Redis")
-        real = r0.link.claim
-        calls = 0
-
-        async def answer_lost_once(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
-            nonlocal calls
-            result = await real(key, value, hashed, mode)
-            calls += 1
-            if calls == 1:
-                raise asyncio.TimeoutError("the answer was lost")
-            return result
-
-        r0.link.claim = answer_lost_once  # type: ignore[method-assign,assignment]
+        first_claim_unanswered(r0, runs=True)
         _, new = register(r0, "alice", credential="C")
         await until_true(lambda: bool(new.sent), "r0 did not answer")
         await until_true(lambda: old.closed == p.CLOSE_REPLACED, "r1 still holds alice", timeout=3)
