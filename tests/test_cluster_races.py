@@ -304,3 +304,46 @@ async def test_a_user_taken_over_right_after_joining_is_listed_on_her_new_node(
         await asyncio.sleep(1.0)  # both batches delivered
         assert r2.directory.get(name_key("alice")) is not None
         assert r2.directory.get(name_key("alice")).node == "r1"  # type: ignore[union-attr]
+
+
+async def test_confirming_an_unanswered_claim_replaces_a_stale_entry_of_the_node(
+    redis: RedisServer, prefix: str, sync: redis_sync.Redis
+) -> None:
+    """A stale entry of r0's for alice (from before a restart with the same node id); her claim
+    on r0 gets no answer, so r0 confirms it later: the entry must become hers, so that when
+    she leaves the name is free, not held by the stale entry for as long as r0 lives."""
+    async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
+        keys = Keys(prefix)
+        stale = {"n": "alice", "node": "r0", "c": True, "h": credential_hash("C"), "g": "old"}
+        sync.hset(keys.users, name_key("alice"), orjson.dumps(stale))
+        sync.sadd(keys.node_users("r0"), name_key("alice"))
+        first_claim_unanswered(r0, runs=False)
+        session, peer = register(r0, "alice", credential="C")
+        await until_true(lambda: bool(peer.sent), "no answer")
+        await until_true(lambda: not r0.registrar.unconfirmed, "never confirmed")
+        assert entry(sync, prefix, "alice")["g"] == r0.registrar.tokens[name_key("alice")]  # type: ignore[index]
+        r0.disconnect(session)
+        await until_true(lambda: entry(sync, prefix, "alice") is None, "the name stays held by nobody")
+        _, stranger = register(r1, "alice", credential="X")
+        await until_true(lambda: bool(stranger.sent), "no answer")
+        assert stranger.kinds()[0] == "registered"
+
+
+async def test_leaves_kept_while_a_reaped_node_is_cut_off_stay_bounded(
+    redis: RedisServer, prefix: str, sync: redis_sync.Redis
+) -> None:
+    """Cut off long enough to be reaped, r0 keeps no leave for the others (they dropped all its
+    users): 2,000 names registered and gone meanwhile leave nothing queued, and a leave after
+    Redis is back is sent again."""
+    async with node(redis, prefix, "r1", started=True) as r1, node(redis, prefix, "r0", started=True) as r0:
+        r0.link.failed(RuntimeError("Redis away"))
+        r0._isolate()  # what r0 does once the others have reaped it
+        for n in range(2000):
+            session, _ = register(r0, f"passer{n}")
+            r0.disconnect(session)
+        assert not r0.directory._del
+        await until_true(lambda: r0.link.up, "r0 did not come back")
+        session, _ = register(r0, "late")
+        await until_true(lambda: r1.directory.get(name_key("late")) is not None, "r1 never heard of late")
+        r0.disconnect(session)
+        await until_true(lambda: r1.directory.get(name_key("late")) is None, "r1 never heard late leave")

@@ -34,6 +34,7 @@ class Directory:
         self._set: dict[str, Entry] = {}
         self._del: dict[str, None] = {}
         self._handle: asyncio.TimerHandle | None = None
+        self._reaped = False  # the others dropped all our users: no leaves to keep for them
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -51,8 +52,14 @@ class Directory:
     def local_del(self, key: str) -> None:
         self.entries.pop(key, None)
         self._set.pop(key, None)
-        self._del[key] = None
+        if not self._reaped:  # (else bounded by nothing: every name that left while cut off)
+            self._del[key] = None
         self._schedule()
+
+    def rejoined(self) -> None:
+        """Redis is back and this node's users are published: send what was kept."""
+        self._reaped = False
+        self.flush()
 
     def moved_away(self, key: str, node: str) -> None:
         """A user of this node's now on ``node`` (a takeover): no longer announced from here."""
@@ -104,6 +111,7 @@ class Directory:
         """Forget every other node's users (this node is cut off from the cluster, and the
         others have reaped it: the leaves kept for them are moot)."""
         self._del.clear()
+        self._reaped = True
         gone = [(k, e.name) for k, e in self.entries.items() if e.node != self.node]
         for key, _ in gone:
             del self.entries[key]

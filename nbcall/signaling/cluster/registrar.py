@@ -211,7 +211,10 @@ class Registrar:
                 continue  # wait for what is under way
             self.claims[key] = []  # a register of the name meanwhile waits for the answer
             try:
-                status, info = await hub.link.claim(key, entry, "", mode="confirm")
+                # Still held with this token: its entry is the one to have (over a stale one of
+                # ours too).  Not: leave a newer registration's entry alone.
+                mode = "put" if self.tokens.get(key) == token else "confirm"
+                status, info = await hub.link.claim(key, entry, "", mode=mode)
                 if status == "stale":  # a newer registration of the name here overwrote it
                     return
                 if status == "moved":  # the claim did run: the old node lets the user go now
@@ -253,7 +256,7 @@ class Registrar:
 
     def _published(self) -> None:
         if self.hub.link.up:
-            self.hub.directory.flush()  # the joins and leaves kept while Redis was away
+            self.hub.directory.rejoined()  # the joins and leaves kept while Redis was away
         waiting, self._after_publishing = self._after_publishing, []
         self._run(waiting)
 
