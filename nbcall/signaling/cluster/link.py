@@ -151,10 +151,14 @@ class RedisLink:
 
     # -- the registry ------------------------------------------------------------------------
 
-    async def claim(self, key: str, entry: bytes, credential_hash: str, mode: str = "claim") -> tuple[str, str]:
+    def _claim_keys_args(self, key: str, entry: bytes, credential_hash: str, mode: str) -> tuple[list[str], list[Any]]:
+        """scripts.CLAIM's KEYS and ARGV."""
         keys = [self.keys.users, self.keys.nodes, self.keys.node_users(self.node)]
         expiry = int(self.config.node_expiry * 1000)
-        args: list[bytes | str | int] = [key, self.node, entry, credential_hash, expiry, self.config.prefix, mode]
+        return keys, [key, self.node, entry, credential_hash, expiry, self.config.prefix, mode]
+
+    async def claim(self, key: str, entry: bytes, credential_hash: str, mode: str = "claim") -> tuple[str, str]:
+        keys, args = self._claim_keys_args(key, entry, credential_hash, mode)
         async with self._claim_slots:
             status, info = await self._claim(keys=keys, args=args)
         return _text(status), _text(info)
@@ -163,11 +167,9 @@ class RedisLink:
         """Users this node already accepted, in one pipeline: CLAIM's "put" for each."""
         if not entries:
             return []
-        keys = [self.keys.users, self.keys.nodes, self.keys.node_users(self.node)]
-        expiry = int(self.config.node_expiry * 1000)
         pipe = self.redis.pipeline(transaction=False)
         for key, entry in entries:
-            args: list[bytes | str | int] = [key, self.node, entry, "", expiry, self.config.prefix, "put"]
+            keys, args = self._claim_keys_args(key, entry, "", "put")
             await self._claim(keys=keys, args=args, client=pipe)
         return [(_text(status), _text(info)) for status, info in await pipe.execute()]
 

@@ -38,6 +38,11 @@ def credential_hash(credential: str) -> str:
     return hashlib.sha256(credential.encode()).hexdigest()
 
 
+def registry_entry(name: str, node: str, nbcall: bool, hashed: str, token: str) -> bytes:
+    """A name's entry in Redis (docs/protocol.md, "Cluster mode")."""
+    return orjson.dumps({"n": name, "node": node, "c": nbcall, "h": hashed, "g": token})
+
+
 class Registrar:
     def __init__(self, hub: ClusterHub) -> None:
         self.hub = hub
@@ -102,8 +107,7 @@ class Registrar:
         name: str = message["username"]
         token = secrets.token_hex(8)
         hashed = credential_hash(message["credential"])
-        entry = orjson.dumps({"n": name, "node": hub.node, "c": message.get("client") is not None,
-                              "h": hashed, "g": token})  # fmt: skip
+        entry = registry_entry(name, hub.node, message.get("client") is not None, hashed, token)
         self._claiming_with[key] = token
         try:
             status, info = await hub.link.claim(key, entry, hashed)
@@ -250,8 +254,8 @@ class Registrar:
         finally:
             self.publishing = False
             # After the heartbeat has set the link up (the same step of its task, no await in
-            # between): what waited is claimed, and the other nodes hear who is here (joins
-            # batched while the link was down were dropped).
+            # between): what waited is claimed, and the other nodes get the joins and leaves
+            # kept while the link was down.
             asyncio.get_running_loop().call_soon(self._published)
 
     def _published(self) -> None:
@@ -272,8 +276,7 @@ class Registrar:
             if session.remote or session.name is None or session.credential is None:
                 continue
             token = self.tokens.setdefault(key, secrets.token_hex(8))
-            entry = orjson.dumps({"n": session.name, "node": hub.node, "c": session.nbcall,
-                                  "h": credential_hash(session.credential), "g": token})  # fmt: skip
+            entry = registry_entry(session.name, hub.node, session.nbcall, credential_hash(session.credential), token)
             batch.append((key, session, token, entry))
             self.claims[key] = []
         try:

@@ -14,12 +14,12 @@ _NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] /
 # and the token of the entry overwritten, "node token", to hand over).  "put" (publishing a
 # user this node already accepted) never moves anyone: a live holder elsewhere is "taken".
 # An entry of this node's own is overwritten: a node claims only names it does not hold and
-# is not claiming already (ClusterHub._register), so that entry is an earlier registration
+# is not claiming already (Registrar.register), so that entry is an earlier registration
 # whose release has not arrived yet (it names that registration's token "g" and leaves this
 # one), or one from before the node restarted.
 #
 # A claim runs again with the same entry (a retry after a lost reply: redis-py's own, or
-# ClusterHub._confirm_later) gets the answer it got the first time: the entry it wrote has
+# Registrar._confirm_later) gets the answer it got the first time: the entry it wrote has
 # its token and, if it moved the name, the node it moved it from ("p").
 CLAIM = (
     _NOW
@@ -29,7 +29,8 @@ local status, info = 'ok', ''
 local value = ARGV[3]
 if cur then
   local e = cjson.decode(cur)
-  if e.node == ARGV[2] and e.g ~= nil and e.g == cjson.decode(value).g then
+  local mine = cjson.decode(value)
+  if e.node == ARGV[2] and e.g ~= nil and e.g == mine.g then
     if e.p then return {'moved', e.p} end  -- (p: 'node token', as below)
     return {'ok', ''}
   end
@@ -39,7 +40,6 @@ if cur then
     if beat and tonumber(beat) > now - tonumber(ARGV[5]) then
       if ARGV[7] ~= 'claim' or e.h ~= ARGV[4] then return {'taken', e.n} end
       status, info = 'moved', e.node .. ' ' .. (e.g or '')
-      local mine = cjson.decode(value)
       mine.p = info
       value = cjson.encode(mine)
     end
