@@ -18,6 +18,7 @@ from nbcall._testing.redis import RedisServer
 from nbcall.signaling import SignalingClient
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
+from nbcall.signaling.cluster.registrar import credential_hash, registry_entry
 from nbcall.signaling.hub import Hub
 from nbcall.signaling.names import name_key
 from nbcall.signaling.session import Session
@@ -223,3 +224,12 @@ def holders(*hubs: ClusterHub, name: str = "alice") -> list[str]:
     """The nodes where ``name`` is held by a socket of theirs."""
     key = name_key(name)
     return [hub.node for hub in hubs if key in hub.users and not hub.users[key].remote]
+
+
+def plant_entry(sync: redis_sync.Redis, prefix: str, name: str, node: str, credential: str, token: str = "old") -> None:
+    """An entry of ``node``'s for ``name`` as a registration left it (a stale one, say), in
+    the registry and in the node's own set."""
+    keys = Keys(prefix)
+    key = name_key(name)
+    sync.hset(keys.users, key, registry_entry(name, node, True, credential_hash(credential), token))
+    sync.sadd(keys.node_users(node), key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import pytest
 import redis as redis_sync
 
@@ -14,10 +13,9 @@ from nbcall._testing.redis import RedisServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
-from nbcall.signaling.cluster.registrar import credential_hash
 from nbcall.signaling.names import name_key
 
-from .cluster_helpers import Gate, entry, first_claim_unanswered, holders, node, register, until_true
+from .cluster_helpers import Gate, entry, first_claim_unanswered, holders, node, plant_entry, register, until_true
 
 
 def one_holder_named_by_redis(sync: redis_sync.Redis, prefix: str, *hubs: ClusterHub) -> None:
@@ -32,10 +30,7 @@ async def test_a_claim_over_a_stale_entry_of_a_node_does_not_make_that_node_give
     her credential overwrites the stale entry and asks r1; then r0's alice leaves.  r1's claim
     (run after r0's) stands: r1 holds alice and Redis says so (no entry left held by nobody)."""
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
-        keys = Keys(prefix)
-        stale = {"n": "alice", "node": "r1", "c": True, "h": credential_hash("C"), "g": "old"}
-        sync.hset(keys.users, name_key("alice"), orjson.dumps(stale))
-        sync.sadd(keys.node_users("r1"), name_key("alice"))
+        plant_entry(sync, prefix, "alice", "r1", credential="C")
         gate = Gate(r1, "claim")
         _, on_r1 = register(r1, "alice")
         await gate.reached()
@@ -313,10 +308,7 @@ async def test_confirming_an_unanswered_claim_replaces_a_stale_entry_of_the_node
     on r0 gets no answer, so r0 confirms it later: the entry must become hers, so that when
     she leaves the name is free, not held by the stale entry for as long as r0 lives."""
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
-        keys = Keys(prefix)
-        stale = {"n": "alice", "node": "r0", "c": True, "h": credential_hash("C"), "g": "old"}
-        sync.hset(keys.users, name_key("alice"), orjson.dumps(stale))
-        sync.sadd(keys.node_users("r0"), name_key("alice"))
+        plant_entry(sync, prefix, "alice", "r0", credential="C")
         first_claim_unanswered(r0, runs=False)
         session, peer = register(r0, "alice", credential="C")
         await until_true(lambda: bool(peer.sent), "no answer")

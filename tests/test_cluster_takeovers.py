@@ -15,7 +15,6 @@ from nbcall._testing.redis import RedisServer
 from nbcall.signaling import protocol as p
 from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
-from nbcall.signaling.cluster.registrar import credential_hash
 from nbcall.signaling.names import name_key
 
 from .cluster_helpers import (
@@ -26,6 +25,7 @@ from .cluster_helpers import (
     first_claim_unanswered,
     holders,
     node,
+    plant_entry,
     register,
     until_true,
 )
@@ -90,10 +90,7 @@ async def test_two_nodes_claiming_one_name_at_once_end_with_one_holder_and_no_lo
     for her is delivered once, not passed back and forth between nodes that each think she
     moved to the other."""
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
-        keys = Keys(prefix)
-        stale = {"n": "alice", "node": "r0", "c": True, "h": credential_hash("C"), "g": "old"}
-        sync.hset(keys.users, name_key("alice"), orjson.dumps(stale))
-        sync.sadd(keys.node_users("r0"), name_key("alice"))
+        plant_entry(sync, prefix, "alice", "r0", credential="C")
         gate = Gate(r0, "claim")
         _, a0 = register(r0, "alice", credential="C")
         await gate.reached()
@@ -111,7 +108,7 @@ async def test_two_nodes_claiming_one_name_at_once_end_with_one_holder_and_no_lo
             hub.users.pop(name_key("alice"), None)
         before = r0.cross_received + r1.cross_received
         header = ["offer", name_key("alice"), "bob", "bob", "r9", True, None]
-        sync.publish(keys.inbox("r0"), orjson.dumps(header) + b'\n{"type":"offer"}')
+        sync.publish(Keys(prefix).inbox("r0"), orjson.dumps(header) + b'\n{"type":"offer"}')
         await asyncio.sleep(0.5)
         assert r0.cross_received + r1.cross_received - before == 2  # r0, forwarded once to r1
 
