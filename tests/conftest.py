@@ -17,13 +17,24 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall._testing.processes import free_port, nbcall_server_cmd, serving, stop_process, wait_for_port
 from nbcall._testing.redis import RedisServer, redis_server
-from nbcall.signaling import Limits, ServerConfig, SignalingServer
+from nbcall.signaling import Limits, ServerConfig, SignalingServer, wire
 
 # Tests import these from here too.
 __all__ = ["free_port", "nbcall_server_cmd", "serving", "stop_process", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
+
+
+@pytest.fixture(autouse=True)
+def wire_as_declared() -> Iterator[None]:
+    """Fail a test in which a server in this process sent, or a SignalingClient received, a
+    message the wire does not declare (nbcall/signaling/wire.py; NBCALL_WIRE_CHECK=1)."""
+    assert wire.CHECKING, "tests/__init__.py sets NBCALL_WIRE_CHECK=1 before nbcall is imported"
+    wire.violations.clear()
+    yield
+    found, wire.violations[:] = list(wire.violations), []
+    assert not found, "messages the wire does not declare:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from nbcall.signaling import SignalingClient
+from nbcall.signaling import SignalingClient, wire
 from nbcall.signaling import protocol as p
 
 from .conftest import free_port, nbcall_server_cmd, serving
@@ -27,7 +27,7 @@ json_values = st.recursive(
 field_names = st.sampled_from(
     ["type", "to", "from", "sdp", "candidate", "username", "credential", "call_id", "reason", "presence", "client"]
 )
-message_types = st.sampled_from(sorted(p.CLIENT_TYPES)) | st.text(max_size=12)
+message_types = st.sampled_from(sorted(wire.CLIENT_TYPES)) | st.text(max_size=12)
 # Messages shaped like real ones, with fields of any type: the likeliest way to hit a bug.
 mutated = st.builds(
     lambda kind, fields: {"type": kind, **fields},
@@ -99,8 +99,8 @@ def test_fuzzed_messages_never_break_the_server(
 @settings(max_examples=500, deadline=None)
 def test_parse_request_only_raises_protocol_errors(frame: str | bytes) -> None:
     try:
-        message = p.parse_request(frame)
+        message = wire.parse_request(frame)
     except p.ProtocolError as exc:
         assert exc.code in p.ErrorCode.ALL - {p.ErrorCode.INTERNAL}
     else:
-        assert message["type"] in p.CLIENT_TYPES
+        assert message["type"] in wire.CLIENT_TYPES

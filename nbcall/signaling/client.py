@@ -11,6 +11,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from .protocol import MAX_HARD_FRAME_BYTES
+from .wire import CHECKING as CHECK_WIRE
+from .wire import check_sent
 
 
 class SignalingError(RuntimeError):
@@ -100,6 +102,8 @@ class SignalingClient:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
+                if CHECK_WIRE:
+                    check_sent(frame, fail=False)
                 self._queue.put_nowait(orjson.loads(frame))
         except ConnectionClosed:
             pass

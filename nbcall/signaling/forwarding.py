@@ -25,6 +25,8 @@ from websockets.exceptions import ConnectionClosed
 from .._version import __version__
 from . import protocol as p
 from .hub import Hub, Session
+from .wire import CHECKING as CHECK_WIRE
+from .wire import check_sent
 
 log = logging.getLogger("nbcall.server")
 
@@ -86,6 +88,8 @@ class ForwardingPeer:
             return False
         if self.unsent_bytes() > self.max_buffer:
             return self.drop_slow_receiver()
+        if CHECK_WIRE:
+            check_sent(data)
         self.write_text(data)
         return True
 

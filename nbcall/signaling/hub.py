@@ -1,7 +1,7 @@
 """Who is online and who is calling whom: the server's state machine, free of sockets.
 
 The hub sees :class:`Peer` objects (anything with ``send_bytes`` and ``close_now``) and
-validated messages from :func:`protocol.parse_request`.  Keeping the transport out makes
+validated messages from :func:`wire.parse_request`.  Keeping the transport out makes
 the rules testable.  It is also the cluster's seam (:mod:`.cluster`): a user who is not
 here is looked up with :meth:`Hub._remote_user`, which a cluster hub answers with a stand-in
 session whose ``send`` goes to that user's node; the rules below stay the only rules.
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import protocol as p
+from . import wire
 from .names import name_key
 from .presence import Presence
 from .rooms import Rooms
@@ -104,7 +105,7 @@ class Hub:
         if not self._take_token(session):
             return
         try:
-            message = p.parse_request(frame)
+            message = wire.parse_request(frame)
             kind = message["type"]
             if kind == "register":
                 self._register(session, message)
@@ -114,9 +115,9 @@ class Hub:
                 session.send(self._users_reply("users"))
             elif session.key is None:
                 raise p.ProtocolError(p.ErrorCode.NOT_REGISTERED, "send 'register' with a username first", kind)
-            elif kind in p.SEED_FORWARDED:
+            elif kind in wire.SEED_FORWARDED:
                 self._forward(session, message)
-            elif kind in p.ROOM_REQUESTS:
+            elif kind in wire.ROOM_REQUESTS:
                 self.rooms.receive(session, message)
             else:
                 self._call_control(session, message)
@@ -250,7 +251,7 @@ class Hub:
             if not self._start_implicit_call(session, target, kind):
                 return
         check_receivable(target, kind, self.limits)
-        field_name = p.PAYLOAD_FIELD[kind]
+        field_name = wire.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         call_id = message.get("call_id")
         if call_id is not None:

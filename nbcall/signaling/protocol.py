@@ -1,7 +1,8 @@
-"""The nbcall signaling protocol: message types, validation, limits and error codes.
+"""The nbcall signaling protocol's values: limits, error codes, reasons, close codes.
 
 Pure functions and constants only (no I/O), shared by the server, the Python client and
-the tests.  ``docs/protocol.md`` is the prose version of this module.
+the tests.  The messages themselves (fields, kinds, both directions) and the validation of
+requests are declared in :mod:`.wire`.  ``docs/protocol.md`` is the prose.
 
 The seed's four messages (``register``, ``offer``, ``answer``, ``candidate``) are the
 base: a client that sends exactly those and understands only those keeps working.
@@ -33,41 +34,15 @@ MAX_TOKEN_CHARS: Final = 256  # credential, id, call_id, reason, client
 MAX_LISTED_USERS: Final = 1000  # users sent in one reply; the rest are counted
 MAX_ROOM_CHAT_CHARS: Final = 4000  # one line of room chat (the 1:1 chat's limit too)
 
-# -- message types ------------------------------------------------------------------
-SEED_FORWARDED: Final = frozenset({"offer", "answer", "candidate"})
-CALL_CONTROL: Final = frozenset({"invite", "accept", "reject", "cancel", "hangup"})
-# Rooms (docs/rooms.md): group calls the server keeps, a mesh or a Janus SFU.
-ROOM_REQUESTS: Final = frozenset({"room_join", "room_leave", "room_invite", "room_decline", "room_state", "room_chat"})
-CLIENT_TYPES: Final = frozenset({"register", "list", "ping"} | SEED_FORWARDED | CALL_CONTROL | ROOM_REQUESTS)
-
-# What each forwarded type carries besides type/from, in the seed's key order.
-PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
-
+# -- message values (the messages themselves are declared in wire.py) -----------------
 SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
 
-ROOM_EVENTS: Final = frozenset(
-    {
-        "room_joined", "room_left", "room_invite", "room_chat", "room_topology",
-        "member_joined", "member_left", "member_ringing", "member_declined", "member_state",
-    }
-)  # fmt: skip
 ROOM_ACCESS: Final = frozenset({"open", "invite"})  # room_join.access: who may join besides the invited
 TOPOLOGIES: Final = frozenset({"mesh", "sfu"})
 # room_left / member_left: why a member is no longer in the room.
 LEAVE_REASONS: Final = frozenset({"left", "disconnected", "closed"})
 # member_declined: why an invitee did not come.
 DECLINE_REASONS: Final = frozenset({"rejected", "timeout", "busy", "left"})
-
-# What the server sends.  Every message that names a user also carries that user's *key*
-# (``from_key``, ``key``, ``keys``, ``joined_keys`` ...): the identity the server derived
-# with :func:`names.name_key`, so that clients compare keys and never need a name rule of
-# their own.  (Seed clients get the seed's forwarded shapes byte for byte, without keys.)
-SERVER_TYPES: Final = frozenset(
-    {"registered", "users", "presence", "pong", "error", "replaced", "ringing", "busy", "peer_status"}
-    | SEED_FORWARDED
-    | CALL_CONTROL
-    | ROOM_EVENTS
-)
 
 # peer_status: how the other side of your call is reachable through the server.
 PEER_STATUSES: Final = frozenset({"reconnecting", "connected"})
@@ -188,175 +163,9 @@ def error(code: str, message: str, request: str | None = None) -> dict[str, Any]
     return ProtocolError(code, message, request).reply()
 
 
-def _short_str(data: dict[str, Any], key: str, kind: str, *, required: bool = False) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' is required", kind)
-        return None
-    if not isinstance(value, str) or len(value) > MAX_TOKEN_CHARS:
-        raise ProtocolError(
-            ErrorCode.BAD_MESSAGE, f"'{key}' must be a string of at most {MAX_TOKEN_CHARS} characters", kind
-        )
-    return value
-
-
-# The fields an RTCSessionDescriptionInit / RTCIceCandidateInit may carry; anything else
-# is dropped before forwarding (an extra key is only padding or a payload for the peer).
-_SDP_KEYS: Final = frozenset({"type", "sdp"})
-_CANDIDATE_KEYS: Final = frozenset({"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
-
-
-def _clean_sdp(sdp: Any, kind: str) -> Any:
-    """The session description to forward: an SDP string, or ``{type, sdp}`` with nothing else."""
-    if isinstance(sdp, str):
-        text = sdp
-    elif isinstance(sdp, dict) and isinstance(sdp.get("sdp", ""), str) and sdp.get("type") in SDP_TYPES:
-        text = sdp.get("sdp", "")
-        if len(sdp) > 2 or not sdp.keys() <= _SDP_KEYS:
-            sdp = {k: v for k, v in sdp.items() if k in _SDP_KEYS}  # the sender's key order: seed bytes
-    else:
-        raise ProtocolError(
-            ErrorCode.BAD_MESSAGE, "'sdp' must be a session description {type, sdp} or an SDP string", kind
-        )
-    if len(text) > MAX_SDP_CHARS:
-        raise ProtocolError(ErrorCode.TOO_LARGE, f"the SDP is longer than {MAX_SDP_CHARS} characters", kind)
-    return sdp
-
-
-def _optional_short(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and len(value) <= MAX_TOKEN_CHARS)
-
-
-def _clean_candidate(candidate: Any, kind: str) -> Any:
-    """The ICE candidate to forward: ``{candidate, sdpMid, sdpMLineIndex, usernameFragment}`` or None."""
-    if candidate is None:  # end-of-candidates
-        return None
-    if isinstance(candidate, dict):
-        text = candidate.get("candidate", "")
-        if isinstance(text, str):
-            if len(text) > MAX_CANDIDATE_CHARS:
-                raise ProtocolError(ErrorCode.TOO_LARGE, "the ICE candidate is too long", kind)
-            mline = candidate.get("sdpMLineIndex")
-            if (
-                (mline is None or (type(mline) is int and 0 <= mline < 1024))
-                and _optional_short(candidate.get("sdpMid"))
-                and _optional_short(candidate.get("usernameFragment"))
-            ):
-                if candidate.keys() <= _CANDIDATE_KEYS:
-                    return candidate
-                return {k: v for k, v in candidate.items() if k in _CANDIDATE_KEYS}
-    raise ProtocolError(
-        ErrorCode.BAD_MESSAGE, "'candidate' must be an RTCIceCandidate {candidate, sdpMid, sdpMLineIndex}", kind
-    )
-
-
-def _announced_call(call: Any) -> dict[str, str]:
-    """``register.call``: the call a client was in before the server restarted, ``{peer, call_id}``."""
-    if not isinstance(call, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'call' must be {peer, call_id}", "register")
-    try:
-        peer = normalize_name(call.get("peer"))
-    except InvalidName as exc:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'call.peer' is not a valid user name: {exc}", "register") from None
-    call_id = _short_str(call, "call_id", "register", required=True)
-    assert call_id is not None
-    return {"peer": peer, "call_id": call_id}
-
-
-def parse_request(frame: Frame) -> dict[str, Any]:
-    """Decode and validate one client frame.
-
-    Returns the message as a dict whose ``type`` is in :data:`CLIENT_TYPES` and whose
-    fields have been checked for that type (``to``/``username`` normalised).  Raises
-    :class:`ProtocolError` for anything else.
-    """
-    if len(frame) > MAX_FRAME_BYTES:
-        raise ProtocolError(ErrorCode.TOO_LARGE, f"messages are limited to {MAX_FRAME_BYTES} bytes")
-    try:
-        data = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message must be a JSON object")
-    kind = data.get("type")
-    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
-        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type '{shown}'")
-
-    if kind == "register":
-        try:
-            data["username"] = normalize_name(data.get("username"))
-        except InvalidName as exc:
-            raise ProtocolError(ErrorCode.INVALID_NAME, str(exc), kind) from None
-        _short_str(data, "credential", kind)
-        _short_str(data, "client", kind)
-        if not isinstance(data.get("presence", False), bool):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'presence' must be true or false", kind)
-        if data.get("call") is not None:
-            data["call"] = _announced_call(data["call"])
-        return data
-
-    if kind in ("list", "ping"):
-        return data
-    if kind in ROOM_REQUESTS:
-        return _room_request(data, kind)
-
-    try:
-        data["to"] = normalize_name(data.get("to"))
-    except InvalidName as exc:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
-    _short_str(data, "call_id", kind)
-    if kind in SEED_FORWARDED and data.get("room") is not None:  # a mesh link of a room
-        data["room"] = room_name(data["room"], kind)
-    if kind in ("offer", "answer"):
-        data["sdp"] = _clean_sdp(data.get("sdp"), kind)
-    elif kind == "candidate":
-        data["candidate"] = _clean_candidate(data.get("candidate"), kind)
-    else:
-        reason = _short_str(data, "reason", kind)
-        if reason is not None and reason not in REASONS:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown reason '{reason[:32]}'", kind)
-    return data
-
-
 def room_name(raw: object, kind: str) -> str:
     """A room's display name: the user-name rules (``invalid_room`` when they refuse it)."""
     try:
         return normalize_name(raw)
     except InvalidName as exc:
         raise ProtocolError(ErrorCode.INVALID_ROOM, f"'room' is not a valid room name: {exc}", kind) from None
-
-
-def _flag(data: dict[str, Any], key: str, kind: str) -> None:
-    if not isinstance(data.get(key), bool):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be true or false", kind)
-
-
-def _room_request(data: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The fields of one room request (docs/rooms.md), checked; ``room`` (and ``to``) normalised."""
-    if kind == "room_invite" and data.get("room") is None:
-        data["room"] = None  # no room: the sender's connected 1:1 call becomes one (room_from_call.py)
-    else:
-        data["room"] = room_name(data.get("room"), kind)
-    if kind == "room_join":
-        access = data.setdefault("access", "open")
-        if access not in ROOM_ACCESS:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, '\'access\' must be "open" or "invite"', kind)
-        if not _short_str(data, "password", kind):
-            data["password"] = None  # an empty password is no password
-    elif kind == "room_invite":
-        try:
-            data["to"] = normalize_name(data.get("to"))
-        except InvalidName as exc:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'to' is not a valid user name: {exc}", kind) from None
-    elif kind == "room_state":
-        _flag(data, "audio", kind)
-        _flag(data, "video", kind)
-    elif kind == "room_chat":
-        text = data.get("text")
-        if not isinstance(text, str) or not text:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'text' must be a non-empty string", kind)
-        if len(text) > MAX_ROOM_CHAT_CHARS:
-            raise ProtocolError(ErrorCode.TOO_LARGE, f"room chat is limited to {MAX_ROOM_CHAT_CHARS} characters", kind)
-    return data

@@ -18,6 +18,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
+from . import wire
 from .names import name_key
 from .room_from_call import invite_from_call
 from .room_model import Bucket, Invitation, Member, Room
@@ -104,7 +105,7 @@ class Rooms:
             )
         target = room.members[target_key].session
         check_receivable(target, kind, self.limits)
-        field_name = p.PAYLOAD_FIELD[kind]
+        field_name = wire.PAYLOAD_FIELD[kind]
         out: dict[str, Any] = {"type": kind, "from": session.name, field_name: message.get(field_name)}
         if message.get("call_id") is not None:
             out["call_id"] = message["call_id"]

@@ -51,6 +51,8 @@ from .keepalive import (
 )
 from .metrics import registry_for
 from .server_config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from .wire import CHECKING as CHECK_WIRE
+from .wire import check_sent
 
 if TYPE_CHECKING:
     from ..sfu import LocalJanus
@@ -164,6 +166,8 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
             return False
         if self.transport.get_write_buffer_size() > self.max_buffer:
             return self.drop_slow_receiver()
+        if CHECK_WIRE:
+            check_sent(data)
         # A server's text frame is a 2-10 byte header and the payload, unmasked.  Writing it
         # here skips websockets' Frame objects and output list.
         # (No extensions are negotiated: compression=None.)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .. import protocol as p
+from .. import wire
 from ..hub import Hub, Limits
 from ..session import Session
 from . import handover, mirror
@@ -127,7 +128,7 @@ class ClusterHub(Hub):
         data = envelope(kind, ghost.key or "", frm, name, self.node, nbcall, call_id, orjson.dumps(message))
         if not self.link.publish(ghost.node, data):
             return False
-        if kind in p.SEED_FORWARDED:
+        if kind in wire.SEED_FORWARDED:
             self.cross_relayed += 1
         return True
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .. import protocol as p
+from .. import wire
 from ..session import Call, Session, check_receivable
 from .remote import RemoteSession
 
@@ -29,7 +30,7 @@ def admit(hub: ClusterHub, me: Session, sender: RemoteSession, kind: str, call_i
     assert key is not None and other is not None
     call = hub.calls.get(key)
     ours = call is not None and call.other(key) == other
-    if kind in p.SEED_FORWARDED:
+    if kind in wire.SEED_FORWARDED:
         if not ours:
             if kind != "offer":
                 return False  # the call ended while this was on its way
