@@ -122,4 +122,6 @@ export const Limit = Object.freeze({
   MAX_TOKEN_CHARS: 256,
   MAX_NAME_LENGTH: 64,
   MAX_ROOM_CHAT_CHARS: 4000,
+  MAX_ROOM_MEMBERS: 50,
+  MAX_ROOM_RINGING: 50,
 });

@@ -1,11 +1,11 @@
-"""Write the page's copies of nbcall's constants: ``js/protocol.js`` and ``js/messages.js``.
+"""Write the page's copies of nbcall's constants and messages: ``js/protocol.js``, ``js/messages.js``, ``js/wire.js``.
 
 Python is the one definition (:mod:`nbcall.signaling.protocol`, :mod:`nbcall._enums`,
 :mod:`nbcall._messages`); the page imports these generated ES modules, and
 ``tests/test_codegen.py`` fails when a committed copy differs from what this module writes.
 
-    python -m nbcall._codegen          # rewrite js/protocol.js and js/messages.js
-    python -m nbcall._codegen --check  # exit 1 if either is out of date (npm run check does this)
+    python -m nbcall._codegen          # rewrite the generated files
+    python -m nbcall._codegen --check  # exit 1 if one is out of date (npm run check does this)
 """
 
 from __future__ import annotations
@@ -124,7 +124,146 @@ def messages_js() -> str:
     return "\n".join(parts)
 
 
-GENERATED = {"protocol.js": protocol_js, "messages.js": messages_js}
+_JS_TYPES = {
+    "string": "string",
+    "username": "string",
+    "name": "string",
+    "key": "string",
+    "room": "string",
+    "text": "string",
+    "boolean": "boolean",
+    "integer": "number",
+    "number": "number",
+    "names": "string[]",
+    "keys": "string[]",
+    "sdp": "string | {type: string, sdp?: string}",
+    "candidate": "{candidate?: string, sdpMid?: string | null, sdpMLineIndex?: number | null, "
+    "usernameFragment?: string | null}",
+    "ignored": "unknown",
+}
+
+
+def _js_type(f: wire.Field) -> str:
+    if f.kind == "enum":
+        text = " | ".join(_js(v) for v in f.values)
+    elif f.kind in ("object", "objects"):
+        inner = "{" + ", ".join(_js_member(item) for item in f.items) + "}"
+        text = inner if f.kind == "object" else f"Array<{inner}>"
+    else:
+        text = _JS_TYPES[f.kind]
+    return f"{text} | null" if f.nullable else text
+
+
+def _js_member(f: wire.Field) -> str:
+    return f"{f.name}{'' if f.required else '?'}: {_js_type(f)}"
+
+
+def _typedef_name(direction: str, kind: str) -> str:
+    return direction + "".join(part.capitalize() for part in kind.split("_"))
+
+
+def _field_spec(f: wire.Field) -> dict[str, object]:
+    spec: dict[str, object] = {"kind": f.kind}
+    if f.required:
+        spec["required"] = True
+    if f.nullable:
+        spec["nullable"] = True
+    if f.values:
+        spec["values"] = list(f.values)
+    if f.items:
+        spec["items"] = {item.name: _field_spec(item) for item in f.items}
+    return spec
+
+
+def wire_js() -> str:
+    """js/wire.js: every signaling message, both directions, as typedefs and as tables."""
+    parts = [
+        _HEADER.format(
+            source="nbcall/signaling/wire.py",
+            why="Every signaling message per direction; js/wire_check.js checks a message against these tables.",
+        ),
+    ]
+    for direction, table in (("Client", wire.CLIENT_MESSAGES), ("Server", wire.SERVER_MESSAGES)):
+        names = []
+        for kind, message in table.items():
+            name = _typedef_name(direction, kind)
+            names.append(name)
+            members = ", ".join([f"type: {_js(kind)}", *(_js_member(f) for f in message.fields)])
+            parts.append(f"/** @typedef {{{{{members}}}}} {name} {message.doc} */\n")
+        union = " | ".join(names)
+        parts.append(f"/** @typedef {{{union}}} {direction}Message */\n")
+    for const, table in (("CLIENT_MESSAGES", wire.CLIENT_MESSAGES), ("SERVER_MESSAGES", wire.SERVER_MESSAGES)):
+        body = "".join(
+            f"  {kind}: {_js({'fields': {f.name: _field_spec(f) for f in m.fields}})},\n" for kind, m in table.items()
+        )
+        parts.append(f"/** Field specs by message type ({const.split('_')[0].lower()} side). */\n"
+                     f"export const {const} = Object.freeze({{\n{body}}});\n")  # fmt: skip
+    parts.append(_frozen_list("SEED_FORWARDED", sorted(wire.SEED_FORWARDED), "The seed's forwarded signals."))
+    parts.append(_frozen_list("ROOM_REQUESTS", sorted(wire.ROOM_REQUESTS), "What the page sends about a room."))
+    parts.append(_frozen_list("ROOM_EVENTS", sorted(wire.ROOM_EVENTS), "What only the room hears from the server."))
+    return "\n".join(parts)
+
+
+_EXAMPLES: dict[str, object] = {
+    "string": "x",
+    "username": "ann",
+    "name": "ann",
+    "key": "ann",
+    "room": "r",
+    "text": "hi",
+    "boolean": True,
+    "integer": 1,
+    "number": 1.5,
+    "sdp": {"type": "offer", "sdp": "v=0"},
+    "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"},
+    "names": ["ann"],
+    "keys": ["ann"],
+    "ignored": "x",
+}
+# A value of the wrong kind for each kind (never a dict: the two checkers quote dicts differently).
+_WRONG: dict[str, object] = {kind: 5 for kind in _EXAMPLES} | {"integer": "1", "number": "1", "ignored": None}
+
+
+def _example(f: wire.Field, *, required_only: bool = False) -> object:
+    if f.kind == "enum":
+        return f.values[0]
+    if f.kind in ("object", "objects"):
+        inner = {i.name: _example(i) for i in f.items if i.required or not required_only}
+        return inner if f.kind == "object" else [inner]
+    return _EXAMPLES[f.kind]
+
+
+def wire_cases() -> list[dict[str, object]]:
+    """Server messages, valid and broken in every declared way, each with what
+    :func:`wire.problems` says of it: js/test/wire_check.test.js wants the same words."""
+    messages: list[object] = []
+    for kind, m in wire.SERVER_MESSAGES.items():
+        full = {"type": kind, **{f.name: _example(f) for f in m.fields}}
+        messages += [full, {"type": kind, **{f.name: _example(f, required_only=True) for f in m.fields if f.required}}]
+        messages.append({**full, "zz": 1})
+        for f in m.fields:
+            messages.append({k: v for k, v in full.items() if k != f.name})
+            if f.kind != "ignored":
+                messages.append({**full, f.name: _WRONG.get(f.kind, "nope" if f.kind == "enum" else 5)})
+            messages.append({**full, f.name: None})
+            if f.kind == "objects":
+                messages.append({**full, f.name: [5]})
+    messages += [{"type": "nonsense"}, {"type": 5}, {}, [1], "text"]
+    return [{"message": message, "problems": wire.problems(message)} for message in messages]
+
+
+def wire_cases_json() -> str:
+    """js/test/wire_cases.json: :func:`wire_cases`, one case a line."""
+    lines = ",\n".join(_js(case) for case in wire_cases())
+    return f"[\n{lines}\n]\n"
+
+
+GENERATED = {
+    "protocol.js": protocol_js,
+    "messages.js": messages_js,
+    "wire.js": wire_js,
+    "test/wire_cases.json": wire_cases_json,
+}
 
 
 def stale(js_dir: Path = JS_DIR) -> list[str]:

@@ -86,6 +86,7 @@ export class Members {
     this.map = new Map();
     /** @type {Map<string, {name: string, key: string, by: string}>} invited, not answered yet */
     this.ringing = new Map();
+    /** @type {number} */
     this.max = MAX_MEMBERS;
   }
 

@@ -1,7 +1,8 @@
-// The room messages of docs/rooms.md as the page needs them, named from js/protocol.js
-// (generated from nbcall/signaling/protocol.py: one definition of every type and code).
+// The room messages of docs/rooms.md as the page needs them, named from js/protocol.js and
+// js/wire.js (generated from nbcall/signaling: one definition of every type, code and bound).
 
 import { MessageType, ErrorCode, RoomReason, Limit } from "../protocol.js";
+import { ROOM_EVENTS as WIRE_ROOM_EVENTS, ROOM_REQUESTS as WIRE_ROOM_REQUESTS } from "../wire.js";
 
 /** Room message types, both directions. */
 export const RoomType = Object.freeze({
@@ -36,33 +37,15 @@ export const RoomError = Object.freeze({
 export const LeftReason = Object.freeze({ LEFT: RoomReason.LEFT, DISCONNECTED: RoomReason.DISCONNECTED, CLOSED: RoomReason.CLOSED });
 
 /** The room's bounds (docs/rooms.md "Bounds"), for a server that does not say. */
-export const MAX_MEMBERS = 50;
-export const MAX_RINGING = 50;
+export const MAX_MEMBERS = Limit.MAX_ROOM_MEMBERS;
+export const MAX_RINGING = Limit.MAX_ROOM_RINGING;
 export const MAX_CHAT_CHARS = Limit.MAX_ROOM_CHAT_CHARS;
 
 /** What the page sends about a room: an `error` whose `request` is one of these is the room's. @type {ReadonlySet<string>} */
-export const ROOM_REQUESTS = new Set([
-  RoomType.ROOM_JOIN,
-  RoomType.ROOM_LEAVE,
-  RoomType.ROOM_INVITE,
-  RoomType.ROOM_DECLINE,
-  RoomType.ROOM_STATE,
-  RoomType.ROOM_CHAT,
-]);
+export const ROOM_REQUESTS = new Set(WIRE_ROOM_REQUESTS);
 
 /** What only the room hears from the server. @type {ReadonlySet<string>} */
-export const ROOM_EVENTS = new Set([
-  RoomType.ROOM_JOINED,
-  RoomType.ROOM_LEFT,
-  RoomType.MEMBER_JOINED,
-  RoomType.MEMBER_LEFT,
-  RoomType.MEMBER_RINGING,
-  RoomType.MEMBER_DECLINED,
-  RoomType.MEMBER_STATE,
-  RoomType.ROOM_INVITE,
-  RoomType.ROOM_CHAT,
-  RoomType.ROOM_TOPOLOGY,
-]);
+export const ROOM_EVENTS = new Set(WIRE_ROOM_EVENTS);
 
 /** Signals of a mesh link when they carry `room`. @type {ReadonlySet<string>} */
 export const SIGNALS = new Set([MessageType.OFFER, MessageType.ANSWER, MessageType.CANDIDATE]);

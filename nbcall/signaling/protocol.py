@@ -33,6 +33,9 @@ MAX_CANDIDATE_CHARS: Final = 2048
 MAX_TOKEN_CHARS: Final = 256  # credential, id, call_id, reason, client
 MAX_LISTED_USERS: Final = 1000  # users sent in one reply; the rest are counted
 MAX_ROOM_CHAT_CHARS: Final = 4000  # one line of room chat (the 1:1 chat's limit too)
+# The defaults of Limits.room_max_members and room_max_ringing, and what a page keeps at most.
+MAX_ROOM_MEMBERS: Final = 50
+MAX_ROOM_RINGING: Final = 50
 
 # -- message values (the messages themselves are declared in wire.py) -----------------
 SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
@@ -133,6 +136,8 @@ CLIENT_LIMITS: Final = {
     "MAX_TOKEN_CHARS": MAX_TOKEN_CHARS,
     "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
     "MAX_ROOM_CHAT_CHARS": MAX_ROOM_CHAT_CHARS,
+    "MAX_ROOM_MEMBERS": MAX_ROOM_MEMBERS,
+    "MAX_ROOM_RINGING": MAX_ROOM_RINGING,
 }
 
 

@@ -92,9 +92,9 @@ class Limits:
     max_forward_backlog: int = 256 * 1024
     # Rooms (docs/rooms.md, "Bounds").
     room_mesh_limit: int = 4  # members in a mesh; past it the SFU, or room_full without one
-    room_max_members: int = 50  # members in a room (and publishers in its Janus room)
+    room_max_members: int = p.MAX_ROOM_MEMBERS  # members in a room (and publishers in its Janus room)
     max_rooms: int = 10_000  # rooms on one server
-    room_max_ringing: int = 50  # invitations ringing in one room
+    room_max_ringing: int = p.MAX_ROOM_RINGING  # invitations ringing in one room
     room_chat_rate: float = 5.0  # room_chat lines per second per member, sustained
     room_chat_burst: float = 20.0
     room_state_rate: float = 5.0  # room_state messages per second per member, sustained
