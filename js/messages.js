@@ -51,6 +51,18 @@ export const DEPRECATED_TRANSPORTS = Object.freeze({
   relay: "kernel",
 });
 
+/** nbcall._enums.CALL_TRANSITIONS: every move a call state may make (js/call/call_state.js). */
+export const CALL_TRANSITIONS = Object.freeze({
+  registering: ["registering", "idle", "error"],
+  idle: ["calling", "ringing", "registering", "error"],
+  ended: ["calling", "ringing", "registering", "error"],
+  error: ["error", "registering", "idle"],
+  calling: ["connecting", "ended"],
+  ringing: ["connecting", "ended"],
+  connecting: ["connected", "ended"],
+  connected: ["ended"],
+});
+
 /**
  * Messages to page ({fields: name -> type, '?' = optional; buffers}):
  *   call: Ring a user (a name the page listed as online).

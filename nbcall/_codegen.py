@@ -90,6 +90,13 @@ def messages_js() -> str:
             "DEPRECATED_TRANSPORTS", dict(_enums.DEPRECATED_TRANSPORTS), "Old transport names and their new ones."
         )
     )
+    parts.append(
+        _frozen_object(
+            "CALL_TRANSITIONS",
+            {state: list(moves) for state, moves in _enums.CALL_TRANSITIONS.items()},
+            "nbcall._enums.CALL_TRANSITIONS: every move a call state may make (js/call/call_state.js).",
+        )
+    )
     for direction, table in _messages.DIRECTIONS.items():
         const = direction.upper()
         entries = {kind.name: {"fields": kind.fields, "buffers": kind.buffers} for kind in table.values()}

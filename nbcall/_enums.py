@@ -12,7 +12,8 @@ from typing import Final
 
 from .signaling import protocol as p
 
-# The call state machine of one widget (js/call/call_state.js holds the allowed transitions).
+# The call state machine of one widget's Phone (js/call/call_state.js) and of nbcall.Peer
+# (nbcall/_call_state.py): CALL_TRANSITIONS below are the only moves either makes.
 CALL_STATES: Final = ("idle", "registering", "calling", "ringing", "connecting", "connected", "ended", "error")
 # States in which a new call can be placed: registered and not in a call.
 CAN_CALL_STATES: Final = ("idle", "ended")
@@ -67,6 +68,29 @@ RECORDING_SOURCES: Final = ("remote", "local", "both")
 # "Recording"): the grid (every member's tile and ours, all the audio mixed) or our own
 # video.  There "remote" is the first member (as for snapshots) and "both" is the grid.
 ROOM_RECORDING_SOURCES: Final = ("grid", "local")
+
+# Every move a call state may make (a move to itself: "no change", allowed where listed).
+#   registering → idle | error            the server answered register (or refused / is unreachable)
+#   registering → registering, error → error   (retrying again: no change, no event)
+#   idle, ended → calling | ringing       a call placed here, or an invite / seed offer arriving
+#   idle, ended → registering | error     the socket dropped (quiet first retry, then an error)
+#   error       → registering | idle      retrying, then registered again
+#   calling     → connecting | ended      accepted; or cancelled, rejected, busy, no answer
+#   ringing     → connecting | ended      answered here; or rejected here, cancelled there
+#   connecting  → connected | ended       media flows; or hung up, failed
+#   connected   → ended
+# ``ended`` behaves like ``idle`` (a new call can start); a call in progress never goes to
+# ``error`` directly: it ends first (ended → error), so its media is always released.
+CALL_TRANSITIONS: Final = {
+    "registering": ("registering", "idle", "error"),
+    "idle": ("calling", "ringing", "registering", "error"),
+    "ended": ("calling", "ringing", "registering", "error"),
+    "error": ("error", "registering", "idle"),
+    "calling": ("connecting", "ended"),
+    "ringing": ("connecting", "ended"),
+    "connecting": ("connected", "ended"),
+    "connected": ("ended",),
+}
 
 ENUMS: Final = {
     "CALL_STATES": CALL_STATES,

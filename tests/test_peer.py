@@ -284,7 +284,8 @@ def test_seed_style_plain_offer_rings_a_peer(peers: list[Peer], url: str) -> Non
     control = seedish._control
     # Make seedish call the seed's way: a plain offer, as if its invite had been accepted by a seed callee.
     control.peer, control.peer_key, control.seed_call = callee.name, name_key(callee.name), True
-    control.state = "connecting"
+    control.machine.move("calling", "test: as if seedish had invited")
+    control.machine.move("connecting", "test: as if a seed callee had accepted")
     control.session = seedish.new_session(False)
     seedish._loop.run(control._offer(), 10)
     until(lambda: callee.state == "connected" and len(frames) >= 5, what="seed-style call")

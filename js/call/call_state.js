@@ -1,37 +1,20 @@
 // The call states of one widget and the only moves between them.  The Phone changes state
-// only through `transition`, which refuses a move this table does not list.
-//
-//   registering → idle | error            the server answered register (or refused / is unreachable)
-//   registering → registering, error → error   (retrying again: no change, no event)
-//   idle, ended → calling | ringing       a call placed here, or an invite / seed offer arriving
-//   idle, ended → registering | error     the socket dropped (quiet first retry, then an error)
-//   error       → registering | idle      retrying, then registered again
-//   calling     → connecting | ended      accepted; or cancelled, rejected, busy, no answer
-//   ringing     → connecting | ended      answered here; or rejected here, cancelled there
-//   connecting  → connected | ended       media flows; or hung up, failed
-//   connected   → ended
-//
-// `ended` behaves like `idle` (a new call can start); a call in progress never goes to
-// `error` directly: it ends first (ended → error), so its media is always released.
+// only through `transition`, which refuses a move the table does not list.  The table is
+// nbcall._enums.CALL_TRANSITIONS (generated into messages.js, with the moves explained
+// there); nbcall.Peer moves through the same table (nbcall/_call_state.py), and
+// tests/call_transitions.json is one set of cases both are tested against.
 
-import { CALL_STATES, CAN_CALL_STATES, IN_CALL_STATES } from "../messages.js";
+import { CALL_STATES, CALL_TRANSITIONS, CAN_CALL_STATES, IN_CALL_STATES } from "../messages.js";
 import { State } from "../names.js";
 
 /** @typedef {import("../names.js").CallStateName} CallStateName */
 
-const { REGISTERING, IDLE, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
+const { REGISTERING, RINGING } = State;
 
 /** @type {Readonly<Record<CallStateName, readonly CallStateName[]>>} */
-export const TRANSITIONS = Object.freeze({
-  [REGISTERING]: [REGISTERING, IDLE, ERROR],
-  [IDLE]: [CALLING, RINGING, REGISTERING, ERROR],
-  [ENDED]: [CALLING, RINGING, REGISTERING, ERROR],
-  [ERROR]: [ERROR, REGISTERING, IDLE],
-  [CALLING]: [CONNECTING, ENDED],
-  [RINGING]: [CONNECTING, ENDED],
-  [CONNECTING]: [CONNECTED, ENDED],
-  [CONNECTED]: [ENDED],
-});
+export const TRANSITIONS = /** @type {Readonly<Record<CallStateName, readonly CallStateName[]>>} */ (
+  /** @type {unknown} */ (CALL_TRANSITIONS)
+);
 
 const CAN_CALL = new Set(/** @type {readonly string[]} */ (CAN_CALL_STATES));
 const IN_CALL = new Set(/** @type {readonly string[]} */ (IN_CALL_STATES));

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from .._call_state import CallState
 from .._enums import CAN_CALL_STATES, END_REASONS
 from .._errors import CallError
 from ..signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode
@@ -61,7 +62,8 @@ class Control:
         self.key = ""
         self.credential: str | None = None
         self.server_id = ""
-        self.state = "registering"
+        # The call's state: moves only through the table the page's Phone uses too.
+        self.machine = CallState("registering", hooks.state_changed)
         self.peer = ""
         self.peer_key = ""
         self.incoming = ""
@@ -91,7 +93,7 @@ class Control:
             if code == ErrorCode.NAME_TAKEN and time.monotonic() < deadline:
                 await asyncio.sleep(NAME_RETRY_S)
                 continue
-            self._set_state("error")
+            self._set_state("error", "register refused")
             self.error = f"cannot register as {self.user}: {code}: {_str(reply.get('message'))}"
             raise CallError(self.error)
         self._registered(reply)
@@ -154,7 +156,7 @@ class Control:
         """Our socket dropped: register again with the credential (announcing the call) until it works."""
         log.warning("%s: signaling connection lost; reconnecting", self.user)
         if self.state not in BUSY_STATES:
-            self._set_state("registering")
+            self._set_state("registering", "socket dropped")
         while not self._closing:
             try:
                 reply = await self._register()
@@ -167,7 +169,7 @@ class Control:
                 return
             self.error = f"cannot register as {self.user}: {_str(reply.get('code'))}"
             await self._end("disconnected")
-            self._set_state("error")
+            self._set_state("error", "register refused on reconnect")
             self._closing = True
             return
 
@@ -197,10 +199,13 @@ class Control:
 
     # -- state ------------------------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            self.hooks.state_changed(state)
+    @property
+    def state(self) -> str:
+        return self.machine.state
+
+    def _set_state(self, state: str, why: str) -> None:
+        """Move the call's state (a listed move to the current state changes nothing)."""
+        self.machine.move(state, why)
 
     def _registered(self, reply: dict[str, Any]) -> None:
         self.key = _str(reply.get("key")) or self.key
@@ -215,7 +220,7 @@ class Control:
         if self.state in BUSY_STATES and not ours and not (restarted and self.state in ("connecting", "connected")):
             asyncio.get_running_loop().create_task(self._end("disconnected"))
         elif self.state in ("registering", "error"):
-            self._set_state("idle")
+            self._set_state("idle", "registered")
         self.error = ""
 
     def _replace_peers(self, users: object, keys: object) -> None:
@@ -246,7 +251,7 @@ class Control:
         self.error = ""
         self.pending = []
         self.setup_ms = 0
-        self._set_state(state)
+        self._set_state(state, "new call")
         if state == "ringing":
             self.hooks.ringing(peer)
 
@@ -263,7 +268,7 @@ class Control:
         self.incoming = ""
         self.end_reason = reason
         if was_busy:
-            self._set_state("ended")
+            self._set_state("ended", "call ended")
         if session is not None:
             await self.hooks.end_session(session)
 
@@ -283,7 +288,7 @@ class Control:
         if not self.seed_call:
             await self.send({"type": "accept", "to": self.peer})
         self.incoming = ""
-        self._set_state("connecting")
+        self._set_state("connecting", "answered")
         self.session = self.hooks.new_session(not self.seed_call)
         pending, self.pending = self.pending, []
         for message in pending:
@@ -315,7 +320,7 @@ class Control:
         """The session's RTCPeerConnection state changed."""
         if state == "connected" and self.state == "connecting":
             self.setup_ms = round((time.monotonic() - self.setup_start) * 1000)
-            self._set_state("connected")
+            self._set_state("connected", "media connected")
             self.hooks.connected()
         elif state == "failed" and self.state in ("connecting", "connected"):
             self.error = "call failed: no ICE path to the other side"
@@ -361,7 +366,7 @@ class Control:
         elif kind == "accept":
             if self.state == "calling" and self._from_peer(message):
                 self.seed_call = message.get("seed") is True
-                self._set_state("connecting")
+                self._set_state("connecting", "accepted")
                 self.session = self.hooks.new_session(not self.seed_call)
                 await self._offer()
         elif kind in ENDINGS:
@@ -375,7 +380,7 @@ class Control:
         elif kind == "replaced":
             self._closing = True
             await self._end("replaced")
-            self._set_state("error")
+            self._set_state("error", "name taken over")
             self.error = _str(message.get("message")) or "replaced by another connection"
 
     async def _signal(self, message: dict[str, Any]) -> None:
