@@ -68,7 +68,8 @@ class Snapshot:
         else:
             self._callbacks.append(callback)
 
-    def _fill(self, content: dict[str, Any], buffers: Sequence[Any]) -> None:
+    def fill(self, content: dict[str, Any], buffers: Sequence[Any]) -> None:
+        """Take the page's answer: the frame (RGBA buffers) or why there is none."""
         if content.get("ok") and len(buffers) >= 2:
             width, height = int(content.get("width", 0)), int(content.get("height", 0))
             rgba = _as_bytes(buffers[1])
@@ -168,7 +169,7 @@ class MediaInbox:
         """A frame (or why there is none); one the kernel did not ask for comes from the widget's button."""
         rid = str(content.get("id") or "")
         snap = self._pending.pop(rid, None) or Snapshot(str(content.get("which", "remote")), rid or None)
-        snap._fill(content, buffers)
+        snap.fill(content, buffers)
         if snap.ready:
             self.snapshots = [*self.snapshots, snap][-MAX_SNAPSHOTS:]
 

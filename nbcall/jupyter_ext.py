@@ -175,7 +175,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
     def unsent_bytes(self) -> int:
         # tornado keeps no public figure for the unsent backlog; these counters are it.
         stream: Any = getattr(self.ws_connection, "stream", None)
-        return stream._total_write_index - stream._total_write_done_index if stream is not None else 0
+        return stream._total_write_index - stream._total_write_done_index if stream is not None else 0  # noqa: SLF001
 
     def write_text(self, data: bytes) -> None:
         self.write_message(data, binary=False)  # bytes in a text frame: already UTF-8 JSON
@@ -235,7 +235,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
         connection = self.ws_connection
         self.close(code, reason)
         if connection is not None:
-            connection._abort()  # tornado's "close the socket now"; on_close follows
+            connection._abort()  # noqa: SLF001  tornado's only "close the socket now"; on_close follows
 
 
 class UpstreamRefused(Exception):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import logging
 import os
 import pathlib
@@ -68,7 +69,12 @@ def _warn_deprecated(message: str) -> None:
     """
     packages = (sys.modules["nbcall"], traitlets, anywidget, ipywidgets)
     internal = (*(os.path.dirname(m.__file__ or "") + os.sep for m in packages), contextlib.__file__)
-    level, frame = 2, sys._getframe(1)
+    caller = inspect.currentframe()
+    frame = caller.f_back if caller is not None else None
+    if frame is None:  # an interpreter without frames: warn where the user's code cannot be found
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return
+    level = 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(internal):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, DeprecationWarning, stacklevel=level)

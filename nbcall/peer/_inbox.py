@@ -136,7 +136,7 @@ class Inbox:
         self.delivered += 1
         self._wake()
         for callback in list(self.frame_callbacks):
-            self._run(callback, out, "on_frame")
+            self.run_callback(callback, out, "on_frame")
         transform, track = self.transform, self.transform_track
         if transform is not None and track is not None:
             try:
@@ -149,9 +149,10 @@ class Inbox:
 
     def _hear(self, chunk: AudioChunk) -> None:
         for callback in list(self.audio_callbacks):
-            self._run(callback, chunk, "on_audio")
+            self.run_callback(callback, chunk, "on_audio")
 
-    def _run(self, callback: Callable[[Any], Any], arg: Any, what: str) -> None:
+    def run_callback(self, callback: Callable[[Any], Any], arg: Any, what: str) -> None:
+        """Call a user's callback; what it raises is logged and counted, never propagated."""
         try:
             callback(arg)
         except Exception as exc:

@@ -124,7 +124,20 @@ class Peer(PeerInfo):
     @property
     def stats(self) -> dict[str, Any]:
         """Numbers of the current or last call (see docs/peer.md "Stats")."""
-        return collect(self)
+        return collect(
+            control=self._control,
+            inbox=self.inbox,
+            events=self._events,
+            out_video=self._out_video,
+            out_audio=self._out_audio,
+            channel=self._channel,
+            net_stats=self._net_stats,
+        )
+
+    def last_sent_frame(self) -> Array | None:
+        """The video frame this Peer sent last (its source's or ``video_transform``'s), or None."""
+        out = self._out_video
+        return out.last_frame if out is not None else None
 
     def __repr__(self) -> str:
         return f"<nbcall.Peer {self.name!r} {self.state}{' with ' + self.peer if self.peer else ''}>"
@@ -269,7 +282,7 @@ class Peer(PeerInfo):
             "chat": self._chat_callbacks,
         }[kind]  # type: ignore[assignment]
         for callback in list(callbacks):
-            self.inbox._run(callback, value, f"on_{kind}")
+            self.inbox.run_callback(callback, value, f"on_{kind}")
 
     def state_changed(self, state: str) -> None:
         self._events.put(("state", state))

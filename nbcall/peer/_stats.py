@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._peer import Peer
+    from ._channel import Channel
+    from ._control import Control
+    from ._inbox import Inbox
+    from ._tracks import AudioSourceTrack, SourceTrack, TransformTrack
+    from ._workers import Worker
 
 
-def collect(peer: Peer) -> dict[str, Any]:
+def collect(
+    *,
+    control: Control,
+    inbox: Inbox,
+    events: Worker[Any],
+    out_video: SourceTrack | TransformTrack | None,
+    out_audio: AudioSourceTrack | None,
+    channel: Channel | None,
+    net_stats: Mapping[str, Any],
+) -> dict[str, Any]:
     """A fresh dict (safe to keep): counters since the Peer started, rates over the last seconds."""
-    inbox = peer.inbox
-    control = peer._control
-    out_video, out_audio, channel = peer._out_video, peer._out_audio, peer._channel
     width, height = inbox.size
     stats: dict[str, Any] = {
         "state": control.state,
@@ -26,12 +37,12 @@ def collect(peer: Peer) -> dict[str, Any]:
         "height": height,
         "audio_chunks_received": inbox.audio_received,
         "audio_chunks_dropped": inbox.audio.dropped,
-        "callback_errors": inbox.callback_errors + peer._events.errors,
+        "callback_errors": inbox.callback_errors + events.errors,
         "transform_errors": inbox.transform_errors,
         "last_error": inbox.last_error,
         "frames_sent": out_video.sent if out_video else 0,
         "source_errors": (out_video.errors if out_video else 0) + (out_audio.errors if out_audio else 0),
-        "events_dropped": peer._events.dropped,
+        "events_dropped": events.dropped,
         "channel": {
             "open": bool(channel and channel.open),
             "received": channel.received if channel else 0,
@@ -42,5 +53,5 @@ def collect(peer: Peer) -> dict[str, Any]:
     session = control.session
     if session is not None:
         stats["candidates_refused"] = session.candidates_refused
-    stats.update(peer._net_stats)
+    stats.update(net_stats)
     return stats

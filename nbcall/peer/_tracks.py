@@ -98,6 +98,11 @@ class SourceTrack(MediaStreamTrack, _Counting):
         self._start = 0.0
         self._index = 0
 
+    @property
+    def last_frame(self) -> Array:
+        """The frame sent last (black before the first)."""
+        return self._last
+
     def _produce(self, index: int, t: float) -> Array:
         try:
             if self._fn is not None:
@@ -151,6 +156,11 @@ class TransformTrack(MediaStreamTrack, _Counting):
         self._new = asyncio.Event()
         self._start = time.time()
         self.skipped = 0
+
+    @property
+    def last_frame(self) -> Array | None:
+        """The frame pushed last (None before the first)."""
+        return self._latest
 
     def push(self, array: object) -> None:
         """Thread-safe: the next frame to send (replaces one not sent yet)."""

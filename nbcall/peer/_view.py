@@ -88,11 +88,8 @@ class PeerView:
             self._last_in = frame.index
             self.received.value = png(shrink(frame.array, self.width))
             self.updates += 1
-        out = peer._out_video
-        latest = getattr(out, "_latest", None) if out is not None else None
-        if latest is None and out is not None:
-            latest = getattr(out, "_last", None)
-        if isinstance(latest, np.ndarray) and id(latest) != self._last_out:
+        latest = peer.last_sent_frame()
+        if latest is not None and id(latest) != self._last_out:
             self._last_out = id(latest)
             self.sent.value = png(shrink(latest, self.width))
             self.updates += 1

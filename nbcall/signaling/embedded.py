@@ -127,6 +127,16 @@ class ServerHandle:
             if janus is not None:
                 janus.stop()
 
+    def release_at_exit(self) -> None:
+        """The process is exiting with the server still up: remove its runtime file and stop
+        its Janus, a child process that would outlive the kernel (the server dies with us)."""
+        if not self.owned:
+            return
+        self._forget_runtime_file()
+        janus = self._server.owned_janus if self._server is not None else None
+        if janus is not None:
+            janus.stop()
+
     def _forget_runtime_file(self) -> None:
         path, secret = self.runtime_file, self._secret
         self.runtime_file = None
@@ -358,11 +368,8 @@ def _get_json(host: str, port: int, path: str, timeout: float) -> dict[str, Any]
 @atexit.register
 def _remove_runtime_file_at_exit() -> None:
     handle = _current
-    if handle is not None and handle.owned:
-        handle._forget_runtime_file()
-        janus = handle._server.owned_janus if handle._server is not None else None
-        if janus is not None:  # a child process: it would outlive the kernel
-            janus.stop()
+    if handle is not None:
+        handle.release_at_exit()
 
 
 def default_server() -> str:

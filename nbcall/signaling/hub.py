@@ -3,7 +3,7 @@
 The hub sees :class:`Peer` objects (anything with ``send_bytes`` and ``close_now``) and
 validated messages from :func:`wire.parse_request`.  Keeping the transport out makes
 the rules testable.  It is also the cluster's seam (:mod:`.cluster`): a user who is not
-here is looked up with :meth:`Hub._remote_user`, which a cluster hub answers with a stand-in
+here is looked up with :meth:`Hub.remote_user`, which a cluster hub answers with a stand-in
 session whose ``send`` goes to that user's node; the rules below stay the only rules.
 """
 
@@ -42,7 +42,7 @@ class Hub:
         # Tells a reconnecting client whether it reached the same server (whose grace may
         # have ended its call) or a restarted one (which knows nothing: announce the call).
         self.instance = secrets.token_hex(8)
-        self._clock = clock
+        self.clock = clock
         # For /metrics: plain ints (a Counter's lock would cost the relay's hot path).
         self.relayed = 0  # offers, answers and candidates forwarded
         self.errors: dict[str, int] = {}  # error replies by code
@@ -52,7 +52,7 @@ class Hub:
         """Users online as clients see them (a cluster hub counts every node's)."""
         return len(self.users)
 
-    def _remote_user(self, key: str, kind: str | None = None) -> Session | None:
+    def remote_user(self, key: str, kind: str | None = None) -> Session | None:
         """A user who is not connected here: None on one server (a cluster hub answers with
         a stand-in for a user on another node, or raises ``cluster_unavailable``)."""
         return None
@@ -60,7 +60,7 @@ class Hub:
     # -- connection lifecycle --------------------------------------------------------
 
     def connect(self, peer: Peer) -> Session:
-        return Session(peer=peer, tokens=self.limits.burst, stamp=self._clock())
+        return Session(peer=peer, tokens=self.limits.burst, stamp=self.clock())
 
     def disconnect(self, session: Session, *, clean: bool = True) -> None:
         """The connection closed.  ``clean``: the client closed it itself (it sent a close
@@ -75,12 +75,12 @@ class Hub:
         grace = self.limits.reconnect_grace
         if not clean and grace > 0 and call is not None and call.state == "active" and not session.away:
             session.away = True
-            session.grace_timer = asyncio.get_running_loop().call_later(grace, self._release, session)
+            session.grace_timer = asyncio.get_running_loop().call_later(grace, self.release, session)
             self._tell_status(key, call, "reconnecting")
             return
-        self._release(session)
+        self.release(session)
 
-    def _release(self, session: Session) -> None:
+    def release(self, session: Session) -> None:
         """The user is gone: its name is free and its call ends."""
         key = session.key
         if key is None or self.users.get(key) is not session:
@@ -94,7 +94,7 @@ class Hub:
         self.presence.changed(key, session.name or key, joined=False)
 
     def _tell_status(self, key: str, call: Call, status: str) -> None:
-        message: dict[str, Any] = {"type": "peer_status", "from": self._display(key), "from_key": key}
+        message: dict[str, Any] = {"type": "peer_status", "from": self.display_name(key), "from_key": key}
         message.update(call_id=call.call_id, status=status, grace=self.limits.reconnect_grace)
         self._tell(call.other(key), message)
 
@@ -130,7 +130,7 @@ class Hub:
             session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
 
     def _take_token(self, session: Session) -> bool:
-        if take_token(session, self.limits, self._clock()):
+        if take_token(session, self.limits, self.clock()):
             return True
         self.errors[p.ErrorCode.RATE_LIMITED] = self.errors.get(p.ErrorCode.RATE_LIMITED, 0) + 1
         return False
@@ -176,7 +176,7 @@ class Hub:
             call = self._restore_call(key, message["call"])
         if call is not None:
             other = call.other(key)
-            peer = self._display(other)
+            peer = self.display_name(other)
             reply["call"] = {"call_id": call.call_id, "peer": peer, "peer_key": other, "state": call.state}
         session.send(reply)
         if holder is not None and holder.away:
@@ -224,8 +224,8 @@ class Hub:
             "online": len(self.users),
         }
 
-    def _display(self, key: str) -> str:
-        session = self.users.get(key) or self._remote_user(key)
+    def display_name(self, key: str) -> str:
+        session = self.users.get(key) or self.remote_user(key)
         return session.name if session is not None and session.name else key
 
     # -- forwarding the seed's messages -----------------------------------------------
@@ -237,7 +237,7 @@ class Hub:
         sender = session.key
         assert sender is not None
         target_key = name_key(message["to"])
-        target = self.users.get(target_key) or self._remote_user(target_key, kind)
+        target = self.users.get(target_key) or self.remote_user(target_key, kind)
         if target is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", kind)
         call = self.calls.get(sender)
@@ -274,7 +274,9 @@ class Hub:
         mine = self.calls.get(caller)
         if mine is not None and not mine.implicit:
             raise p.ProtocolError(
-                p.ErrorCode.BUSY, f"you are in a call with '{self._display(mine.other(caller))}'; hang up first", kind
+                p.ErrorCode.BUSY,
+                f"you are in a call with '{self.display_name(mine.other(caller))}'; hang up first",
+                kind,
             )
         self.rooms.check_free(caller, kind)
         if callee in self.calls or self.rooms.engaged(callee):
@@ -313,7 +315,7 @@ class Hub:
         if kind == "cancel" and (call.state != "ringing" or call.caller != me):
             raise p.ProtocolError(p.ErrorCode.NO_CALL, "there is no outgoing ringing call to cancel", kind)
         default_reason = {"reject": "rejected", "cancel": "cancelled", "hangup": "hangup"}[kind]
-        self._drop_call(call)
+        self.drop_call(call)
         self._tell(
             other_key,
             {
@@ -328,7 +330,7 @@ class Hub:
     def _invite(self, session: Session, callee_key: str, message: dict[str, Any]) -> None:
         me = session.key
         assert me is not None
-        callee = self.users.get(callee_key) or self._remote_user(callee_key, "invite")
+        callee = self.users.get(callee_key) or self.remote_user(callee_key, "invite")
         if callee is None:
             raise p.ProtocolError(p.ErrorCode.UNKNOWN_PEER, f"'{message['to']}' is not online", "invite")
         if callee_key == me:
@@ -337,7 +339,7 @@ class Hub:
         if mine is not None and not mine.implicit:
             raise p.ProtocolError(
                 p.ErrorCode.BUSY,
-                f"you are already in a call with '{self._display(mine.other(me))}'; hang up first",
+                f"you are already in a call with '{self.display_name(mine.other(me))}'; hang up first",
                 "invite",
             )
         self.rooms.check_free(me, "invite")
@@ -359,31 +361,31 @@ class Hub:
         call = Call(call_id, me, callee_key, "ringing")
         self.calls[me] = self.calls[callee_key] = call
         loop = asyncio.get_running_loop()
-        call.timer = loop.call_later(self.limits.ring_timeout, self._ring_timeout, call)
+        call.timer = loop.call_later(self.limits.ring_timeout, self.ring_out, call)
         callee.send({"type": "invite", "from": session.name, "from_key": me, "call_id": call_id})
         if not callee.remote:  # else the callee's node answers: ringing, busy, or a seed's accept
             session.send({"type": "ringing", "from": callee.name, "from_key": callee_key, "call_id": call_id})
 
-    def _ring_timeout(self, call: Call) -> None:
+    def ring_out(self, call: Call) -> None:
         call.timer = None
         if self.calls.get(call.caller) is not call:
             return
-        self._drop_call(call)
+        self.drop_call(call)
         # The caller hears a hang-up from the callee, the callee a cancel from the caller.
         for to, kind, other in ((call.caller, "hangup", call.callee), (call.callee, "cancel", call.caller)):
-            message = {"type": kind, "from": self._display(other), "from_key": other, "call_id": call.call_id}
+            message = {"type": kind, "from": self.display_name(other), "from_key": other, "call_id": call.call_id}
             self._tell(to, {**message, "reason": "timeout"})
 
     def _end_call(self, key: str, reason: str, name: str | None) -> None:
         call = self.calls.get(key)
         if call is None:
             return
-        self._drop_call(call)
+        self.drop_call(call)
         other = call.other(key)
         message = {"type": "hangup", "from": name or key, "from_key": key, "call_id": call.call_id, "reason": reason}
         self._tell(other, message)
 
-    def _drop_call(self, call: Call) -> None:
+    def drop_call(self, call: Call) -> None:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
@@ -393,9 +395,9 @@ class Hub:
         for key in (call.caller, call.callee):
             session = self.users.get(key)
             if session is not None and session.away:
-                self._release(session)  # its name was held for this call only
+                self.release(session)  # its name was held for this call only
 
     def _tell(self, key: str, message: dict[str, Any]) -> None:
-        session = self.users.get(key) or self._remote_user(key)
+        session = self.users.get(key) or self.remote_user(key)
         if session is not None:
             session.send(message)

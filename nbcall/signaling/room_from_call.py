@@ -40,7 +40,7 @@ def invite_from_call(rooms: Rooms, session: Session, message: dict[str, Any]) ->
     if call is None:
         raise p.ProtocolError(p.ErrorCode.NO_CALL, "you are in no call: name the room to invite into", KIND)
     peer_key = call.other(me)
-    peer, name = hub.users.get(peer_key), hub._display(peer_key)
+    peer, name = hub.users.get(peer_key), hub.display_name(peer_key)
     if call.state != "active":
         raise p.ProtocolError(p.ErrorCode.NO_CALL, f"your call with '{name}' is not answered yet", KIND)
     if call.implicit or not session.nbcall or (peer is not None and not peer.nbcall):
@@ -55,7 +55,7 @@ def invite_from_call(rooms: Rooms, session: Session, message: dict[str, Any]) ->
         raise p.ProtocolError(p.ErrorCode.ROOM_FULL, f"this server has {len(rooms.rooms)} rooms, its most", KIND)
 
     room = _new_room(rooms)
-    hub._drop_call(call)  # not ended: moved (nobody is told hangup)
+    hub.drop_call(call)  # not ended: moved (nobody is told hangup)
     # The callee first, the caller as the newcomer: the caller offers to the callee, as in the
     # call, so a page that carries the connection over keeps its side of perfect negotiation.
     caller, callee = (session, peer) if call.caller == me else (peer, session)

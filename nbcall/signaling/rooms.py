@@ -79,7 +79,7 @@ class Rooms:
             if member is not None and member.session is session:
                 self._remove(room, key, "closed" if clean else "disconnected")
                 if not clean:  # its page comes back and joins again: for the call's grace, uninvited
-                    room.let_back(key, self.hub._clock(), self.limits.reconnect_grace, self.limits.room_max_members)
+                    room.let_back(key, self.hub.clock(), self.limits.reconnect_grace, self.limits.room_max_members)
         rung = self.rung.get(key)
         if rung is not None and rung.ringing[key].session is session:
             self._decline(rung, rung.ringing[key], "left")
@@ -172,7 +172,7 @@ class Rooms:
     def _check_entry(self, room: Room, key: str, password: str | None) -> None:
         kind = "room_join"
         # An invitation opens an invite-only or password room; so does having dropped out of it lately.
-        if key not in room.ringing and not room.may_return(key, self.hub._clock()):
+        if key not in room.ringing and not room.may_return(key, self.hub.clock()):
             if room.access == "invite":
                 raise p.ProtocolError(
                     p.ErrorCode.NOT_INVITED, f"room '{room.name}' is invite-only: ask a member to invite you", kind
@@ -231,7 +231,7 @@ class Rooms:
         """``session``'s user as a member; its chat and state buckets are kept across rooms."""
         key, name = session.key, session.name
         assert key is not None and name is not None
-        now, limits = self.hub._clock(), self.limits
+        now, limits = self.hub.clock(), self.limits
         buckets = self.buckets.get(key) or (Bucket(limits.room_chat_burst, now), Bucket(limits.room_state_burst, now))
         self.buckets[key] = buckets
         return Member(session, key, name, *buckets)
@@ -379,7 +379,7 @@ class Rooms:
     def _state(self, session: Session, message: dict[str, Any]) -> None:
         room = self._room_of(session, message)
         member = room.members[session.key or ""]
-        if not member.state.take(self.hub._clock(), self.limits.room_state_rate, self.limits.room_state_burst):
+        if not member.state.take(self.hub.clock(), self.limits.room_state_rate, self.limits.room_state_burst):
             return  # a flood of toggles: the latest that got through stands
         member.audio, member.video = message["audio"], message["video"]
         message = room.about("member_state", member, audio=member.audio, video=member.video)
@@ -388,7 +388,7 @@ class Rooms:
     def _chat(self, session: Session, message: dict[str, Any]) -> None:
         room = self._room_of(session, message)
         member = room.members[session.key or ""]
-        now = self.hub._clock()
+        now = self.hub.clock()
         if not member.chat.take(now, self.limits.room_chat_rate, self.limits.room_chat_burst):
             if member.chat.warn(now):
                 rate = f"{self.limits.room_chat_rate:g}"

@@ -84,7 +84,7 @@ class Handovers:
         call = hub.calls.get(key)
         if call is not None:
             other = call.other(key)
-            partner = hub.users.get(other) or hub._remote_user(other)
+            partner = hub.users.get(other) or hub.remote_user(other)
             state["call"] = {"call_id": call.call_id, "caller": call.caller, "callee": call.callee,
                              "state": call.state, "implicit": call.implicit}  # fmt: skip
             if partner is not None:
@@ -120,7 +120,7 @@ class Handovers:
                     hub.ghost(*partner)
                 if state.get("ring_timer") and call.state == "ringing":
                     loop = asyncio.get_running_loop()
-                    call.timer = loop.call_later(hub.limits.ring_timeout, hub._ring_timeout, call)
+                    call.timer = loop.call_later(hub.limits.ring_timeout, hub.ring_out, call)
         hub.users[key] = holder
 
     def forward(self, key: str, header: list[Any], body: bytes) -> bool:

@@ -41,7 +41,7 @@ class ClusterHub(Hub):
         self.ghosts: dict[str, RemoteSession] = {}  # stand-ins for users on other nodes
         self.handovers = handover.Handovers(self)
         self.registrar = Registrar(self)
-        self._sender: str | None = None  # the key whose frame is being handled
+        self.current_sender: str | None = None  # the key whose frame is being handled
         self._cut_off: asyncio.TimerHandle | None = None
         self.cross_relayed = 0  # offers/answers/candidates sent to other nodes
         self.cross_received = 0  # messages delivered here from other nodes
@@ -74,7 +74,7 @@ class ClusterHub(Hub):
         return {"type": kind, "users": [e.name for _, e in listed], "keys": [k for k, _ in listed],
                 "online": len(self.directory)}  # fmt: skip
 
-    def _remote_user(self, key: str, kind: str | None = None) -> Session | None:
+    def remote_user(self, key: str, kind: str | None = None) -> Session | None:
         if kind is not None and not self.link.up:
             if self.ghosts.get(key) is not None or self.directory.get(key) is not None:
                 raise p.ProtocolError(
@@ -111,13 +111,13 @@ class ClusterHub(Hub):
                 if len(held) < MAX_HELD_FRAMES:
                     held.append(frame)
                 return
-        self._sender = session.key
+        self.current_sender = session.key
         super().receive(session, frame)
 
     def send_remote(self, ghost: RemoteSession, message: dict[str, Any], sender: str | None = None) -> bool:
         """Publish ``message`` for ``ghost`` to its node, the envelope filled in from this node's state."""
         kind = message["type"]
-        frm = sender or message.get("from_key") or self._sender
+        frm = sender or message.get("from_key") or self.current_sender
         if frm is None:
             return False
         local = self.users.get(frm)
@@ -142,7 +142,7 @@ class ClusterHub(Hub):
     def _register(self, session: Session, message: dict[str, Any]) -> None:
         self.registrar.register(session, message)
 
-    def _register_here(self, session: Session, message: dict[str, Any]) -> bool:
+    def register_here(self, session: Session, message: dict[str, Any]) -> bool:
         try:
             super()._register(session, message)
         except p.ProtocolError as exc:
@@ -161,11 +161,11 @@ class ClusterHub(Hub):
         self.registrar.claiming.pop(session, None)
         super().disconnect(session, clean=clean)
 
-    def _release(self, session: Session) -> None:
+    def release(self, session: Session) -> None:
         key = session.key
         if key is None or self.users.get(key) is not session:
             return
-        super()._release(session)
+        super().release(session)
         self.directory.local_del(key)
         token = self.registrar.tokens.pop(key, "")
         if token not in self.registrar.unconfirmed:  # (else released once Redis says what it did)

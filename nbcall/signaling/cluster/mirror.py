@@ -66,15 +66,15 @@ def admit(hub: ClusterHub, me: Session, sender: RemoteSession, kind: str, call_i
         return True
     if kind in ("reject", "cancel", "hangup"):
         if ours and call is not None:
-            hub._drop_call(call)
+            hub.drop_call(call)
             return True
         return False
     if kind == "busy":  # the callee's node refused our invite or plain offer
         if ours and call is not None and call.caller == key and (call.state == "ringing" or call.implicit):
-            hub._drop_call(call)
+            hub.drop_call(call)
         return True
     if kind == "error":
         if ours and call is not None and call.caller == key and orjson.loads(body).get("code") == "unknown_peer":
-            hub._drop_call(call)  # the callee left before our invite reached its node
+            hub.drop_call(call)  # the callee left before our invite reached its node
         return True
     return ours  # ringing, peer_status: only about a call we share

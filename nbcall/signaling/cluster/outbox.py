@@ -56,7 +56,7 @@ class _Socket(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self.outbox._write()
+        self.outbox.write_queued()
 
     def data_received(self, data: bytes) -> None:
         pass  # CLIENT REPLY OFF: Redis sends nothing back
@@ -65,7 +65,7 @@ class _Socket(asyncio.Protocol):
         return False  # Redis closed its side: close ours
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.outbox._lost(self, exc)
+        self.outbox.socket_lost(self, exc)
 
 
 class Outbox:
@@ -149,9 +149,10 @@ class Outbox:
             asyncio.get_running_loop().call_soon(self._turn)
             return
         self._scheduled = False
-        self._write()
+        self.write_queued()
 
-    def _write(self) -> None:
+    def write_queued(self) -> None:
+        """Write what is queued, as far as the socket's flow control lets (its protocol calls this on resume)."""
         socket = self._socket
         if socket is None:
             self._wake.set()  # the writer task connects (or writes, without the fast path)
@@ -159,7 +160,8 @@ class Outbox:
         while self._queue and not socket.paused:  # write() pauses it past HIGH_WATER
             socket.transport.writelines(self._take())
 
-    def _lost(self, socket: _Socket, exc: Exception | None) -> None:
+    def socket_lost(self, socket: _Socket, exc: Exception | None) -> None:
+        """Redis closed the publisher's connection (its protocol says so)."""
         # Not a failure of Redis: its ``timeout`` or a proxy's idle cut closes a publisher that
         # had nothing to send.  The next write connects again; whether Redis is down is the
         # heartbeat's call (and a failed connect's).
@@ -194,7 +196,7 @@ class Outbox:
                         self.abort()
                         self._on_failure(exc)
                 if self._socket is not None:
-                    self._write()
+                    self.write_queued()
                 await self._wake.wait()
                 self._wake.clear()
         finally:

@@ -82,7 +82,7 @@ class Registrar:
         if not hub.link.up or (holder is not None and not holder.remote):
             # Cut off: this node's rule only, published when Redis is back.  Held here: the
             # entry is this node's already; a takeover keeps the holder's token.
-            if hub._register_here(session, message):
+            if hub.register_here(session, message):
                 self.tokens.setdefault(key, secrets.token_hex(8))
             return
         if message.get("credential") is None:  # made now: Redis stores its hash with the claim
@@ -136,7 +136,7 @@ class Registrar:
         if held is not None or state is not None:
             if state is not None:
                 hub.handovers.install(key, message, state)
-            kept = hub._register_here(session, message)
+            kept = hub.register_here(session, message)
         if kept:
             self.tokens[key] = token
             if held is None:  # closed meanwhile: registered and gone, its partner told
@@ -154,7 +154,7 @@ class Registrar:
         held = self.claiming.pop(session, None)
         if held is None:  # closed meanwhile
             return
-        self.hub._sender = session.key
+        self.hub.current_sender = session.key
         try:
             self.register(session, message)
         except Exception:  # as in Hub.receive: a bug costs this request, not the queue behind it
@@ -185,7 +185,7 @@ class Registrar:
                 log.exception("node %s: a register that waited failed", self.hub.node)
 
     def _replay(self, session: Session, held: list[p.Frame]) -> None:
-        self.hub._sender = session.key
+        self.hub.current_sender = session.key
         for frame in held:
             self.hub.receive(session, frame)
 
@@ -193,7 +193,7 @@ class Registrar:
         log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.hub.node, session.key)
         session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
         session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
-        self.hub._release(session)
+        self.hub.release(session)
 
     async def _confirm_later(self, key: str, token: str, entry: bytes) -> None:
         """A claim Redis did not answer: its entry again ("confirm": a put that leaves a newer
