@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nbcall.peer._patterns import LEFT, READ_BITS_JS, RIGHT
 
+from ._proc_cpu import CLK_TCK, descendants, read_all_cpu, read_cpu
+
 PAGE = f"""<!doctype html><meta charset="utf-8"><body><script>
 const q = new URLSearchParams(location.search);
 const ME = q.get('me'), PEER = q.get('peer'), SEND = q.get('send');
@@ -105,35 +107,15 @@ def serve_page() -> tuple[ThreadingHTTPServer, str]:
 
 def _cpu_ticks(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        return read_cpu(pid).ticks
     except (OSError, IndexError, ValueError):
         return 0
 
 
-def descendants(root: int) -> list[int]:
-    """Processes under ``root`` (Chromium's, under Playwright's driver under us)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def chromium_pids() -> list[int]:
+    """Chromium's processes under this one (under Playwright's driver under us)."""
     pids = []
-    for pid in descendants(os.getpid()):
+    for pid in descendants(read_all_cpu(), os.getpid()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if b"chromium" in f.read().split(b"\0")[0]:
@@ -148,7 +130,6 @@ class Cpu:
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
-        self.ticks = os.sysconf("SC_CLK_TCK")
 
     def start(self) -> None:
         import time
@@ -159,5 +140,5 @@ class Cpu:
     def stop(self) -> float:
         import time
 
-        used = (sum(_cpu_ticks(p) for p in self.pids) - self._c0) / self.ticks
+        used = (sum(_cpu_ticks(p) for p in self.pids) - self._c0) / CLK_TCK
         return round(100 * used / (time.monotonic() - self._t0), 1)

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from ._proc_cpu import CLK_TCK, descendants, read_all_cpu
 
 
 @dataclass
@@ -28,33 +28,15 @@ NOBODY = Proc(0, 0, 0, [])
 def processes() -> dict[int, Proc]:
     """Every process we can read: pid -> ppid, CPU ticks, command line."""
     out: dict[int, Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, cpu in read_all_cpu().items():
         try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                head, _, tail = f.read().rpartition(")")
-            fields = tail.split()
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
-            if len(cmd) == 1:  # Chromium's children rewrite their title: one string, spaces between
-                cmd = cmd[0].split(" ")
         except OSError:
             continue
-        name = head.partition("(")[2]
-        out[int(entry.name)] = Proc(int(entry.name), int(fields[1]), int(fields[11]) + int(fields[12]), cmd, name)
-    return out
-
-
-def descendants(procs: dict[int, Proc], root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for p in procs.values():
-        children.setdefault(p.ppid, []).append(p.pid)
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
+        if len(cmd) == 1:  # Chromium's children rewrite their title: one string, spaces between
+            cmd = cmd[0].split(" ")
+        out[pid] = Proc(pid, cpu.ppid, cpu.ticks, cmd, cpu.name)
     return out
 
 

@@ -8,11 +8,11 @@ import sys
 import time
 from typing import Any
 
+from ._proc_cpu import CLK_TCK, descendants, read_all_cpu
 from .wsbench import ROOT, cpu_busy_share, cpu_busy_ticks
 
 BUNDLE = ROOT / "nbcall" / "static" / "widget.js"
 CSS = ROOT / "nbcall" / "static" / "widget.css"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def process_role(pid: int) -> str:
@@ -48,28 +48,9 @@ def process_role(pid: int) -> str:
 
 def own_cpu_by_pid() -> dict[int, int]:
     """utime+stime ticks of each process of this benchmark's tree (itself included)."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parent[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])
-    me = os.getpid()
-    out: dict[int, int] = {}
-    for pid, t in ticks.items():
-        p, hops = pid, 0
-        while p > 1 and p != me and hops < 64:
-            p, hops = parent.get(p, 0), hops + 1
-        if p == me:
-            out[pid] = t
-    return out
+    procs = read_all_cpu()
+    mine = {os.getpid(), *descendants(procs, os.getpid())}
+    return {pid: p.ticks for pid, p in procs.items() if pid in mine}
 
 
 class Load:

@@ -23,6 +23,8 @@ from pathlib import Path
 # HOST: the benchmarks never talk to anything but 127.0.0.1.
 from nbcall._testing.processes import HOST, nbcall_server_cmd, stop_process, wait_for_port
 
+from ._proc_cpu import read_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = os.environ.get("NBCALL_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 SEED_SERVER = Path(os.environ.get("SEED_SERVER", ROOT.parent / "shared" / "seed" / "server.js"))
@@ -88,10 +90,8 @@ def code_version() -> dict[str, str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (all its threads), from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a whole process (all its threads), in seconds."""
+    return read_cpu(pid).seconds
 
 
 def run_delay_seconds(pid: int) -> tuple[float, int]:
