@@ -70,8 +70,8 @@ async def _until_pong(client: SignalingClient, *, answers: int = 0) -> list[dict
             # The socket ended.  A cancelled recv may still have taken a message (3.11's
             # wait_for returns it rather than raise): keep it, then whatever is queued.
             message.cancel()
-            last: list[dict[str, Any] | BaseException] = await asyncio.gather(message, return_exceptions=True)
-            rest = [item for item in last if isinstance(item, dict)]
+            results = await asyncio.gather(message, return_exceptions=True)
+            rest = [item for item in results if isinstance(item, dict)]
             for item in rest + client.pending():
                 if take(item):
                     break

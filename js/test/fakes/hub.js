@@ -5,13 +5,20 @@
 
 import { FakeWebSocket } from "./websocket.js";
 import { FakeRooms } from "./hub_rooms.js";
+import { Reason } from "../../protocol.js";
+import { ROOM_REQUESTS } from "../../room/room_protocol.js";
+
+/** What a client may send (the server answers anything else with bad_message). */
+const CLIENT_TYPES = new Set(["register", "list", "ping", "offer", "answer", "candidate", "invite", "accept", "reject", "cancel", "hangup", ...ROOM_REQUESTS]);
+/** The reasons a client may give (the server's REASONS). */
+const REASONS = new Set(Object.values(Reason));
 
 /** The server's name rule, enough for the tests: NFKC + case folding (ß → ss). @param {string} name */
 export function nameKey(name) {
   return name.normalize("NFKC").trim().toLowerCase().replace(/ß/g, "ss");
 }
 
-/** @typedef {{ws: FakeWebSocket, name: string, key: string, credential: string, nbcall: boolean}} Client */
+/** @typedef {{ws: FakeWebSocket, name: string, key: string, credential: string, nbcall: boolean, presence: boolean}} Client */
 /** @typedef {{caller: string, callee: string, id: string, state: "ringing" | "active"}} HubCall */
 
 export class FakeHub {
@@ -103,9 +110,16 @@ export class FakeHub {
     client.ws.serverClose(1006);
     this.endCall(key, "disconnected");
     this.rooms.drop(key);
-    for (const other of this.users.values()) {
-      this._deliver(other.ws, { type: "presence", joined: [], joined_keys: [], left: [client.name], left_keys: [key], online: this.users.size });
-    }
+    this._presence({ joined: [], joined_keys: [], left: [client.name], left_keys: [key] });
+  }
+
+  /**
+   * As the server: a presence change goes to every user that registered with `presence`,
+   * the one it is about too (the server batches changes; here each is one batch).
+   * @param {{joined: string[], joined_keys: string[], left: string[], left_keys: string[]}} change
+   */
+  _presence(change) {
+    for (const c of this.users.values()) if (c.presence) this._deliver(c.ws, { type: "presence", ...change, online: this.users.size });
   }
 
   /** @param {string} key @param {string} reason */
@@ -121,17 +135,24 @@ export class FakeHub {
 
   /** @param {FakeWebSocket} ws @param {any} msg */
   _receive(ws, msg) {
+    /** @param {string} code @param {string} message @param {string} [request] */
+    const refuse = (code, message, request = msg.type) => this._deliver(ws, { type: "error", code, message, request });
+    if (!CLIENT_TYPES.has(msg.type)) return this._deliver(ws, { type: "error", code: "bad_message", message: `unknown message type '${msg.type}'` });
     if (msg.type === "register") return this._register(ws, msg);
+    if (msg.type === "ping") return this._deliver(ws, { type: "pong" });
+    if (msg.type === "list") return this._deliver(ws, { type: "users", ...this._users() });
     const me = this._client(ws);
-    if (!me) return this._deliver(ws, { type: "error", code: "not_registered", message: "register first", request: msg.type });
+    if (!me) return refuse("not_registered", "register first");
+    const named = !msg.type.startsWith("room_") || msg.to !== undefined;
+    if (named && (typeof msg.to !== "string" || !msg.to.trim())) return refuse("bad_message", "'to' is not a valid user name");
+    if (msg.reason !== undefined && !REASONS.has(msg.reason)) return refuse("bad_message", `unknown reason '${msg.reason}'`);
     if (this.rooms.receive(me, msg)) return;
-    const to = typeof msg.to === "string" ? nameKey(msg.to) : "";
+    const to = nameKey(msg.to);
     const target = this.users.get(to);
     const stamp = { from: me.name, from_key: me.key };
-    if (msg.type === "list") {
-      this._deliver(ws, { type: "users", ...this._users() });
-    } else if (msg.type === "invite") {
+    if (msg.type === "invite") {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: `'${msg.to}' is not online`, request: "invite" });
+      if (to === me.key) return refuse("self_call", "you cannot call yourself");
       if (this.calls.has(me.key) || this.rooms.inRoom.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
       if (this.calls.has(to) || this.rooms.inRoom.has(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
       /** @type {HubCall} */
@@ -150,6 +171,10 @@ export class FakeHub {
       if (!call || (call.caller !== to && call.callee !== to)) {
         return this._deliver(ws, { type: "error", code: "no_call", message: "no such call", request: msg.type });
       }
+      // As the server: only the callee answers or declines a ringing call, only the caller cancels one.
+      const ringing = call.state === "ringing";
+      if ((msg.type === "accept" || msg.type === "reject") && (!ringing || call.callee !== me.key)) return refuse("no_call", `there is no ringing call to ${msg.type}`);
+      if (msg.type === "cancel" && (!ringing || call.caller !== me.key)) return refuse("no_call", "there is no outgoing ringing call to cancel");
       if (msg.type === "accept") {
         call.state = "active";
         return this.tell(to, { type: "accept", ...stamp, call_id: call.id });
@@ -160,6 +185,11 @@ export class FakeHub {
       this.tell(to, { type: msg.type, ...stamp, call_id: call.id, reason });
     } else if (["offer", "answer", "candidate"].includes(msg.type)) {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: "not online", request: msg.type });
+      // As the server: an answer or candidate goes only to the other side of your call.
+      // (A plain offer outside a call, the seed's way to call, is forwarded without one here.)
+      const call = this.calls.get(me.key);
+      const inCall = call !== undefined && (call.caller === to || call.callee === to);
+      if (!inCall && msg.type !== "offer") return refuse("no_call", `you have no call with '${msg.to}'`);
       const field = msg.type === "candidate" ? "candidate" : "sdp";
       /** @type {Record<string, unknown>} */
       const out = { type: msg.type, from: me.name, [field]: msg[field] };
@@ -203,9 +233,13 @@ export class FakeHub {
     if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN && holder.credential !== msg.credential) {
       return this._deliver(ws, { type: "error", code: "name_taken", message: `'${name}' is taken`, request: "register" });
     }
-    if (holder && holder.ws !== ws) holder.ws.serverClose(4001, "replaced"); // a reconnect takes over
+    if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN) {
+      // A reconnect takes over: as the server, the old socket is told before it is closed.
+      holder.ws.serverSend({ type: "replaced", message: "this name was taken over by a newer connection" });
+      holder.ws.serverClose(4001, "replaced");
+    }
     const credential = msg.credential || `cred-${this.nextCredential++}`;
-    this.users.set(key, { ws, name, key, credential, nbcall: msg.client !== undefined });
+    this.users.set(key, { ws, name, key, credential, nbcall: msg.client !== undefined, presence: msg.presence === true });
     let call = this.calls.get(key);
     if (!call && msg.call && typeof msg.call.peer === "string") call = this._restore(key, nameKey(msg.call.peer), String(msg.call.call_id));
     /** @type {Record<string, unknown>} */
@@ -215,10 +249,6 @@ export class FakeHub {
       reply.call = { call_id: call.id, peer: this.users.get(other)?.name || other, peer_key: other, state: call.state };
     }
     this._deliver(ws, reply);
-    if (!holder) {
-      for (const c of this.users.values()) {
-        if (c.key !== key) this._deliver(c.ws, { type: "presence", joined: [name], joined_keys: [key], left: [], left_keys: [], online: this.users.size });
-      }
-    }
+    if (!holder) this._presence({ joined: [name], joined_keys: [key], left: [], left_keys: [] });
   }
 }

@@ -219,7 +219,10 @@ export class FakeRooms {
   _decline(me, msg) {
     const room = this.rooms.get(this.nameKey(String(msg.room || "")));
     if (!room || !room.ringing.delete(me.key)) return this._refuse(me, "room_decline", "not_invited", "no invitation to that room");
-    for (const k of room.members.keys()) this.hub.tell(k, { type: "member_declined", room: room.name, from: me.name, from_key: me.key, reason: "rejected" });
+    // As the server: the members and the invitee (whose ringing stops) are told.
+    const declined = { type: "member_declined", room: room.name, from: me.name, from_key: me.key, reason: "rejected" };
+    for (const k of room.members.keys()) this.hub.tell(k, declined);
+    this.hub.tell(me.key, declined);
   }
 
   /** @param {Client} me @param {any} msg */
