@@ -143,9 +143,9 @@ export class FakeHub {
     if (msg.type === "list") return this._deliver(ws, { type: "users", ...this._users() });
     const me = this._client(ws);
     if (!me) return refuse("not_registered", "register first");
-    const named = !msg.type.startsWith("room_") || msg.to !== undefined;
-    if (named && (typeof msg.to !== "string" || !msg.to.trim())) return refuse("bad_message", "'to' is not a valid user name");
-    if (msg.reason !== undefined && !REASONS.has(msg.reason)) return refuse("bad_message", `unknown reason '${msg.reason}'`);
+    const oneToOne = !msg.type.startsWith("room_"); // (a room request's fields: FakeRooms)
+    if (oneToOne && (typeof msg.to !== "string" || !msg.to.trim())) return refuse("bad_message", "'to' is not a valid user name");
+    if (oneToOne && msg.reason != null && !REASONS.has(msg.reason)) return refuse("bad_message", `unknown reason '${msg.reason}'`);
     if (this.rooms.receive(me, msg)) return;
     const to = nameKey(msg.to);
     const target = this.users.get(to);
@@ -154,7 +154,8 @@ export class FakeHub {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: `'${msg.to}' is not online`, request: "invite" });
       if (to === me.key) return refuse("self_call", "you cannot call yourself");
       if (this.calls.has(me.key) || this.rooms.inRoom.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
-      if (this.calls.has(to) || this.rooms.inRoom.has(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
+      this.rooms.endRinging(me.key); // as the server: calling someone ends the room invitation ringing us
+      if (this.calls.has(to) || this.rooms.engaged(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
       /** @type {HubCall} */
       const call = { caller: me.key, callee: to, id: msg.call_id || "c1", state: "ringing" };
       this.calls.set(me.key, call);
