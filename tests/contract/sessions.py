@@ -179,6 +179,27 @@ SESSIONS = [
         ],
     ),
     Session(
+        "seed_style_call",
+        "a plain offer outside a call is the seed's way to call: the server tracks it as a call",
+        [
+            register("alice"),
+            seed_register("seedy"),
+            register("carol"),
+            to("seedy", "offer", "alice", sdp=SDP),
+            to("alice", "answer", "seedy", sdp=ANSWER),
+            to("carol", "offer", "alice", sdp=SDP),
+            to("carol", "offer", "carol", sdp=SDP),
+            to("alice", "candidate", "seedy", candidate=CANDIDATE),
+            to("alice", "invite", "carol", call_id="call-1"),
+            to("carol", "accept", "alice", call_id="call-1"),
+            to("seedy", "offer", "carol", sdp=SDP),
+            to("alice", "offer", "seedy", sdp=SDP, call_id="call-2"),
+            to("alice", "hangup", "carol", call_id="call-1"),
+            to("alice", "offer", "seedy", sdp=SDP, call_id="call-3"),
+            to("seedy", "offer", "carol", sdp=SDP),
+        ],
+    ),
+    Session(
         "room_mesh",
         "join (who offers to whom), state, chat, a room's offer/answer/candidate, leave, not_in_room",
         [

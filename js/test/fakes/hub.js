@@ -19,7 +19,7 @@ export function nameKey(name) {
 }
 
 /** @typedef {{ws: FakeWebSocket, name: string, key: string, credential: string, nbcall: boolean, presence: boolean}} Client */
-/** @typedef {{caller: string, callee: string, id: string, state: "ringing" | "active"}} HubCall */
+/** @typedef {{caller: string, callee: string, id: string, state: "ringing" | "active", implicit?: boolean}} HubCall */
 
 export class FakeHub {
   constructor(url = "ws://hub") {
@@ -31,6 +31,7 @@ export class FakeHub {
     /** @type {FakeWebSocket[]} */
     this.sockets = [];
     this.nextCredential = 1;
+    this.nextSeedCall = 1; // ids of calls started the seed's way (a plain offer)
     this.instance = 1;
     this.serverId = "server-1"; // registered.server_id: a new one after restart()
     this.down = false; // while true, every new socket fails at once (the server is not listening)
@@ -153,9 +154,11 @@ export class FakeHub {
     if (msg.type === "invite") {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: `'${msg.to}' is not online`, request: "invite" });
       if (to === me.key) return refuse("self_call", "you cannot call yourself");
-      if (this.calls.has(me.key) || this.rooms.inRoom.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
+      const mine = this.calls.get(me.key);
+      if ((mine && !mine.implicit) || this.rooms.inRoom.has(me.key)) return this._deliver(ws, { type: "error", code: "busy", message: "you are already in a call", request: "invite" });
       this.rooms.endRinging(me.key); // as the server: calling someone ends the room invitation ringing us
       if (this.calls.has(to) || this.rooms.engaged(to)) return this._deliver(ws, { type: "busy", from: target.name, from_key: to, call_id: msg.call_id });
+      if (mine) this.endCall(me.key, "hangup"); // our own seed-style call ends
       /** @type {HubCall} */
       const call = { caller: me.key, callee: to, id: msg.call_id || "c1", state: "ringing" };
       this.calls.set(me.key, call);
@@ -186,11 +189,12 @@ export class FakeHub {
       this.tell(to, { type: msg.type, ...stamp, call_id: call.id, reason });
     } else if (["offer", "answer", "candidate"].includes(msg.type)) {
       if (!target) return this._deliver(ws, { type: "error", code: "unknown_peer", message: "not online", request: msg.type });
-      // As the server: an answer or candidate goes only to the other side of your call.
-      // (A plain offer outside a call, the seed's way to call, is forwarded without one here.)
+      // As the server: an answer or candidate goes only to the other side of your call; a
+      // plain offer outside one is the seed's way to call, and starts one.
       const call = this.calls.get(me.key);
       const inCall = call !== undefined && (call.caller === to || call.callee === to);
       if (!inCall && msg.type !== "offer") return refuse("no_call", `you have no call with '${msg.to}'`);
+      if (!inCall && !this._seedCall(me, target, refuse)) return;
       const field = msg.type === "candidate" ? "candidate" : "sdp";
       /** @type {Record<string, unknown>} */
       const out = { type: msg.type, from: me.name, [field]: msg[field] };
@@ -198,6 +202,31 @@ export class FakeHub {
       if (target.nbcall) out.from_key = me.key; // a seed client gets the seed's shape
       this.tell(to, out);
     }
+  }
+
+  /**
+   * As the server: `me`'s plain offer to `target` outside a call starts a call (the seed's
+   * way); false when the offer is not to be forwarded (refused, or `target` is busy).
+   * @param {Client} me @param {Client} target @param {(code: string, message: string) => void} refuse
+   */
+  _seedCall(me, target, refuse) {
+    const mine = this.calls.get(me.key);
+    if (target.key === me.key || (mine && !mine.implicit)) {
+      if (target.key === me.key) refuse("self_call", "you cannot call yourself");
+      else refuse("busy", "you are in another call; hang up first");
+      return false;
+    }
+    this.rooms.endRinging(me.key);
+    if (this.calls.has(target.key) || this.rooms.engaged(target.key)) {
+      this._deliver(me.ws, { type: "busy", from: target.name, from_key: target.key });
+      return false;
+    }
+    if (mine) this.endCall(me.key, "hangup"); // its earlier seed-style call ends
+    /** @type {HubCall} */
+    const call = { caller: me.key, callee: target.key, id: `seed-call-${this.nextSeedCall++}`, state: "active", implicit: true };
+    this.calls.set(me.key, call);
+    this.calls.set(target.key, call);
+    return true;
   }
 
   /**
