@@ -2,6 +2,9 @@
 // presence, invite / ringing / accept / reject / cancel / hangup and relayed
 // offer / answer / candidate, shaped like nbcall.signaling's (keys beside every name).
 // Frames are delivered on microtasks, like a network: `await flush()` lets them arrive.
+// Its answers are checked against the real server's by ../contract.test.js (sessions
+// recorded under tests/contract/): a rule changed here must match nbcall.signaling's.
+// Keys are spelled its own way (NFKC + lower case; the server's are confusable skeletons).
 
 import { FakeWebSocket } from "./websocket.js";
 import { FakeRooms } from "./hub_rooms.js";
@@ -13,7 +16,12 @@ const CLIENT_TYPES = new Set(["register", "list", "ping", "offer", "answer", "ca
 /** The reasons a client may give (the server's REASONS). */
 const REASONS = new Set(Object.values(Reason));
 
-/** The server's name rule, enough for the tests: NFKC + case folding (ß → ss). @param {string} name */
+/**
+ * The fake's key of a name: NFKC + case folding (ß → ss), so tests can say
+ * hub.users.get("alice").  It groups names as the server's key does for the names the
+ * tests use (contract.test.js checks that); the server spells keys differently.
+ * @param {string} name
+ */
 export function nameKey(name) {
   return name.normalize("NFKC").trim().toLowerCase().replace(/ß/g, "ss");
 }

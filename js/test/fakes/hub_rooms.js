@@ -4,6 +4,7 @@
 // only between two members of one room, member_left when a socket dies, the move to
 // the SFU (past the mesh limit when `sfu` is configured, or at once with moveToSfu()), and
 // a connected 1:1 call that becomes a room (`room_invite` without `room`: _fromCall).
+// Checked against the real server by ../contract.test.js, like hub.js.
 
 import { Limit } from "../../protocol.js";
 
