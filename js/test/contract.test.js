@@ -21,9 +21,11 @@
  *   pairs, and the test fails if the two rules group the session's names differently.
  * - Prose.  `message` of `error` and `replaced` is English for people; programs read `code`.
  *
- * Not recorded, so not checked here: timers (ring timeout, the reconnect grace: the
- * recordings run with a grace of 0, and the fake's disconnect() is the server giving up),
- * the SFU, restarts.
+ * A step is a frame a client sends, a client closing its socket with a code (the page's
+ * ws.close), or a client's socket dropping: the recordings run with a reconnect grace of
+ * 0, so a drop is replayed as the fake's disconnect() (the server giving up on a user).
+ * Not recorded, so not checked here: timers (ring timeout, the grace and its
+ * peer_status), the SFU, restarts, rate limits.
  */
 
 import { test } from "node:test";
@@ -35,7 +37,7 @@ import { FakeHub, flush, nameKey } from "./fakes/index.js";
 
 const SESSIONS = new URL("../../tests/contract/sessions/", import.meta.url);
 
-/** @typedef {{client: string, send?: Record<string, any>, drop?: true, received: Record<string, any[]>, closed?: Record<string, number>}} Step */
+/** @typedef {{client: string, send?: Record<string, any>, drop?: true, close?: number, received: Record<string, any[]>, closed?: Record<string, number>}} Step */
 /** @typedef {{name: string, about: string, steps: Step[]}} Recording */
 
 // -- tests/contract/normalise.py, the same rules --
@@ -205,7 +207,9 @@ function withoutProse(received) {
 
 /** @param {Step} step */
 function describe(step) {
-  return step.drop ? `${step.client}'s socket drops` : `${step.client} sends ${JSON.stringify(step.send)}`;
+  if (step.drop) return `${step.client}'s socket drops`;
+  if (step.close) return `${step.client} closes its socket with ${step.close}`;
+  return `${step.client} sends ${JSON.stringify(step.send)}`;
 }
 
 /** @param {Recording} recording */
@@ -234,6 +238,9 @@ async function replay(recording) {
     closes.clear();
     if (step.send) {
       ws.send(JSON.stringify(names.resolve(step.send)));
+    } else if (step.close) {
+      gone.add(step.client);
+      ws.close(step.close);
     } else {
       const socket = ws;
       const client = [...hub.users.values()].find((c) => c.ws === socket);
@@ -244,7 +251,7 @@ async function replay(recording) {
     /** @type {Record<string, any[]>} */
     const received = {};
     for (const label of present) {
-      if (step.drop && label === step.client) continue;
+      if ((step.drop || step.close) && label === step.client) continue;
       const socket = /** @type {FakeWebSocket} */ (sockets.get(label));
       received[label] = socket.received.slice(seen.get(label)).map((m) => translateKeys(names.received(m), translation));
     }

@@ -99,8 +99,8 @@ class Recorder:
             await client.connect()
         return client
 
-    async def _noticed_drop(self, label: str) -> None:
-        """Wait until the server has released the dropped client's user (a condition, not a sleep)."""
+    async def _noticed_gone(self, label: str) -> None:
+        """Wait until the server has released the client's user (a condition, not a sleep)."""
         key = self.keys.get(label)
         if key is None:
             return
@@ -110,7 +110,7 @@ class Recorder:
         deadline = loop.time() + TIMEOUT
         while hub.users.get(key) is held and held is not None:
             if loop.time() > deadline:
-                raise TimeoutError(f"the server did not notice {label}'s drop")
+                raise TimeoutError(f"the server did not notice that {label} is gone")
             await asyncio.sleep(0.005)
 
     async def step(self, step: dict[str, Any]) -> dict[str, Any]:
@@ -121,9 +121,12 @@ class Recorder:
             await client.send(self.names.resolve(step["send"]))
             pings = 1 if step["send"].get("type") == "ping" else 0
             received[label] += await _until_pong(client, answers=pings)
-        else:  # a drop: the socket dies without a close frame
-            client.ws.transport.abort()
-            await self._noticed_drop(label)
+        else:  # a drop (the socket dies without a close frame) or a close with a code
+            if "close" in step:
+                await client.ws.close(step["close"])
+            else:
+                client.ws.transport.abort()
+            await self._noticed_gone(label)
             self.gone.add(label)
             del received[label]
         self.server.hub.presence.flush()

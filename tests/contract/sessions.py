@@ -33,6 +33,11 @@ def drop(client: str) -> dict[str, Any]:
     return {"client": client, "drop": True}
 
 
+def close(client: str) -> dict[str, Any]:
+    """The client closes its socket with 1000 (the page's widget closed: it left on purpose)."""
+    return {"client": client, "close": 1000}
+
+
 def register(client: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
     """The page's register."""
     page = {"type": "register", "username": name or client, "client": "nbcall-widget", "presence": True}
@@ -341,6 +346,27 @@ SESSIONS = [
             to("alice", "invite", "bob", call_id="call-3"),
             to("alice", "hangup", "bob", call_id="call-3", reason="closed"),
             to("bob", "invite", "bob", call_id="call-4"),
+        ],
+    ),
+    Session(
+        "sockets_closed_and_dropped",
+        "a socket closed on purpose (1000) or dropped: its call ends, its room is told closed or "
+        "disconnected, a ringing invitation ends (left), an emptied room's invitations end (left)",
+        [
+            *(register(name) for name in ("alice", "bob", "carol", "dave", "erin", "frank", "gina")),
+            *call("alice", "bob", "call-1"),
+            close("alice"),
+            room("carol", "room_join", "team"),
+            room("dave", "room_join", "team"),
+            close("carol"),
+            room("dave", "room_invite", "team", to="gina"),
+            drop("gina"),
+            to("erin", "invite", "frank", call_id="call-2"),
+            drop("erin"),
+            room("dave", "room_invite", "team", to="frank"),
+            room("dave", "room_leave", "team"),
+            room("frank", "room_join", "team"),
+            close("bob"),
         ],
     ),
     Session(

@@ -88,6 +88,7 @@ export class FakeHub {
       return ws;
     }
     ws.onsend = (msg) => queueMicrotask(() => this._receive(ws, msg));
+    ws.onpageclose = (code) => queueMicrotask(() => this._pageClosed(ws, code));
     queueMicrotask(() => ws.serverOpen());
     return ws;
   }
@@ -115,11 +116,35 @@ export class FakeHub {
   disconnect(key) {
     const client = this.users.get(key);
     if (!client) return;
-    this.users.delete(key);
     client.ws.serverClose(1006);
-    this.endCall(key, "disconnected");
-    this.rooms.drop(key);
-    this._presence({ joined: [], joined_keys: [], left: [client.name], left_keys: [key] });
+    this._release(client, "disconnected");
+  }
+
+  /**
+   * The user is gone (as the server: its room told first, then its call ended, then presence).
+   * @param {Client} client @param {"disconnected" | "closed"} roomReason
+   */
+  _release(client, roomReason) {
+    this.users.delete(client.key);
+    this.rooms.drop(client.key, roomReason);
+    this.endCall(client.key, "disconnected");
+    this._presence({ joined: [], joined_keys: [], left: [client.name], left_keys: [client.key] });
+  }
+
+  /**
+   * The page closed its socket.  As the server: with 1000 or 1001 it left on purpose and
+   * is gone at once (its room told "closed"); any other code is a drop: its room is told
+   * "disconnected" at once, and a user in a connected call keeps its name and the call
+   * for the server's grace (which the fake does not time: disconnect() ends it).
+   * @param {FakeWebSocket} ws @param {number} code
+   */
+  _pageClosed(ws, code) {
+    const client = this._client(ws);
+    if (!client) return;
+    if (code === 1000 || code === 1001) return this._release(client, "closed");
+    const call = this.calls.get(client.key);
+    if (call && call.state === "active") this.rooms.drop(client.key, "disconnected");
+    else this._release(client, "disconnected");
   }
 
   /**

@@ -319,10 +319,13 @@ export class FakeRooms {
     }
   }
 
-  /** A user's socket died: out of its room, the others told at once. @param {string} key */
-  drop(key) {
+  /**
+   * A user's socket closed or died: out of its room, the others told at once.
+   * @param {string} key @param {"disconnected" | "closed"} [reason]
+   */
+  drop(key, reason = "disconnected") {
     const room = this.roomOf(key);
-    if (room) this._remove(room, key, "disconnected");
+    if (room) this._remove(room, key, reason);
     const rung = this.rooms.get(this.rung.get(key) || "");
     if (rung) this._declined(rung, key, "left");
   }
