@@ -38,7 +38,8 @@ import { FakeHub, flush, nameKey } from "./fakes/index.js";
 const SESSIONS = new URL("../../tests/contract/sessions/", import.meta.url);
 
 /** @typedef {{client: string, send?: Record<string, any>, drop?: true, close?: number, received: Record<string, any[]>, closed?: Record<string, number>}} Step */
-/** @typedef {{name: string, about: string, steps: Step[]}} Recording */
+/** @typedef {{ring_timeout: number, reconnect_grace: number, room_mesh_limit: number, room_max_members: number}} Limits */
+/** @typedef {{name: string, about: string, limits: Limits, steps: Step[]}} Recording */
 
 // -- tests/contract/normalise.py, the same rules --
 
@@ -215,6 +216,11 @@ function describe(step) {
 /** @param {Recording} recording */
 async function replay(recording) {
   const hub = new FakeHub();
+  // The server's configuration the recording was made with.
+  hub.ringTimeout = recording.limits.ring_timeout;
+  hub.reconnectGrace = recording.limits.reconnect_grace;
+  hub.rooms.meshLimit = recording.limits.room_mesh_limit;
+  hub.rooms.maxMembers = recording.limits.room_max_members;
   const translation = keyTranslation(recording);
   const names = new Normaliser(sentLiterals(recording.steps.flatMap((s) => (s.send ? [s.send] : []))));
   /** @type {Map<string, FakeWebSocket>} label -> socket, in the order they connected */

@@ -38,6 +38,13 @@ from .sessions import SESSIONS, Session
 
 SESSIONS_DIR = Path(__file__).resolve().parent / "sessions"
 LIMITS = Limits(presence_interval=3600.0, reconnect_grace=0.0)
+# The limits a replay gives the fake (the ones its answers carry or obey).
+LIMITS_TOLD = {
+    "ring_timeout": LIMITS.ring_timeout,
+    "reconnect_grace": LIMITS.reconnect_grace,
+    "room_mesh_limit": LIMITS.room_mesh_limit,
+    "room_max_members": LIMITS.room_max_members,
+}
 TIMEOUT = 5.0  # a barrier's pong, a drop noticed by the server: far more than either takes
 
 
@@ -167,7 +174,7 @@ async def record(session: Session) -> dict[str, Any]:
             await recorder.close()
     finally:
         await server.stop()
-    return {"name": session.name, "about": session.about, "steps": steps}
+    return {"name": session.name, "about": session.about, "limits": LIMITS_TOLD, "steps": steps}
 
 
 def dumps(recording: dict[str, Any]) -> str:
@@ -176,7 +183,7 @@ def dumps(recording: dict[str, Any]) -> str:
     def one(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
-    lines = ["{", f' "name": {one(recording["name"])},', f' "about": {one(recording["about"])},', ' "steps": [']
+    lines = ["{", *(f" {one(k)}: {one(recording[k])}," for k in ("name", "about", "limits")), ' "steps": [']
     for i, step in enumerate(recording["steps"]):
         head = {k: v for k, v in step.items() if k not in ("received", "closed")}
         lines.append(f"  {{{one(head)[1:-1]},")

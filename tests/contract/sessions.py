@@ -353,7 +353,10 @@ SESSIONS = [
         "a socket closed on purpose (1000) or dropped: its call ends, its room is told closed or "
         "disconnected, a ringing invitation ends (left), an emptied room's invitations end (left)",
         [
-            *(register(name) for name in ("alice", "bob", "carol", "dave", "erin", "frank", "gina")),
+            register("alice", "Alice"),  # (a display name unlike its key: the hangup names the user)
+            *(register(name) for name in ("bob", "carol", "dave")),
+            register("erin", "Erin"),
+            *(register(name) for name in ("frank", "gina")),
             *call("alice", "bob", "call-1"),
             close("alice"),
             room("carol", "room_join", "team"),
@@ -367,6 +370,33 @@ SESSIONS = [
             room("dave", "room_leave", "team"),
             room("frank", "room_join", "team"),
             close("bob"),
+        ],
+    ),
+    Session(
+        "calls_announced_after_a_restart",
+        "a fresh server: both sides announce their call in register and it is restored; a one-sided claim is not",
+        [
+            register("alice", call={"peer": "bob", "call_id": "call-1"}),
+            register("carol", call={"peer": "dave", "call_id": "call-2"}),
+            register("bob", call={"peer": "alice", "call_id": "call-1"}),
+            to("alice", "offer", "bob", sdp=SDP, call_id="call-1"),
+            to("carol", "hangup", "dave", call_id="call-2"),
+            to("bob", "hangup", "alice", call_id="call-1"),
+        ],
+    ),
+    Session(
+        "rename_and_invite_again",
+        "a socket registers again under another name (the old one leaves); an invitation sent again "
+        "rings anew; joining another room ends the ringing (busy)",
+        [
+            register("alice"),
+            register("bob"),
+            register("alice", "alicia"),
+            room("bob", "room_join", "team"),
+            room("bob", "room_invite", "team", to="alicia"),
+            room("bob", "room_invite", "team", to="alicia"),
+            room("alice", "room_join", "other"),
+            room("bob", "room_chat", "team", text="gone?"),
         ],
     ),
     Session(

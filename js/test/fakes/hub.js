@@ -40,6 +40,9 @@ export class FakeHub {
     this.sockets = [];
     this.nextCredential = 1;
     this.nextSeedCall = 1; // ids of calls started the seed's way (a plain offer)
+    // The server's Limits the page is told of (seconds): registered.ring_timeout, peer_status.grace.
+    this.ringTimeout = 30;
+    this.reconnectGrace = 15;
     this.instance = 1;
     this.serverId = "server-1"; // registered.server_id: a new one after restart()
     this.down = false; // while true, every new socket fails at once (the server is not listening)
@@ -125,10 +128,15 @@ export class FakeHub {
    * @param {Client} client @param {"disconnected" | "closed"} roomReason
    */
   _release(client, roomReason) {
+    this._forget(client, roomReason);
+    this._presence({ joined: [], joined_keys: [], left: [client.name], left_keys: [client.key] });
+  }
+
+  /** Out of the users, its room and its call. @param {Client} client @param {"disconnected" | "closed"} roomReason */
+  _forget(client, roomReason) {
     this.users.delete(client.key);
     this.rooms.drop(client.key, roomReason);
-    this.endCall(client.key, "disconnected");
-    this._presence({ joined: [], joined_keys: [], left: [client.name], left_keys: [client.key] });
+    this.endCall(client.key, "disconnected", client.name);
   }
 
   /**
@@ -156,14 +164,13 @@ export class FakeHub {
     for (const c of this.users.values()) if (c.presence) this._deliver(c.ws, { type: "presence", ...change, online: this.users.size });
   }
 
-  /** @param {string} key @param {string} reason */
-  endCall(key, reason) {
+  /** @param {string} key @param {string} reason @param {string} [name] the user's, if it is gone already */
+  endCall(key, reason, name = this.users.get(key)?.name || key) {
     const call = this.calls.get(key);
     if (!call) return;
     this.calls.delete(call.caller);
     this.calls.delete(call.callee);
     const other = call.caller === key ? call.callee : call.caller;
-    const name = this.users.get(key)?.name || key;
     this.tell(other, { type: "hangup", from: name, from_key: key, call_id: call.id, reason });
   }
 
@@ -279,7 +286,7 @@ export class FakeHub {
     this.calls.set(key, call);
     this.calls.set(peer, call);
     const me = this.users.get(key);
-    this.tell(peer, { type: "peer_status", from: me?.name || key, from_key: key, call_id: id, status: "connected", grace: 15 });
+    this.tell(peer, { type: "peer_status", from: me?.name || key, from_key: key, call_id: id, status: "connected", grace: this.reconnectGrace });
     return call;
   }
 
@@ -296,6 +303,10 @@ export class FakeHub {
     if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN && holder.credential !== msg.credential) {
       return this._deliver(ws, { type: "error", code: "name_taken", message: `'${name}' is taken`, request: "register" });
     }
+    // As the server: a socket registering another name gives up its old one (it leaves, cleanly).
+    const previous = this._client(ws);
+    const renamed = previous && previous.key !== key ? previous : null;
+    if (renamed) this._forget(renamed, "closed");
     if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN) {
       // A reconnect takes over: as the server, the old socket is told before it is closed.
       holder.ws.serverSend({ type: "replaced", message: "this name was taken over by a newer connection" });
@@ -306,12 +317,17 @@ export class FakeHub {
     let call = this.calls.get(key);
     if (!call && msg.call && typeof msg.call.peer === "string") call = this._restore(key, nameKey(msg.call.peer), String(msg.call.call_id));
     /** @type {Record<string, unknown>} */
-    const reply = { type: "registered", username: name, key, credential, ...this._users(), protocol: 1, ring_timeout: 30, server_id: this.serverId };
+    const reply = { type: "registered", username: name, key, credential, ...this._users(), protocol: 1, ring_timeout: this.ringTimeout, server_id: this.serverId };
     if (call) {
       const other = call.caller === key ? call.callee : call.caller;
       reply.call = { call_id: call.id, peer: this.users.get(other)?.name || other, peer_key: other, state: call.state };
     }
     this._deliver(ws, reply);
-    if (!holder) this._presence({ joined: [name], joined_keys: [key], left: [], left_keys: [] });
+    // One presence change, as the server's batch of this moment: the new name in, the old out.
+    const joined = holder ? [] : [name];
+    const left = renamed ? [renamed] : [];
+    if (joined.length || left.length) {
+      this._presence({ joined, joined_keys: holder ? [] : [key], left: left.map((c) => c.name), left_keys: left.map((c) => c.key) });
+    }
   }
 }
