@@ -72,6 +72,8 @@ SESSIONS = [
             send("carol", {"type": "register", "username": "carol", "client": "nbcall-widget", "presence": False}),
             send("alice", {"type": "list"}),
             send("bob", {"type": "ping"}),
+            register("bob2", "  "),
+            register("bob2", "b" * 65),
             register("bob2", "BOB"),
             register("bob3", "bob", credential="<credential:2>"),
             drop("carol"),

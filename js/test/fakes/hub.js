@@ -8,7 +8,7 @@
 
 import { FakeWebSocket } from "./websocket.js";
 import { FakeRooms } from "./hub_rooms.js";
-import { Reason } from "../../protocol.js";
+import { Limit, Reason } from "../../protocol.js";
 import { ROOM_REQUESTS } from "../../room/room_protocol.js";
 
 /** What a client may send (the server answers anything else with bad_message). */
@@ -297,7 +297,9 @@ export class FakeHub {
 
   /** @param {FakeWebSocket} ws @param {any} msg */
   _register(ws, msg) {
-    const name = String(msg.username).normalize("NFKC").trim();
+    const name = typeof msg.username === "string" ? msg.username.normalize("NFKC").trim() : "";
+    // The server's name rules are many (scripts, look-alikes, symbols): here only the length.
+    if (!name || name.length > Limit.MAX_NAME_LENGTH) return this._deliver(ws, { type: "error", code: "invalid_name", message: "not a valid user name", request: "register" });
     const key = nameKey(name);
     const holder = this.users.get(key);
     if (holder && holder.ws !== ws && holder.ws.readyState === FakeWebSocket.OPEN && holder.credential !== msg.credential) {
