@@ -135,7 +135,7 @@ SESSIONS = [
             to("alice", "cancel", "bob", call_id="call-2"),
             to("bob", "accept", "alice", call_id="call-2"),
             to("alice", "invite", "bob", call_id="call-3"),
-            *call("bob", "alice", "call-4")[1:],
+            to("alice", "accept", "bob", call_id="call-4"),  # the caller cannot answer its own call
             to("bob", "reject", "alice", call_id="call-3", reason="busy"),
         ],
     ),
