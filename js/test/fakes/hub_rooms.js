@@ -4,6 +4,9 @@
 // only between two members of one room, member_left when a socket dies, the move to
 // the SFU (past the mesh limit when `sfu` is configured, or at once with moveToSfu()), and
 // a connected 1:1 call that becomes a room (`room_invite` without `room`: _fromCall).
+// Checked against the real server by ../contract.test.js, like hub.js.
+
+import { Limit } from "../../protocol.js";
 
 /** @typedef {import("./hub.js").FakeHub} FakeHub */
 /** @typedef {import("./hub.js").Client} Client */
@@ -28,6 +31,8 @@ export class FakeRooms {
     this.rooms = new Map();
     /** @type {Map<string, string>} user key -> the key of its room */
     this.inRoom = new Map();
+    /** @type {Map<string, string>} user key -> the key of the room ringing it (one at a time) */
+    this.rung = new Map();
     this.meshLimit = 4;
     this.maxMembers = 50;
     /** @type {{url: string} | null} an SFU the rooms may move to (none: the fifth is refused) */
@@ -41,6 +46,56 @@ export class FakeRooms {
   clear() {
     this.rooms.clear();
     this.inRoom.clear();
+    this.rung.clear();
+  }
+
+  /** As the server: in a room or rung to join one is busy for anyone's call. @param {string} key */
+  engaged(key) {
+    return this.inRoom.has(key) || this.rung.has(key);
+  }
+
+  /**
+   * `key` starts a call or joins another room: the invitation ringing it ends (busy).
+   * @param {string} key @param {string} [but] the room it joins
+   */
+  endRinging(key, but) {
+    const roomKey = this.rung.get(key);
+    const room = roomKey && roomKey !== but ? this.rooms.get(roomKey) : undefined;
+    if (room) this._declined(room, key, "busy");
+  }
+
+  /**
+   * The invitation of `key` to `room` ends: the members and the invitee are told why.
+   * @param {FakeRoom} room @param {string} key @param {"rejected" | "busy" | "left"} reason
+   */
+  _declined(room, key, reason) {
+    const invitation = room.ringing.get(key);
+    if (!invitation) return;
+    room.ringing.delete(key);
+    if (this.rung.get(key) === room.key) this.rung.delete(key);
+    const declined = { type: "member_declined", room: room.name, from: invitation.name, from_key: key, reason };
+    for (const k of room.members.keys()) this.hub.tell(k, declined);
+    this.hub.tell(key, declined);
+  }
+
+  /**
+   * As the server's parse_request: what is wrong with a room request's fields, if anything.
+   * @param {any} msg @returns {[string, string] | null} code and message
+   */
+  _invalid(msg) {
+    const type = msg.type;
+    if (!(type === "room_invite" && msg.room == null)) {
+      const name = typeof msg.room === "string" ? msg.room.normalize("NFKC").trim() : "";
+      if (!name || name.length > Limit.MAX_NAME_LENGTH) return ["invalid_room", "'room' is not a valid room name"];
+    }
+    if (type === "room_join" && msg.access !== undefined && msg.access !== "open" && msg.access !== "invite") return ["bad_message", "'access' must be \"open\" or \"invite\""];
+    if (type === "room_invite" && (typeof msg.to !== "string" || !msg.to.trim())) return ["bad_message", "'to' is not a valid user name"];
+    if (type === "room_state" && (typeof msg.audio !== "boolean" || typeof msg.video !== "boolean")) return ["bad_message", "'audio' and 'video' must be true or false"];
+    if (type === "room_chat") {
+      if (typeof msg.text !== "string" || !msg.text) return ["bad_message", "'text' must be a non-empty string"];
+      if (msg.text.length > Limit.MAX_ROOM_CHAT_CHARS) return ["too_large", `room chat is limited to ${Limit.MAX_ROOM_CHAT_CHARS} characters`];
+    }
+    return null;
   }
 
   /** @param {string} key */
@@ -70,6 +125,11 @@ export class FakeRooms {
     }
     if (!signal && !type.startsWith("room_")) return false;
     this.log.push({ from: me.key, ...msg });
+    const invalid = signal ? null : this._invalid(msg);
+    if (invalid) {
+      this._refuse(me, type, ...invalid);
+      return true;
+    }
     if (signal) this._forward(me, msg);
     else if (type === "room_join") this._join(me, msg);
     else if (type === "room_decline") this._decline(me, msg);
@@ -102,8 +162,7 @@ export class FakeRooms {
 
   /** @param {Client} me @param {any} msg */
   _join(me, msg) {
-    const name = String(msg.room || "").normalize("NFKC").trim();
-    if (!name || name.length > 64) return this._refuse(me, "room_join", "invalid_room", "'room' is not a valid room name");
+    const name = String(msg.room).normalize("NFKC").trim();
     if (this.hub.calls.has(me.key) || this.inRoom.has(me.key)) return this._refuse(me, "room_join", "busy", "you are in a call or another room");
     const key = this.nameKey(name);
     let room = this.rooms.get(key);
@@ -130,7 +189,9 @@ export class FakeRooms {
       };
       this.rooms.set(key, room);
     }
+    this.endRinging(me.key, room.key);
     room.ringing.delete(me.key);
+    if (this.rung.get(me.key) === room.key) this.rung.delete(me.key);
     /** @type {RoomMember} */
     const member = { name: me.name, key: me.key, audio: true, video: true, sfuId: this.nextSfuId++ };
     const others = [...room.members.values()];
@@ -160,7 +221,9 @@ export class FakeRooms {
     this.inRoom.delete(key);
     if (reason === "left") this.hub.tell(key, { type: "room_left", room: room.name, reason });
     this._others(room, key, { type: "member_left", room: room.name, from: member.name, from_key: key, reason });
-    if (!room.members.size) this.rooms.delete(room.key);
+    if (room.members.size) return;
+    this.rooms.delete(room.key);
+    for (const invited of [...room.ringing.keys()]) this._declined(room, invited, "left"); // as the server: nobody is left to join
   }
 
   /** @param {FakeRoom} room @param {Client} me @param {any} msg */
@@ -168,8 +231,12 @@ export class FakeRooms {
     const key = this.nameKey(String(msg.to || ""));
     const target = this.hub.users.get(key);
     if (!target) return this._refuse(me, "room_invite", "unknown_peer", `'${msg.to}' is not online`);
-    if (this.hub.calls.has(key) || this.inRoom.has(key)) return this._refuse(me, "room_invite", "busy", `${target.name} is in a call or a room`);
-    room.ringing.set(key, { name: target.name, key, by: me.name });
+    if (key === me.key) return this._refuse(me, "room_invite", "self_call", "you cannot invite yourself");
+    const elsewhere = this.inRoom.get(key) || this.rung.get(key);
+    if (this.hub.calls.has(key) || (elsewhere && elsewhere !== room.key)) return this._refuse(me, "room_invite", "busy", `${target.name} is in a call or a room`);
+    if (this.inRoom.has(key)) return this._refuse(me, "room_invite", "busy", `${target.name} is in this room already`);
+    room.ringing.set(key, { name: target.name, key, by: me.name }); // invited again: it rings anew
+    this.rung.set(key, room.key);
     this.hub.tell(key, { type: "room_invite", room: room.name, from: me.name, from_key: me.key, members: room.members.size });
     for (const k of room.members.keys()) this.hub.tell(k, { type: "member_ringing", room: room.name, from: target.name, from_key: key, by: me.name });
   }
@@ -191,7 +258,8 @@ export class FakeRooms {
     if (to === peerKey) return refuse("busy", `'${peer.name}' is in this call already`);
     const target = this.hub.users.get(to);
     if (!target) return refuse("unknown_peer", `'${msg.to}' is not online`);
-    if (this.hub.calls.has(to) || this.inRoom.has(to)) return refuse("busy", `${target.name} is in a call or a room`);
+    if (to === me.key) return refuse("self_call", "you cannot invite yourself");
+    if (this.hub.calls.has(to) || this.engaged(to)) return refuse("busy", `${target.name} is in a call or a room`);
     const name = `call-${(this.nextCallRoom++).toString(16).padStart(8, "0")}`;
     /** @type {FakeRoom} */
     const room = { name, key: name, access: "invite", password: null, members: new Map(), ringing: new Map(), topology: "mesh" };
@@ -218,8 +286,8 @@ export class FakeRooms {
   /** @param {Client} me @param {any} msg */
   _decline(me, msg) {
     const room = this.rooms.get(this.nameKey(String(msg.room || "")));
-    if (!room || !room.ringing.delete(me.key)) return this._refuse(me, "room_decline", "not_invited", "no invitation to that room");
-    for (const k of room.members.keys()) this.hub.tell(k, { type: "member_declined", room: room.name, from: me.name, from_key: me.key, reason: "rejected" });
+    if (!room || !room.ringing.has(me.key)) return this._refuse(me, "room_decline", "not_invited", "no invitation to that room");
+    this._declined(room, me.key, "rejected");
   }
 
   /** @param {Client} me @param {any} msg */
@@ -251,9 +319,14 @@ export class FakeRooms {
     }
   }
 
-  /** A user's socket died: out of its room, the others told at once. @param {string} key */
-  drop(key) {
+  /**
+   * A user's socket closed or died: out of its room, the others told at once.
+   * @param {string} key @param {"disconnected" | "closed"} [reason]
+   */
+  drop(key, reason = "disconnected") {
     const room = this.roomOf(key);
-    if (room) this._remove(room, key, "disconnected");
+    if (room) this._remove(room, key, reason);
+    const rung = this.rooms.get(this.rung.get(key) || "");
+    if (rung) this._declined(rung, key, "left");
   }
 }

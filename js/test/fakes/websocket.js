@@ -39,6 +39,8 @@ export class FakeWebSocket {
     this.onerror = null;
     /** @type {((msg: any) => void) | null} the server hears a frame (FakeHub) */
     this.onsend = null;
+    /** @type {((code: number) => void) | null} the server hears the page close it (FakeHub) */
+    this.onpageclose = null;
     FakeWebSocket.instances.push(this);
   }
 
@@ -55,6 +57,7 @@ export class FakeWebSocket {
     if (this.readyState >= FakeWebSocket.CLOSING) return;
     this.readyState = FakeWebSocket.CLOSING;
     this.closedWith = { code, reason };
+    if (this.onpageclose) this.onpageclose(code);
     queueMicrotask(() => this.serverClose(1005, reason));
   }
 
