@@ -3,9 +3,13 @@
 // refused, or when the page finds what the server would say (a user not online, yourself);
 // else one of PageError (messages.js) for what only the page can tell.  An action returns
 // "" when it started, else a Failure; action_failed carries both to the kernel, whose
-// dispatcher (and sendToKernel here) accepts only a code of ERROR_CODES.
+// dispatcher (and sendToKernel here) accepts only a code of ERROR_CODES (messages.js).
 
-import { ERROR_CODES, PageError } from "./messages.js";
+import { PageError } from "./messages.js";
+import { ErrorCode } from "./protocol.js";
+
+/** @type {ReadonlySet<string>} */
+const SERVER_CODES = new Set(Object.values(ErrorCode));
 
 /** @typedef {{readonly code: string, readonly message: string}} Failure */
 /** @typedef {"" | Failure} Outcome  what an action returns: "" when it started */
@@ -26,7 +30,7 @@ export function fail(code, message) {
  * @returns {string}
  */
 export function serverCode(code) {
-  return typeof code === "string" && /** @type {readonly string[]} */ (ERROR_CODES).includes(code) ? code : PageError.SERVER_REFUSED;
+  return typeof code === "string" && SERVER_CODES.has(code) ? code : PageError.SERVER_REFUSED;
 }
 
 /** An outcome's code, "" when the action started. @param {Outcome} outcome */

@@ -170,6 +170,8 @@ test("what the server refuses reaches the error event, with the server's code", 
   // A code this page does not know (a newer server) is reported as server_refused.
   socketOf(e).serverSend({ type: "error", code: "brand_new_code", message: "new", request: "room_chat" });
   assert.equal(seen.error.at(-1), PageError.SERVER_REFUSED);
+  socketOf(e).serverSend({ type: "error", code: PageError.IN_CALL, message: "not a server code", request: "room_chat" });
+  assert.equal(seen.error.at(-1), PageError.SERVER_REFUSED);
   // Errors about anything else are not the room's.
   assert.equal(e.room.onServerMessage({ type: "error", code: "no_call", message: "x", request: "hangup" }), false);
   assert.equal(hub.rooms.rooms.size, 2);
