@@ -7,14 +7,14 @@
 // and reported to the kernel as a protocol error; nothing is dropped in silence.
 // Out: sendToKernel builds messages only of TO_KERNEL kinds, checked the same way.
 
-import { TO_PAGE, TO_KERNEL, TO_KERNEL_KIND, MAX_ID_CHARS } from "./messages.js";
+import { TO_PAGE, TO_KERNEL, TO_KERNEL_KIND, MAX_ID_CHARS, ERROR_CODES, PageError } from "./messages.js";
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 /** @typedef {import("./types.js").PageMessage} PageMessage */
 /** @typedef {keyof typeof TO_PAGE} ToPageKind */
 /** @typedef {keyof typeof TO_KERNEL} ToKernelKind */
 /** @typedef {Readonly<Record<string, {fields: Record<string, string>, buffers: number}>>} MessageTable */
-/** @typedef {(msg: PageMessage, buffers: unknown[]) => unknown} Handler  may return why it failed (a string) */
+/** @typedef {(msg: PageMessage, buffers: unknown[]) => unknown} Handler  may return why it failed (a string, already reported) */
 
 /** @param {object} obj @param {string} key */
 const has = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
@@ -25,6 +25,7 @@ const CHECKS = {
   int: (v) => Number.isInteger(v),
   num: (v) => typeof v === "number",
   bool: (v) => typeof v === "boolean",
+  error_code: (v) => typeof v === "string" && /** @type {readonly string[]} */ (ERROR_CODES).includes(v),
 };
 
 /**
@@ -132,7 +133,7 @@ export class Dispatcher {
     } catch (err) {
       console.error(`nbcall: handling '${msg.kind}' failed`, err);
       const message = err instanceof Error ? err.message : String(err);
-      this.send(TO_KERNEL_KIND.ACTION_FAILED, { action: msg.kind, message });
+      this.send(TO_KERNEL_KIND.ACTION_FAILED, { action: msg.kind, code: PageError.PAGE_ERROR, message });
       return message;
     }
   }

@@ -13,7 +13,7 @@
 // The kernel is the only writer of `_queued`; what is in it is still checked like any
 // message (the command against TO_PAGE, by the dispatcher).
 
-import { QUEUE_WAITS, QUEUED_ACTION_WAIT_S, MAX_QUEUED_ACTIONS, TO_KERNEL_KIND, TO_PAGE_KIND } from "./messages.js";
+import { QUEUE_WAITS, QUEUED_ACTION_WAIT_S, MAX_QUEUED_ACTIONS, TO_KERNEL_KIND, TO_PAGE_KIND, PageError } from "./messages.js";
 import { pick, State } from "./names.js";
 import { canCall, inCall } from "./call/call_state.js";
 import { Emitter } from "./emitter.js";
@@ -175,12 +175,12 @@ export class QueuedActions {
         }
         if (!this.head || this.head.id !== entry.id) this.head = { id: entry.id, since: this.now() };
         if (this.failedAction) {
-          this._fail(entry, `not done: "${this.failedAction}" before it failed`);
+          this._fail(entry, PageError.EARLIER_FAILED, `not done: "${this.failedAction}" before it failed`);
         } else if (READY[entry.wait](this.phone, entry, this.features)) {
           this._run(entry);
         } else if (this.now() - this.head.since >= WAIT_MS) {
           const detail = this.phone.error ? ` (${this.phone.error})` : "";
-          this._fail(entry, `gave up after waiting ${QUEUED_ACTION_WAIT_S} s for ${waitingFor(this.phone, entry)}${detail}`);
+          this._fail(entry, PageError.TIMED_OUT, `gave up after waiting ${QUEUED_ACTION_WAIT_S} s for ${waitingFor(this.phone, entry)}${detail}`);
         } else {
           this.waiting = entry;
           this._tick(true);
@@ -207,11 +207,11 @@ export class QueuedActions {
     this._finish(entry.id);
   }
 
-  /** @param {Entry} entry @param {string} message */
-  _fail(entry, message) {
+  /** @param {Entry} entry @param {string} code  a PageError @param {string} message */
+  _fail(entry, code, message) {
     this.failedAction = this.failedAction || entry.action;
     this.phone.setError(`${entry.action}: ${message}`);
-    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action: entry.action, message });
+    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action: entry.action, code, message });
     this._finish(entry.id);
   }
 

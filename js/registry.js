@@ -8,7 +8,7 @@
  * @typedef {object} ModelContext
  * @property {Phone} phone
  * @property {import("./features/in_call.js").InCall} features
- * @property {(action: string, error: string) => string} act  an action's outcome: "" or why it failed
+ * @property {(action: string, outcome: import("./failure.js").Outcome) => string} act  report an action's outcome; "" or why it failed
  * @property {import("./queued_actions.js").QueuedActions} queue  actions waiting for the phone
  */
 

@@ -24,6 +24,7 @@ import { ModelSync } from "./model_sync.js";
 
 /** @typedef {import("./types.js").AnyModel} AnyModel */
 /** @typedef {import("./call/phone.js").Phone} PhoneType */
+/** @typedef {import("./failure.js").Outcome} Outcome */
 
 /** How the current call carries media (TOPOLOGIES in messages.js). @param {PhoneType} phone */
 function topology(phone) {
@@ -97,12 +98,13 @@ function initialize({ model }) {
     replaces: model.get("_replaces"),
     lostAfter: model.get("lost_after"),
   });
-  /** @param {string} action @param {string} error  "" when the action started @returns {string} error */
-  const act = (action, error) => {
-    if (!error) return "";
-    phone.setError(`${action}: ${error}`);
-    dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message: error });
-    return error;
+  /** @param {string} action @param {Outcome} outcome  "" when the action started @returns {string} why not, or "" */
+  const act = (action, outcome) => {
+    if (!outcome) return "";
+    const { code, message } = outcome;
+    phone.setError(`${action}: ${message}`);
+    dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, code, message });
+    return message;
   };
   const sync = new ModelSync(model, () => SETTING_UP.has(phone.state));
   const features = new InCall(model, phone, dispatcher, sync); // chat, devices, screen, snapshots, recording
@@ -129,7 +131,7 @@ function initialize({ model }) {
     phone.subscribe(() => syncModel(model, phone, sync)),
     phone.room.events.on("change", () => syncModel(model, phone, sync)),
     // What the server refused (a full room, not invited ...) reaches Python as a failed action.
-    phone.room.events.on("error", (words) => act("room", words)),
+    phone.room.events.on("error", (failure) => act("room", failure)),
     dispatcher.handle({
       [TO_PAGE_KIND.CALL]: (msg) => act(TO_PAGE_KIND.CALL, phone.placeCall(msg.to)),
       // A room invitation is answered like a call (unless a call rings too: the call first).

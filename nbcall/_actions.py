@@ -16,8 +16,8 @@ instead of raising:
 - the page gives up on an entry after ``QUEUED_ACTION_WAIT_S`` seconds (30), and an entry
   that fails fails the ones queued after it (they were meant to follow it);
 - either way the page answers ``queued_done`` and the kernel drops the entry; a failure
-  also comes as ``action_failed``: the ``error`` trait, a logged warning, and the
-  callbacks of :meth:`CallActions.on_error`.
+  also comes as ``action_failed`` (with its code, :mod:`nbcall._errors`): the ``error``
+  trait, a logged warning, and the callbacks of :meth:`CallActions.on_error`.
 
 At most ``MAX_QUEUED_ACTIONS`` (32) entries wait at once.  What can be checked in Python
 (a valid name, not yourself) is still checked at once, queued or not.
@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ._enums import CAN_CALL_STATES, IN_CALL_STATES, QUEUE_WAITS
-from ._errors import CallError
+from ._errors import CallError, PageError
 from ._messages import MAX_QUEUED_ACTIONS
 from .signaling.names import InvalidName, name_key, normalize_name
+from .signaling.protocol import ErrorCode
 
 log = logging.getLogger("nbcall.widget")
 
@@ -91,7 +92,8 @@ class CallActions:
         if self.comm is None:
             raise CallError(
                 f"cannot {action}: this widget was closed (a newer CallWidget({self.user!r}) in this kernel "
-                "replaces the earlier one); use the new widget"
+                "replaces the earlier one); use the new widget",
+                code=PageError.CLOSED,
             )
 
     def _must_wait(self: _Widget, action: str, wait: str) -> bool:
@@ -133,7 +135,8 @@ class CallActions:
         if len(self._queued) >= MAX_QUEUED_ACTIONS:
             raise CallError(
                 f"cannot {action}: {MAX_QUEUED_ACTIONS} actions are already waiting for the page "
-                "(is the widget displayed? the page carries them out once it runs)"
+                "(is the widget displayed? the page carries them out once it runs)",
+                code=PageError.QUEUE_FULL,
             )
         entry: dict[str, Any] = {"id": self._next_queued_id, "wait": wait, "action": action, "command": command}
         if key:
@@ -160,16 +163,19 @@ class CallActions:
         """Call ``callback(CallError)`` whenever an action fails in the page, a queued one included.
 
         An action that waited for the page (see :attr:`waiting`) cannot raise in the cell that
-        asked for it; this is where its failure arrives (also in ``error`` and the log).
+        asked for it; this is where its failure arrives (also in ``error`` and the log).  The
+        argument's ``code`` says which case it is (``room_full``, ``not_invited``, ``busy`` ...:
+        :mod:`nbcall._errors`), its ``action`` what failed (``"call"``, ``"room"`` ...), and
+        ``str()`` of it the words, ``"action: why"``, as before.
         """
         self._error_callbacks.append(callback)
 
-    def _action_failed(self: _Widget, action: str, message: str) -> None:
-        log.warning("CallWidget(%r): %s failed in the page: %s", self.user, action, message)
+    def _action_failed(self: _Widget, action: str, code: str, message: str) -> None:
+        log.warning("CallWidget(%r): %s failed in the page: %s [%s]", self.user, action, message, code)
         self._command_in_flight = False  # what it would have changed will not change
         if message not in self.error:  # the page sets `error` itself; its update may come later
             self.error = f"{action}: {message}"
-        error = CallError(f"{action}: {message}")
+        error = CallError(f"{action}: {message}", code=code, action=action)
         for callback in list(self._error_callbacks):
             try:
                 callback(error)
@@ -194,9 +200,9 @@ class CallActions:
         try:
             target = normalize_name(user)
         except InvalidName as exc:
-            raise CallError(f"cannot call {user!r}: {exc}") from None
+            raise CallError(f"cannot call {user!r}: {exc}", code=ErrorCode.INVALID_NAME) from None
         if name_key(target) == name_key(self.user):
-            raise CallError("cannot call yourself")
+            raise CallError("cannot call yourself", code=ErrorCode.SELF_CALL)
         if self._must_wait("call", "online"):
             self._enqueue(f"call {target}", "online", {"kind": "call", "to": target}, key=name_key(target))
             return
@@ -205,12 +211,19 @@ class CallActions:
                 detail = f": {self.error}" if self.error else ""
             else:
                 detail = f" with {self.peer}" if self.peer else ""
-            raise CallError(f"cannot call while {self.state}{detail}")
+            code = ErrorCode.NOT_REGISTERED if self.state == "error" else PageError.IN_CALL
+            raise CallError(f"cannot call while {self.state}{detail}", code=code)
         if self.room:
-            raise CallError(f"cannot call {target!r} while in room {self.room!r}: invite({target!r}) instead")
+            raise CallError(
+                f"cannot call {target!r} while in room {self.room!r}: invite({target!r}) instead",
+                code=PageError.IN_ROOM,
+            )
         online = {name_key(p): p for p in self.peers}
         if name_key(target) not in online:
-            raise CallError(f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})")
+            raise CallError(
+                f"cannot call {target!r}: not online (online: {', '.join(self.peers) or 'nobody'})",
+                code=ErrorCode.UNKNOWN_PEER,
+            )
         self._command("call", to=online[name_key(target)])
         self._command_in_flight = True
         self._last_asked = "call"
@@ -242,7 +255,7 @@ class CallActions:
         hang up), so the command goes to it."""
         answered = self.auto_answer and self.state in ("connecting", "connected")
         if self.state != "ringing" and not self.room_invite and not answered:
-            raise CallError(f"nothing to {action}: the widget is {self.state}, not ringing")
+            raise CallError(f"nothing to {action}: the widget is {self.state}, not ringing", code=ErrorCode.NO_CALL)
 
     def hangup(self: _Widget) -> None:
         """End the current call (or stop ringing someone)."""
@@ -250,7 +263,7 @@ class CallActions:
             self._enqueue("hang up", "in_call", {"kind": "hangup"})
             return
         if self.state not in IN_CALL_STATES:
-            raise CallError(f"no call to hang up: the widget is {self.state}")
+            raise CallError(f"no call to hang up: the widget is {self.state}", code=ErrorCode.NO_CALL)
         self._command("hangup")
 
     # -- callbacks -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from . import _enums, _messages
+from . import _enums, _errors, _messages
 from .signaling import protocol as p
 from .signaling import wire
 
@@ -79,7 +79,7 @@ def messages_js() -> str:
     """js/messages.js: the widget's comm message table and its named values."""
     parts = [
         _HEADER.format(
-            source="nbcall/_messages.py and nbcall/_enums.py",
+            source="nbcall/_messages.py, nbcall/_enums.py and nbcall/_errors.py",
             why="Kernel <-> page messages and the widget's named values; docs/widget.md is the prose.",
         ),
     ]
@@ -95,6 +95,20 @@ def messages_js() -> str:
             "CALL_TRANSITIONS",
             {state: list(moves) for state, moves in _enums.CALL_TRANSITIONS.items()},
             "nbcall._enums.CALL_TRANSITIONS: every move a call state may make (js/call/call_state.js).",
+        )
+    )
+    page_errors = "".join(
+        f"  /** {meaning} */\n  {_upper(code)}: {_js(code)},\n" for code, meaning in _errors.PAGE_ERRORS.items()
+    )
+    parts.append(
+        "/** Codes of failures the page (or the kernel) finds itself, beside the server's ErrorCode "
+        f"(protocol.js); nbcall._errors.PageError. */\nexport const PageError = Object.freeze({{\n{page_errors}}});\n"
+    )
+    parts.append(
+        _frozen_list(
+            "ERROR_CODES",
+            sorted(_errors.ERROR_CODES),
+            "Every code action_failed may carry (field type 'error_code'): the server's and the page's.",
         )
     )
     for direction, table in _messages.DIRECTIONS.items():

@@ -25,11 +25,12 @@ from typing import Any, Protocol
 import traitlets
 
 from ._enums import SNAPSHOT_SOURCES
-from ._errors import CallError
+from ._errors import CallError, PageError
 from ._media import MediaInbox, Snapshot
 from ._messages import CHAT_BURST, CHAT_RATE, MAX_CHAT_BYTES, MAX_CHAT_CHARS, MAX_CHAT_LINES
 from ._recording import RecordingFeatures
 from .signaling.names import name_key
+from .signaling.protocol import ErrorCode
 
 log = logging.getLogger("nbcall.widget")
 
@@ -219,14 +220,18 @@ class InCallFeatures(RecordingFeatures):
         lines a second with bursts of 20 (the other side drops the rest as a flood).
         """
         if not isinstance(text, str) or not text:
-            raise CallError("a chat message is a non-empty string")
+            raise CallError("a chat message is a non-empty string", code=PageError.INVALID_ARGUMENT)
         if js_len(text) > MAX_CHAT_CHARS:
-            raise CallError(f"a chat message has at most {MAX_CHAT_CHARS} characters, not {js_len(text)}")
+            raise CallError(
+                f"a chat message has at most {MAX_CHAT_CHARS} characters, not {js_len(text)}",
+                code=ErrorCode.TOO_LARGE,
+            )
         queued = self._when_connected("send a message")
         if not self._chat.send_bucket.take():
             raise CallError(
                 f"cannot send a message: at most {CHAT_RATE} lines a second (bursts of {CHAT_BURST}), "
-                "or the other side drops them as a flood; wait a moment"
+                "or the other side drops them as a flood; wait a moment",
+                code=ErrorCode.RATE_LIMITED,
             )
         self._send_or_queue(queued, "send a message", "chat", text=text)
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._errors import ERROR_CODES
+
 # Field types, as both sides check them.  A trailing "?" makes a field optional (absent or null).
+# "error_code": a string of nbcall._errors.ERROR_CODES (the page's copy: ERROR_CODES in messages.js).
 _CHECKS: Final = {
     "str": lambda v: isinstance(v, str),
+    "error_code": lambda v: isinstance(v, str) and v in ERROR_CODES,
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "num": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "bool": lambda v: isinstance(v, bool),
@@ -88,7 +92,12 @@ TO_PAGE: Final = _table(
 TO_KERNEL: Final = _table(
     Kind("ready", "The model's call machinery started in the page (initialize ran)."),
     Kind("view", "A view of the widget was rendered."),
-    Kind("action_failed", "A command could not be carried out; why, in words.", {"action": "str", "message": "str"}),
+    Kind(
+        "action_failed",
+        "A command could not be carried out: which case (a code of nbcall._errors.ERROR_CODES: the server's "
+        "when it refused, else the page's own) and why, in words.",
+        {"action": "str", "code": "error_code", "message": "str"},
+    ),
     Kind(
         "queued_done",
         "The page is finished with this entry of the _queued trait (carried out, or failed: action_failed "

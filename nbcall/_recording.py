@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ._enums import RECORDING_SOURCES, ROOM_RECORDING_SOURCES
-from ._errors import CallError
+from ._errors import CallError, PageError
 from ._media import MediaInbox
 from ._rooms import _members
 from .signaling.names import name_key
@@ -100,13 +100,14 @@ class RecordingFeatures:
             self._require_open("record")
             raise CallError(
                 "start_recording('grid') records a room's grid, and this widget is in no room "
-                "(join() one first; in a 1:1 call 'both' records both sides)"
+                "(join() one first; in a 1:1 call 'both' records both sides)",
+                code=PageError.NOT_CONNECTED,
             )
         else:
             wait = "connected"
             queued = self._when_connected("record")
         if self.recording_state in ("recording", "stopping"):
-            raise CallError(f"already {self.recording_state}")
+            raise CallError(f"already {self.recording_state}", code=PageError.ALREADY_RECORDING)
         self._media.expect_recording()
         if queued:
             self._enqueue("record", wait, {"kind": "recording_start", "which": which}, key=key)
@@ -126,7 +127,7 @@ class RecordingFeatures:
             self._enqueue("stop recording", str(starts[-1]["wait"]), {"kind": "recording_stop"})
             return
         if self.recording_state != "recording":
-            raise CallError(f"not recording (recording_state is {self.recording_state})")
+            raise CallError(f"not recording (recording_state is {self.recording_state})", code=PageError.NOT_RECORDING)
         self._media.expect_stop(path)
         self.recording_state = "stopping"
         self._command("recording_stop")

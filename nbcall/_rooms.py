@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ._enums import CAN_CALL_STATES, SNAPSHOT_SOURCES
-from ._errors import CallError
+from ._errors import CallError, PageError
 from .signaling.names import InvalidName, name_key, normalize_name
+from .signaling.protocol import ErrorCode
 
 log = logging.getLogger("nbcall.widget")
 
@@ -54,14 +55,17 @@ def _room_name(room: str) -> str:
     try:
         return normalize_name(room)
     except InvalidName as exc:
-        raise CallError(f"invalid room name {room!r}: {exc} (room names follow the user-name rules)") from None
+        raise CallError(
+            f"invalid room name {room!r}: {exc} (room names follow the user-name rules)",
+            code=ErrorCode.INVALID_ROOM,
+        ) from None
 
 
 def _user_name(user: str, action: str) -> str:
     try:
         return normalize_name(user)
     except InvalidName as exc:
-        raise CallError(f"cannot {action} {user!r}: {exc}") from None
+        raise CallError(f"cannot {action} {user!r}: {exc}", code=ErrorCode.INVALID_NAME) from None
 
 
 def _members(participants: Iterable[dict[str, Any]]) -> dict[str, str]:
@@ -89,7 +93,10 @@ class RoomActions:
         """
         name = _room_name(room)
         if password is not None and (not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS):
-            raise CallError(f"the room password must be a string of at most {MAX_PASSWORD_CHARS} characters")
+            raise CallError(
+                f"the room password must be a string of at most {MAX_PASSWORD_CHARS} characters",
+                code=PageError.INVALID_ARGUMENT,
+            )
         command: dict[str, Any] = {"kind": "join", "room": name, "invite_only": bool(invite_only)}
         if password:
             command["password"] = password
@@ -97,10 +104,12 @@ class RoomActions:
             self._enqueue(f"join {name}", "free", command)
             return
         if self.room:
-            raise CallError(f"cannot join {name!r}: already in room {self.room!r} (leave() first)")
+            raise CallError(
+                f"cannot join {name!r}: already in room {self.room!r} (leave() first)", code=PageError.IN_ROOM
+            )
         if self.state not in CAN_CALL_STATES:
             detail = f" with {self.peer}" if self.peer else ""
-            raise CallError(f"cannot join {name!r} while {self.state}{detail} (hang up first)")
+            raise CallError(f"cannot join {name!r} while {self.state}{detail} (hang up first)", code=PageError.IN_CALL)
         fields = {k: v for k, v in command.items() if k != "kind"}
         self._command("join", **fields)
         self._command_in_flight = True  # an invite in this cell waits for the room
@@ -112,7 +121,7 @@ class RoomActions:
             self._enqueue("leave", "in_room", {"kind": "leave"})
             return
         if not self.room:
-            raise CallError("not in a room")
+            raise CallError("not in a room", code=ErrorCode.NOT_IN_ROOM)
         self._command("leave")
 
     def invite(self: _Widget, user: str) -> None:
@@ -128,21 +137,22 @@ class RoomActions:
         """
         name = _user_name(user, "invite")
         if name_key(name) == name_key(self.user):
-            raise CallError("cannot invite yourself")
+            raise CallError("cannot invite yourself", code=ErrorCode.SELF_CALL)
         wait = self._invite_waits_for()
         if self._must_wait("invite", wait):
             self._enqueue(f"invite {name}", wait, {"kind": "invite", "to": name})
             return
         if self.room:
             if name_key(name) in _members(self.participants):
-                raise CallError(f"{name!r} is already in the room")
+                raise CallError(f"{name!r} is already in the room", code=PageError.ALREADY_MEMBER)
         elif self.state != "connected":
             raise CallError(
                 f"cannot invite {name!r}: not in a room or a connected call "
-                "(join() one, call() someone, or call([...]) several people)"
+                "(join() one, call() someone, or call([...]) several people)",
+                code=ErrorCode.NOT_IN_ROOM,
             )
         elif name_key(name) == name_key(self.peer):
-            raise CallError(f"{name!r} is already in this call")
+            raise CallError(f"{name!r} is already in this call", code=PageError.ALREADY_MEMBER)
         self._command("invite", to=name)
 
     def _invite_waits_for(self: _Widget) -> str:
@@ -164,13 +174,15 @@ class RoomActions:
         for user in users:
             name = _user_name(user, "call")
             if name_key(name) == name_key(self.user):
-                raise CallError("cannot call yourself")
+                raise CallError("cannot call yourself", code=ErrorCode.SELF_CALL)
             if name_key(name) not in {name_key(n) for n in names}:
                 names.append(name)
         if not names:
-            raise CallError("call([...]) needs at least one name")
+            raise CallError("call([...]) needs at least one name", code=PageError.INVALID_ARGUMENT)
         if len(names) > MAX_INVITED_AT_ONCE:
-            raise CallError(f"a room holds at most {MAX_INVITED_AT_ONCE + 1} people; {len(names)} invited")
+            raise CallError(
+                f"a room holds at most {MAX_INVITED_AT_ONCE + 1} people; {len(names)} invited", code=ErrorCode.ROOM_FULL
+            )
         room = f"call-{secrets.token_hex(4)}"
         self.join(room, invite_only=True)
         # The invitations wait in the queue until the page is in the room: the server must

@@ -42,7 +42,7 @@ from ._enums import (
     TOPOLOGIES,
     TRANSPORTS,
 )
-from ._errors import CallError
+from ._errors import CallError, PageError
 from ._in_call import InCallFeatures
 from ._kernel_socket import KernelSockets
 from ._media import MediaInbox
@@ -356,7 +356,7 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
         self._views_seen += 1
 
     def _on_action_failed(self, content: dict[str, Any], _buffers: list[Any]) -> None:
-        self._action_failed(content["action"], content["message"])
+        self._action_failed(content["action"], content["code"], content["message"])
 
     def _on_protocol_error(self, content: dict[str, Any], _buffers: list[Any]) -> None:
         self._page_problem("the page could not handle a message from the kernel", content["detail"])
@@ -387,7 +387,9 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
     def _require_connected(self, action: str) -> None:
         self._require_open(action)
         if self.state != "connected":
-            raise CallError(f"cannot {action}: no connected call (the widget is {self.state})")
+            raise CallError(
+                f"cannot {action}: no connected call (the widget is {self.state})", code=PageError.NOT_CONNECTED
+            )
 
     def __repr__(self) -> str:
         return f"CallWidget(user={self.user!r}, state={self.state!r}, peer={self.peer!r})"

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nbcall import CallError, CallWidget
+from nbcall import CallWidget
+from nbcall._errors import PageError
 from nbcall._media import RecordingAssembler, Snapshot
+
+from .error_helpers import raises_code
 
 URL = "ws://127.0.0.1:1"  # never dialled
 
@@ -57,9 +60,9 @@ def test_actions_need_a_connected_call() -> None:
     w._handle_custom_msg({"kind": "view"}, [])
     w.set_trait("state", "idle")
     for action in (lambda: w.send_chat("hi"), w.share_screen, w.snapshot, w.start_recording):
-        with pytest.raises(CallError, match="no connected call"):
+        with raises_code(PageError.NOT_CONNECTED):
             action()
-    with pytest.raises(CallError, match="not recording"):
+    with raises_code(PageError.NOT_RECORDING):
         w.stop_recording()
 
 
@@ -75,7 +78,7 @@ def test_chat_and_commands_are_messages_with_a_kind() -> None:
         w.snapshot("left")
     with pytest.raises(ValueError):
         w.start_recording("nobody")
-    with pytest.raises(CallError):
+    with raises_code(PageError.INVALID_ARGUMENT):
         w.send_chat("")
 
 

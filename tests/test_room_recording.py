@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from nbcall import CallError, CallWidget
+from nbcall import CallWidget
+from nbcall._errors import PageError
 from nbcall._messages import TO_PAGE, problem
 
+from .error_helpers import raises_code
 from .test_queued_actions import URL, capture, page_done, ready
 from .test_rooms_widget import member
 
@@ -36,7 +38,7 @@ def test_in_a_room_the_grid_ours_or_a_member_as_the_server_spells_it() -> None:
         assert sent[-1] == {"kind": "recording_start", "which": expected}
         assert problem(TO_PAGE, sent[-1]) is None
         w.set_trait("recording_state", "done")
-    with pytest.raises(CallError, match="already recording"):
+    with raises_code(PageError.ALREADY_RECORDING):
         w.set_trait("recording_state", "recording")
         w.start_recording("grid")
 
@@ -56,11 +58,11 @@ def test_outside_a_room_the_grid_is_a_clear_error_and_a_call_records_as_before()
     w = CallWidget("ann", server=URL)
     sent = capture(w)
     ready(w)
-    with pytest.raises(CallError, match="records a room's grid, and this widget is in no room"):
+    with raises_code(PageError.NOT_CONNECTED):
         w.start_recording("grid")
     with pytest.raises(ValueError, match="in a room 'grid' or a member's name, not 'bob'"):
         w.start_recording("bob")
-    with pytest.raises(CallError, match="no connected call"):
+    with raises_code(PageError.NOT_CONNECTED):
         w.start_recording("both")
     w.set_trait("state", "connected")
     w.start_recording("both")

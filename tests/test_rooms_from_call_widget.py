@@ -7,11 +7,12 @@ real pages in JupyterLab tests/e2e/test_rooms_from_call_lab.py.
 
 from __future__ import annotations
 
-import pytest
-
-from nbcall import CallError, CallWidget
+from nbcall import CallWidget
+from nbcall._errors import PageError
 from nbcall._messages import TO_PAGE, problem
+from nbcall.signaling.protocol import ErrorCode
 
+from .error_helpers import raises_code
 from .test_queued_actions import URL, capture, page_done, ready
 
 
@@ -22,9 +23,9 @@ def test_invite_in_a_connected_call_sends_the_command() -> None:
     w.invite("carol")
     assert sent == [{"kind": "invite", "to": "carol"}]
     assert problem(TO_PAGE, sent[0]) is None
-    with pytest.raises(CallError, match="already in this call"):
+    with raises_code(PageError.ALREADY_MEMBER):
         w.invite("BOB")
-    with pytest.raises(CallError, match="yourself"):
+    with raises_code(ErrorCode.SELF_CALL):
         w.invite("ann")
     # The page moved the call into a room: the next invite goes to the room.
     w.set_trait("state", "ended")
@@ -34,7 +35,7 @@ def test_invite_in_a_connected_call_sends_the_command() -> None:
     w.set_trait("participants", [{"name": "Bob", "key": "bob", "state": "connected"}])
     w.invite("dave")
     assert sent[-1] == {"kind": "invite", "to": "dave"}
-    with pytest.raises(CallError, match="already in the room"):
+    with raises_code(PageError.ALREADY_MEMBER):
         w.invite("bob")
 
 
@@ -44,7 +45,7 @@ def test_no_room_and_no_connected_call_raises_at_once() -> None:
     ready(w)
     for state in ("idle", "ended"):
         w.set_trait("state", state)
-        with pytest.raises(CallError, match="not in a room or a connected call"):
+        with raises_code(ErrorCode.NOT_IN_ROOM):
             w.invite("carol")
     assert sent == []
 

@@ -16,7 +16,9 @@
 // our own socket dropping does not end a connected call (server_inbox.js).  A connected
 // call that becomes a room is handed over to it (handOver; docs/rooms.md "From a call").
 
-import { MessageType, Reason } from "../protocol.js";
+import { MessageType, Reason, ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
+import { fail } from "../failure.js";
 import { State } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { Signaling } from "../signaling/signaling.js";
@@ -32,6 +34,7 @@ import { RoomClient } from "../room/room_client.js";
 /** @typedef {import("./call_state.js").CallStateName} CallStateName */
 /** @typedef {import("../types.js").PhoneEvents} PhoneEvents */
 /** @typedef {import("../types.js").PhoneOptions} PhoneOptions */
+/** @typedef {import("../failure.js").Outcome} Outcome */
 
 const { REGISTERING, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
 const NAME_GRACE_MS = 5000;
@@ -159,16 +162,20 @@ export class Phone {
     this.signaling.send({ type, ...fields });
   }
 
-  // -- actions (from Python or the buttons): each returns an error sentence, or "" -------
+  // -- actions (from Python or the buttons): each returns "" or why not (failure.js) ------
 
-  /** Ring a user this page lists as online. @param {string} to */
+  /** Ring a user this page lists as online. @param {string} to @returns {Outcome} */
   placeCall(to) {
-    if (!to) return "whom to call?";
-    if (to === this.user) return "you cannot call yourself";
-    if (!canCall(this.state)) return `cannot call while ${this.state}`;
-    if (this.room.busyWords()) return this.room.busyWords();
+    if (!to) return fail(ErrorCode.INVALID_NAME, "whom to call?");
+    if (to === this.user) return fail(ErrorCode.SELF_CALL, "you cannot call yourself");
+    if (!canCall(this.state)) {
+      const offline = this.state === REGISTERING || this.state === ERROR;
+      return fail(offline ? ErrorCode.NOT_REGISTERED : PageError.IN_CALL, `cannot call while ${this.state}`);
+    }
+    const inRoom = this.room.busyWords();
+    if (inRoom) return fail(PageError.IN_ROOM, inRoom);
     const peerKey = this.peers.keyOf(to);
-    if (!peerKey) return `${to} is not online`;
+    if (!peerKey) return fail(ErrorCode.UNKNOWN_PEER, `${to} is not online`);
     const peer = this.peers.get(peerKey) || to;
     const callId = randomId(6);
     // The invite leaves first (nothing shown waits on it); then, while the callee rings, the
@@ -182,8 +189,9 @@ export class Phone {
     return "";
   }
 
+  /** @returns {Outcome} */
   accept() {
-    if (this.state !== RINGING) return `nothing to accept (${this.state})`;
+    if (this.state !== RINGING) return fail(ErrorCode.NO_CALL, `nothing to accept (${this.state})`);
     this.setupStart = performance.now();
     if (!this.seedCall) this._send(MessageType.ACCEPT, { to: this.peer });
     this.incoming = "";
@@ -192,8 +200,9 @@ export class Phone {
     return "";
   }
 
+  /** @returns {Outcome} */
   reject() {
-    if (this.state !== RINGING) return `nothing to reject (${this.state})`;
+    if (this.state !== RINGING) return fail(ErrorCode.NO_CALL, `nothing to reject (${this.state})`);
     // A seed caller cannot be told "rejected"; hang up so the server stops tracking it.
     if (this.seedCall) this._send(MessageType.HANGUP, { to: this.peer, reason: Reason.REJECTED });
     else this._send(MessageType.REJECT, { to: this.peer });
@@ -202,9 +211,10 @@ export class Phone {
     return "";
   }
 
+  /** @returns {Outcome} */
   hangup() {
     if (this.state === RINGING) return this.reject();
-    if (!inCall(this.state)) return `no call to hang up (${this.state})`;
+    if (!inCall(this.state)) return fail(ErrorCode.NO_CALL, `no call to hang up (${this.state})`);
     const cancel = this.state === CALLING;
     this._send(cancel ? MessageType.CANCEL : MessageType.HANGUP, { to: this.peer });
     this._endCall(cancel ? Reason.CANCELLED : Reason.HANGUP, false);

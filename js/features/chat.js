@@ -20,11 +20,15 @@ import {
   CHAT_RATE,
   CHAT_BURST,
   MAX_CHANNEL_CHARS,
+  PageError,
 } from "../messages.js";
 import { problem } from "../dispatch.js";
+import { ErrorCode } from "../protocol.js";
+import { fail } from "../failure.js";
 import { Emitter } from "../emitter.js";
 
 /** @typedef {{from: string, text: string, time: number}} ChatLine */
+/** @typedef {import("../failure.js").Outcome} Outcome */
 /** A data channel message that passed the table's check. @typedef {Record<string, any> & {kind: string}} ChannelMessage */
 /** @typedef {(kind: typeof TO_KERNEL_KIND.CHAT_SENT | typeof TO_KERNEL_KIND.CHAT_RECEIVED | typeof TO_KERNEL_KIND.CHAT_DROPPED, fields: Record<string, unknown>) => void} TellKernel */
 
@@ -253,23 +257,26 @@ export class Chat {
   }
 
   /**
-   * Send a line to the peer; returns an error sentence or "".
+   * Send a line to the peer; returns "" or why not.
    * @param {RTCDataChannel | null} channel
    * @param {unknown} text
+   * @returns {Outcome}
    */
   send(channel, text) {
     return this._sendWith(text, () => {
-      if (!channel || channel.readyState !== "open") return "chat needs a connected call";
+      if (!channel || channel.readyState !== "open") return fail(PageError.NOT_CONNECTED, "chat needs a connected call");
       return "";
     }, (time) => channel?.send(JSON.stringify({ kind: DATA_CHANNEL_KIND.CHAT, text, time })));
   }
 
   /**
-   * Send a line to the whole room, through the signaling server; returns an error sentence or "".
-   * @param {(text: string) => string} sendLine  the room's sender ("" when sent)
+   * Send a line to the whole room, through the signaling server; returns "" or why not.
+   * @param {(text: string) => Outcome} sendLine  the room's sender ("" when sent)
    * @param {unknown} text
+   * @returns {Outcome}
    */
   sendToRoom(sendLine, text) {
+    /** @type {Outcome} */
     let sent = "";
     return this._sendWith(text, () => "", () => {
       sent = sendLine(/** @type {string} */ (text));
@@ -278,16 +285,17 @@ export class Chat {
 
   /**
    * @param {unknown} text
-   * @param {() => string} ready  why it cannot be sent now, or ""
+   * @param {() => Outcome} ready  why it cannot be sent now, or ""
    * @param {(time: number) => void} transmit
+   * @returns {Outcome}
    */
   _sendWith(text, ready, transmit) {
-    if (typeof text !== "string" || !text) return "empty message";
-    if (text.length > MAX_CHAT_CHARS) return `message longer than ${MAX_CHAT_CHARS} characters`;
+    if (typeof text !== "string" || !text) return fail(PageError.INVALID_ARGUMENT, "empty message");
+    if (text.length > MAX_CHAT_CHARS) return fail(ErrorCode.TOO_LARGE, `message longer than ${MAX_CHAT_CHARS} characters`);
     const why = ready();
     if (why) return why;
     if (!this.sendBucket.take()) {
-      return `too many messages: at most ${CHAT_RATE} a second (bursts of ${CHAT_BURST}); wait a moment`;
+      return fail(ErrorCode.RATE_LIMITED, `too many messages: at most ${CHAT_RATE} a second (bursts of ${CHAT_BURST}); wait a moment`);
     }
     const time = Date.now() / 1000;
     transmit(time);

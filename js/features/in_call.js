@@ -7,7 +7,8 @@
 // commands through the dispatcher, and mirrors its lasting state into traits.  Views render
 // it with ui/features_view.js and hear of changes through its "change" event.
 
-import { TO_PAGE_KIND, TO_KERNEL_KIND, SNAPSHOT_SOURCES, RECORDING_SOURCES, DATA_CHANNEL_KIND } from "../messages.js";
+import { TO_PAGE_KIND, TO_KERNEL_KIND, SNAPSHOT_SOURCES, RECORDING_SOURCES, DATA_CHANNEL_KIND, PageError } from "../messages.js";
+import { fail } from "../failure.js";
 import { State, pick } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { listen } from "../listen.js";
@@ -22,6 +23,7 @@ import { Chat } from "./chat.js";
 /** @typedef {import("../call/phone.js").Phone} Phone */
 /** @typedef {import("../call/peer_call.js").PeerCall} PeerCall */
 /** @typedef {import("./chat.js").ChatLine} ChatMessage */
+/** @typedef {import("../failure.js").Outcome} Outcome */
 
 export { MAX_CHAT_CHARS } from "../messages.js";
 const TICK_MS = 1000; // the duration shown and synced
@@ -187,12 +189,14 @@ export class InCall {
   /**
    * An action that could not be done: say why in the widget and to the kernel.
    * @param {string} action
-   * @param {string} message  "" when it worked
+   * @param {Outcome} outcome  "" when it worked
+   * @returns {string} the words, "" when it worked
    */
-  _fail(action, message) {
-    if (!message) return "";
+  _fail(action, outcome) {
+    if (!outcome) return "";
+    const { code, message } = outcome;
     this.phone.setError(`${action}: ${message}`);
-    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, message });
+    this.dispatcher.send(TO_KERNEL_KIND.ACTION_FAILED, { action, code, message });
     return message;
   }
 
@@ -263,8 +267,9 @@ export class InCall {
   }
 
   /**
-   * Send a chat line to the peer (rate limited); returns an error sentence or "".
+   * Send a chat line to the peer (rate limited); returns "" or why not.
    * @param {string} text
+   * @returns {Outcome}
    */
   sendChat(text) {
     const room = this.phone.room;
@@ -338,11 +343,11 @@ export class InCall {
     return room.stream(member.key) || null;
   }
 
-  /** Returns an error sentence or "" (the recording starts asynchronously). @param {string} which */
+  /** Returns "" or why not (the recording starts asynchronously). @param {string} which @returns {Outcome} */
   startRecording(which) {
-    if (this.recording) return "already recording";
+    if (this.recording) return fail(PageError.ALREADY_RECORDING, "already recording");
     const room = this.phone.room.name; // in a room: the grid, a member or ours (room_recording.js)
-    if (!room && this.phone.state !== State.CONNECTED) return "recording needs a connected call or a room";
+    if (!room && this.phone.state !== State.CONNECTED) return fail(PageError.NOT_CONNECTED, "recording needs a connected call or a room");
     const recording = new Recording({
       send: (kind, fields, buffers) => this.dispatcher.send(kind, fields, buffers),
       onEnd: () => {
@@ -356,16 +361,16 @@ export class InCall {
     const started = room ? recordRoom(recording, this.phone, which) : recording.start(which, streams);
     started.catch((err) => {
       if (this.recording === recording) this.recording = null;
-      this._fail("start_recording", words(err));
+      this._fail("start_recording", fail(PageError.MEDIA_FAILED, words(err)));
       this.dispatcher.send(TO_KERNEL_KIND.RECORDING_FAILED, { id: recording.id, message: words(err) });
       this._changed();
     });
     return "";
   }
 
-  /** Returns an error sentence or "". */
+  /** Returns "" or why not. @returns {Outcome} */
   stopRecording() {
-    if (!this.recording) return "not recording";
+    if (!this.recording) return fail(PageError.NOT_RECORDING, "not recording");
     this.recording.stop();
     return "";
   }
@@ -375,7 +380,7 @@ export class InCall {
     if (this.recording) this.stopRecording();
     else {
       const error = this.startRecording(this.phone.room.name ? GRID : BOTH);
-      if (error) this.phone.setError(`record: ${error}`);
+      if (error) this.phone.setError(`record: ${error.message}`);
     }
   }
 }

@@ -11,10 +11,14 @@
 import { State } from "../names.js";
 import { RoomPhase } from "./members.js";
 import { RoomType } from "./room_protocol.js";
+import { ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
+import { fail } from "../failure.js";
 
 /** @typedef {import("./room_client.js").RoomClient} RoomClient */
 /** @typedef {import("../types.js").ServerMessage} ServerMessage */
 /** @typedef {import("./members.js").Member} Member */
+/** @typedef {import("../failure.js").Outcome} Outcome */
 /** @typedef {import("../call/call_media.js").HandedOver & {key: string}} Adopted  a call's connection, for the link to `key` */
 
 /** @param {unknown} value */
@@ -24,16 +28,21 @@ const str = (value) => (typeof value === "string" ? value : "");
  * Invite `name` while in a 1:1 call, which becomes a room ("" when asked).
  * @param {RoomClient} room
  * @param {string} name
+ * @returns {Outcome}
  */
 export function inviteFromCall(room, name) {
   const p = room.phone;
-  if (p.state !== State.CONNECTED || !p.call) return `the call with ${p.peer} is not connected yet: invite once it is`;
-  if (p.seedCall) return `${p.peer} uses a seed client, which has no rooms: this call cannot take a third person`;
-  if (typeof name !== "string" || !name.trim()) return "whom to invite?";
-  if (name === p.user) return "you are already in the call";
+  if (p.state !== State.CONNECTED || !p.call) {
+    return fail(PageError.NOT_CONNECTED, `the call with ${p.peer} is not connected yet: invite once it is`);
+  }
+  if (p.seedCall) {
+    return fail(ErrorCode.SEED_CALL, `${p.peer} uses a seed client, which has no rooms: this call cannot take a third person`);
+  }
+  if (typeof name !== "string" || !name.trim()) return fail(ErrorCode.INVALID_NAME, "whom to invite?");
+  if (name === p.user) return fail(ErrorCode.SELF_CALL, "you are already in the call");
   const key = p.peers.keyOf(name);
-  if (!key) return `${name} is not online`;
-  if (key === p.peerKey) return `${name} is already in the call`;
+  if (!key) return fail(ErrorCode.UNKNOWN_PEER, `${name} is not online`);
+  if (key === p.peerKey) return fail(PageError.ALREADY_MEMBER, `${name} is already in the call`);
   room._send(RoomType.ROOM_INVITE, { to: p.peers.get(key) || name }); // no `room`: this call becomes one
   return "";
 }

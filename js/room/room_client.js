@@ -25,6 +25,9 @@ import { loadSfuSession } from "./switchover.js";
 import { openMesh, openSfu, cameraOpened } from "./room_links.js";
 import { RoomType, MAX_CHAT_CHARS } from "./room_protocol.js";
 import { inviteFromCall } from "./from_call.js";
+import { ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
+import { fail } from "../failure.js";
 
 export { RoomPhase, Topology };
 
@@ -33,6 +36,7 @@ export { RoomPhase, Topology };
 /** @typedef {import("./members.js").Member} Member */
 /** @typedef {import("./members.js").Participant} Participant */
 /** @typedef {{room: string, from: string, fromKey: string}} Invitation */
+/** @typedef {import("../failure.js").Outcome} Outcome */
 /** @typedef {{from: string, fromKey: string, text: string}} ChatLine */
 
 /**
@@ -42,7 +46,7 @@ export { RoomPhase, Topology };
  * @property {[string]} left  a member's name
  * @property {[ChatLine]} chat
  * @property {[Invitation]} invited
- * @property {[string]} error  words
+ * @property {[import("../failure.js").Failure]} error  what went wrong (a code and words)
  * @property {[import("./members.js").Topology]} topology
  */
 
@@ -136,18 +140,26 @@ export class RoomClient {
    * `password` also opens a room that has one.
    * @param {string} room
    * @param {{inviteOnly?: boolean, password?: string}} [opts]
+   * @returns {Outcome}
    */
   join(room, { inviteOnly = false, password = "" } = {}) {
-    if (this.closed) return "this widget is closed";
-    if (typeof room !== "string" || !room.trim()) return "which room? give it a name";
+    if (this.closed) return fail(PageError.CLOSED, "this widget is closed");
+    if (typeof room !== "string" || !room.trim()) return fail(ErrorCode.INVALID_ROOM, "which room? give it a name");
     if (this.phase === RoomPhase.IN) {
-      return room === this.room ? `you are already in the room ${this.room}` : `you are in the room ${this.room}: leave it first`;
+      return fail(
+        PageError.IN_ROOM,
+        room === this.room ? `you are already in the room ${this.room}` : `you are in the room ${this.room}: leave it first`,
+      );
     }
-    if (this.phase === RoomPhase.JOINING) return `already joining the room ${this.joining}: wait for the answer, or leave`;
+    if (this.phase === RoomPhase.JOINING) {
+      return fail(PageError.IN_ROOM, `already joining the room ${this.joining}: wait for the answer, or leave`);
+    }
     const p = this.phone;
-    if (p.state === State.RINGING) return `${p.incoming || p.peer} is calling you: answer or reject the call first`;
-    if (inCall(p.state)) return `you are in a call with ${p.peer}: hang up first`;
-    if (p.state === State.REGISTERING || p.state === State.ERROR) return "not connected to the signaling server yet: try again once online";
+    if (p.state === State.RINGING) return fail(PageError.IN_CALL, `${p.incoming || p.peer} is calling you: answer or reject the call first`);
+    if (inCall(p.state)) return fail(PageError.IN_CALL, `you are in a call with ${p.peer}: hang up first`);
+    if (p.state === State.REGISTERING || p.state === State.ERROR) {
+      return fail(ErrorCode.NOT_REGISTERED, "not connected to the signaling server yet: try again once online");
+    }
     this.joinOptions = { inviteOnly: !!inviteOnly, password: typeof password === "string" ? password : "" };
     this._requestJoin(room.trim());
     this._changed();
@@ -167,8 +179,9 @@ export class RoomClient {
     entry.sent = this._send(RoomType.ROOM_JOIN, msg);
   }
 
+  /** @returns {Outcome} */
   leave() {
-    if (this.phase === RoomPhase.OUT) return "not in a room";
+    if (this.phase === RoomPhase.OUT) return fail(ErrorCode.NOT_IN_ROOM, "not in a room");
     const room = this.phase === RoomPhase.IN ? this.room : this.joining;
     // A join still unanswered: its reply (room_joined or an error) no longer applies.
     if (this.phase === RoomPhase.JOINING && this.joins.length) this.joins[this.joins.length - 1].abandoned = true;
@@ -178,42 +191,50 @@ export class RoomClient {
     return "";
   }
 
-  /** Invite a user who is online into this room (or into the 1:1 call, which becomes one). @param {string} name */
+  /**
+   * Invite a user who is online into this room (or into the 1:1 call, which becomes one).
+   * @param {string} name
+   * @returns {Outcome}
+   */
   invite(name) {
     if (this.phase === RoomPhase.OUT && inCall(this.phone.state)) return inviteFromCall(this, name);
-    if (this.phase !== RoomPhase.IN) return this.phase === RoomPhase.JOINING ? `still joining the room ${this.joining}: invite once in` : "not in a room";
-    if (typeof name !== "string" || !name.trim()) return "whom to invite?";
-    if (name === this.phone.user) return "you are already in the room";
+    if (this.phase !== RoomPhase.IN) {
+      return fail(ErrorCode.NOT_IN_ROOM, this.phase === RoomPhase.JOINING ? `still joining the room ${this.joining}: invite once in` : "not in a room");
+    }
+    if (typeof name !== "string" || !name.trim()) return fail(ErrorCode.INVALID_NAME, "whom to invite?");
+    if (name === this.phone.user) return fail(ErrorCode.SELF_CALL, "you are already in the room");
     const key = this.phone.peers.keyOf(name);
-    if (!key) return `${name} is not online`;
-    if (this.members.get(key)) return `${name} is already in the room`;
-    if (this.members.ringing.has(key)) return `${name} is already invited`;
+    if (!key) return fail(ErrorCode.UNKNOWN_PEER, `${name} is not online`);
+    if (this.members.get(key)) return fail(PageError.ALREADY_MEMBER, `${name} is already in the room`);
+    if (this.members.ringing.has(key)) return fail(PageError.ALREADY_MEMBER, `${name} is already invited`);
     this._send(RoomType.ROOM_INVITE, { room: this.room, to: this.phone.peers.get(key) || name });
     return "";
   }
 
+  /** @returns {Outcome} */
   acceptInvite() {
     const invitation = this._invitation;
-    if (!invitation) return "no room invitation to accept";
+    if (!invitation) return fail(ErrorCode.NOT_INVITED, "no room invitation to accept");
     const why = this.join(invitation.room);
     if (!why) this._setInvitation(null);
     return why;
   }
 
+  /** @returns {Outcome} */
   declineInvite() {
     const invitation = this._invitation;
-    if (!invitation) return "no room invitation to decline";
+    if (!invitation) return fail(ErrorCode.NOT_INVITED, "no room invitation to decline");
     this._send(RoomType.ROOM_DECLINE, { room: invitation.room });
     this._setInvitation(null);
     this._changed();
     return "";
   }
 
-  /** A line to everyone in the room (through the server). @param {string} text */
+  /** A line to everyone in the room (through the server). @param {string} text @returns {Outcome} */
   sendChat(text) {
-    if (this.phase !== RoomPhase.IN) return "not in a room";
-    if (typeof text !== "string" || !text) return "empty message";
-    if (text.length > MAX_CHAT_CHARS) return `message longer than ${MAX_CHAT_CHARS} characters`;
+    if (this.phase !== RoomPhase.IN) return fail(ErrorCode.NOT_IN_ROOM, "not in a room");
+    if (typeof text !== "string" || !text) return fail(PageError.INVALID_ARGUMENT, "empty message");
+    if (text.length > MAX_CHAT_CHARS) return fail(ErrorCode.TOO_LARGE, `message longer than ${MAX_CHAT_CHARS} characters`);
     this._send(RoomType.ROOM_CHAT, { room: this.room, text });
     return "";
   }
@@ -230,7 +251,12 @@ export class RoomClient {
       this.camera
         .openKind(kind)
         .then((track) => (this.phase === RoomPhase.IN ? this.replaceTrack(track) : track.stop()))
-        .catch((err) => this._error(`cannot open the ${kind === "video" ? "camera" : "microphone"}: ${err instanceof Error ? err.message : String(err)}`));
+        .catch((err) =>
+          this._error(
+            PageError.MEDIA_FAILED,
+            `cannot open the ${kind === "video" ? "camera" : "microphone"}: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        );
     }
     this._send(RoomType.ROOM_STATE, { room: this.room, audio: !!audio, video: !!video });
     return "";
@@ -297,9 +323,13 @@ export class RoomClient {
     this.events.emit("change", this);
   }
 
-  /** @param {string} words */
-  _error(words) {
-    this.events.emit("error", words);
+  /**
+   * What went wrong in the room, for the widget and the kernel (an action_failed "room").
+   * @param {string} code  the server's ErrorCode, or a PageError
+   * @param {string} words
+   */
+  _error(code, words) {
+    this.events.emit("error", fail(code, words));
   }
 
   /** @param {Invitation | null} invitation */

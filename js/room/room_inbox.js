@@ -5,6 +5,8 @@
 // who is not a member, is the room's and is dropped.
 
 import { MessageType, ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
+import { serverCode } from "../failure.js";
 import { memberFrom, Topology, RoomPhase } from "./members.js";
 import { openSfu } from "./room_links.js";
 import { enterFromCall } from "./from_call.js";
@@ -142,7 +144,10 @@ export class RoomInbox {
         if (msg.reason === LeftReason.LEFT) return;
         const name = room.room;
         room._reset(false);
-        room._error(msg.reason === LeftReason.CLOSED ? `the room ${name} was closed` : `you were disconnected from the room ${name}`);
+        room._error(
+          PageError.ROOM_CLOSED,
+          msg.reason === LeftReason.CLOSED ? `the room ${name} was closed` : `you were disconnected from the room ${name}`,
+        );
         break;
       }
       default:
@@ -199,7 +204,7 @@ export class RoomInbox {
     } else if (msg.code === ErrorCode.RATE_LIMITED && request === RoomType.ROOM_STATE) {
       return true; // the next toggle tells it again
     }
-    room._error(words);
+    room._error(serverCode(msg.code), words);
     return true;
   }
 }

@@ -6,6 +6,8 @@
 import { MeshLinks } from "./mesh.js";
 import { SfuBridge, isSfuConfig } from "./switchover.js";
 import { RoomPhase } from "./members.js";
+import { ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
 
 /** @typedef {import("./room_client.js").RoomClient} RoomClient */
 /** @typedef {import("./members.js").Member} Member */
@@ -35,7 +37,7 @@ export function openMesh(room) {
       const member = room.members.get(key);
       // The member stays listed (reconnecting) until the server says it left.
       update(room, key, (m) => Object.assign(m, { link: "", linkLost: true, meshStream: null }));
-      if (member) room._error(`lost the connection to ${member.name}: ${words}`);
+      if (member) room._error(PageError.LINK_FAILED, `lost the connection to ${member.name}: ${words}`);
     },
     onError: (key, err) => console.warn("nbcall room link", key, err),
   });
@@ -59,7 +61,7 @@ export function dropMeshLink(room, key) {
 export function openSfu(room, config) {
   if (room.sfu) return;
   if (!isSfuConfig(config)) {
-    room._error("the room moved to the SFU but the server sent no SFU address: leave and join again");
+    room._error(ErrorCode.SFU_UNAVAILABLE, "the room moved to the SFU but the server sent no SFU address: leave and join again");
     return;
   }
   const bridge = new SfuBridge({
@@ -78,7 +80,7 @@ export function openSfu(room, config) {
       room._changed();
     },
     onChange: () => room._changed(),
-    onError: (words) => room._error(words),
+    onError: (words) => room._error(PageError.LINK_FAILED, words),
   });
   room.sfu = bridge;
   // Publish once, camera included: a session that starts receive-only and gets its tracks
@@ -98,7 +100,7 @@ export function openSfu(room, config) {
  */
 export function cameraOpened(room, media) {
   if (!media || room.phase === RoomPhase.OUT) return;
-  if (media.error && !room.camera.told) room._error(media.error);
+  if (media.error && !room.camera.told) room._error(PageError.MEDIA_FAILED, media.error);
   room.camera.told = true; // a room joined again after a reconnect does not say it twice
   if (room.mesh && !room.mesh.attached) room.mesh.attach(media.stream);
   // A session made before the camera opened publishes nothing yet (made after, it took the stream).

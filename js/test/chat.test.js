@@ -8,7 +8,9 @@ import { FakeClock } from "./fakes/index.js";
 import { inCallWithBob } from "./helpers.js";
 import { ChatHistory, TokenBucket, utf8Length, readChannelMessage, MAX_CHANNEL_CHARS } from "../features/chat.js";
 import { chatLogWriter, shownText, SHOWN_CHARS } from "../ui/features_view.js";
-import { MAX_CHAT_LINES, MAX_CHAT_BYTES, MAX_CHAT_CHARS, CHAT_BURST, CHAT_RATE } from "../messages.js";
+import { MAX_CHAT_LINES, MAX_CHAT_BYTES, MAX_CHAT_CHARS, CHAT_BURST, CHAT_RATE, PageError } from "../messages.js";
+import { ErrorCode } from "../protocol.js";
+import { codeOf } from "../failure.js";
 
 /** @typedef {import("./fakes/index.js").FakeDataChannel} FakeDataChannel */
 /** @typedef {import("./fakes/index.js").FakeModel} FakeModel */
@@ -159,20 +161,20 @@ test("send: at most a burst, then the rate; over it the sender is told, the kern
   const { model, channel, chat, features, clock } = await call(t);
   const sent = () => channel.sentOf("chat").length;
   for (let i = 0; i < CHAT_BURST; i++) assert.equal(features.sendChat(`line ${i}`), "");
-  assert.match(features.sendChat("one too many"), /too many messages: at most 5 a second \(bursts of 20\)/);
+  assert.equal(codeOf(features.sendChat("one too many")), ErrorCode.RATE_LIMITED);
   assert.equal(sent(), CHAT_BURST);
   // Through the kernel's command: action_failed says why, and `error` shows it.
   model.custom({ kind: "chat", text: "from python" });
   assert.deepEqual(kinds(model, "action_failed").map((m) => m.action), ["chat"]);
-  assert.match(kinds(model, "action_failed")[0].message, /too many messages/);
+  assert.equal(kinds(model, "action_failed")[0].code, ErrorCode.RATE_LIMITED);
   clock.tick(1000 / CHAT_RATE);
   model.custom({ kind: "chat", text: "from python" });
   assert.equal(sent(), CHAT_BURST + 1);
   assert.equal(kinds(model, "chat_sent").length, CHAT_BURST + 1);
   assert.equal(chat.lines.length, CHAT_BURST + 1);
   assert.ok(chat.lines.every((l) => l.from === "alice"));
-  assert.equal(features.sendChat("x".repeat(MAX_CHAT_CHARS + 1)), `message longer than ${MAX_CHAT_CHARS} characters`);
-  assert.equal(features.sendChat(""), "empty message");
+  assert.equal(codeOf(features.sendChat("x".repeat(MAX_CHAT_CHARS + 1))), ErrorCode.TOO_LARGE);
+  assert.equal(codeOf(features.sendChat("")), PageError.INVALID_ARGUMENT);
 });
 
 test("the data channel is shared: chat listens beside others and leaves with the call", async (t) => {

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeModel } from "./fakes/index.js";
 import { Dispatcher, sendToKernel, problem } from "../dispatch.js";
-import { TO_PAGE, TO_KERNEL, MAX_ID_CHARS } from "../messages.js";
+import { TO_PAGE, TO_KERNEL, MAX_ID_CHARS, ERROR_CODES, PageError } from "../messages.js";
+import { ErrorCode } from "../protocol.js";
 
 /** @param {import("node:test").TestContext} t */
 function door(t) {
@@ -86,7 +87,7 @@ test("a handler that throws is reported as action_failed, and the door stays ope
   t.mock.method(console, "error", () => {});
   dispatcher.handle({ hangup: () => { throw new Error("boom"); } });
   model.custom({ kind: "hangup" });
-  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "hangup", message: "boom" }]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "hangup", code: PageError.PAGE_ERROR, message: "boom" }]);
   assert.deepEqual(errors(), []);
 });
 
@@ -111,12 +112,25 @@ test("sendToKernel builds only messages of the table", () => {
   assert.equal(model.sent.length, 2);
 });
 
+test("action_failed carries only a declared code: the server's or the page's", () => {
+  const model = new FakeModel();
+  const failed = (/** @type {unknown} */ code) => sendToKernel(/** @type {any} */ (model), "action_failed", { action: "room", code, message: "m" });
+  for (const code of [ErrorCode.ROOM_FULL, ErrorCode.NOT_INVITED, ErrorCode.BUSY, ErrorCode.UNKNOWN_PEER, ErrorCode.RATE_LIMITED, PageError.IN_CALL]) {
+    failed(code);
+  }
+  assert.deepEqual(model.sent.map((m) => m.content.code), ["room_full", "not_invited", "busy", "unknown_peer", "rate_limited", "in_call"]);
+  assert.throws(() => failed("room full"), /'code' must be error_code/);
+  assert.throws(() => sendToKernel(/** @type {any} */ (model), "action_failed", { action: "call", message: "m" }), /needs 'code'/);
+  // One list of codes: every page code and every server code, and nothing else.
+  assert.deepEqual([...ERROR_CODES].sort(), [...new Set([...Object.values(ErrorCode), ...Object.values(PageError)])].sort());
+});
+
 test("the checks agree with the table's types for every kind", () => {
   for (const [kind, spec] of Object.entries({ ...TO_PAGE, ...TO_KERNEL })) {
     /** @type {Record<string, unknown>} */
     const good = { kind };
     for (const [name, type] of Object.entries(spec.fields)) {
-      good[name] = { str: "s", int: 1, num: 1.5, bool: true }[type.replace("?", "")];
+      good[name] = { str: "s", int: 1, num: 1.5, bool: true, error_code: ErrorCode.ROOM_FULL }[type.replace("?", "")];
     }
     const table = kind in TO_PAGE ? TO_PAGE : TO_KERNEL;
     assert.equal(problem(table, good, spec.buffers), null, kind);

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeMediaRecorder, flush } from "./fakes/index.js";
 import { fakePc, inCallWithBob } from "./helpers.js";
+import { PageError } from "../messages.js";
 
 
 /** @param {import("node:test").TestContext} t */
@@ -14,7 +15,7 @@ const call = (t) => inCallWithBob(t);
 test("chat: needs an open channel; a line goes out, is kept in `messages`, and one comes in", async (t) => {
   const { model, channel, features } = await call(t);
   model.custom({ kind: "chat", text: "too early" });
-  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.message), ["chat needs a connected call"]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.code), [PageError.NOT_CONNECTED]);
   channel.open();
   model.custom({ kind: "chat", text: "héllo 小文" });
   const out = channel.sent.map((d) => JSON.parse(d)).filter((m) => m.kind === "chat");
@@ -77,7 +78,7 @@ test("recording the local video: the messages the kernel assembles", async (t) =
   assert.deepEqual(model.sentOf("recording_chunk").map((m) => m.content.seq), [0, 1]);
   assert.equal(model.sentOf("recording_done")[0].content.chunks, 2);
   model.custom({ kind: "recording_stop" });
-  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "stop_recording", message: "not recording" }]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "stop_recording", code: PageError.NOT_RECORDING, message: "not recording" }]);
 });
 
 test("a snapshot that cannot be taken answers ok: false with the reason", async (t) => {

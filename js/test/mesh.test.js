@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { flush, FakeWebSocket } from "./fakes/index.js";
 import { roomBrowser, joinAll, linkPc, connectAll, memberKeys } from "./room_helpers.js";
 import { MeshLinks, MAX_QUEUED_SIGNALS } from "../room/mesh.js";
+import { PageError } from "../messages.js";
 
 /** Offers, answers and candidates the hub saw between two users (by key), in order. @param {any} hub @param {string} a @param {string} b */
 function signalsBetween(hub, a, b) {
@@ -180,7 +181,7 @@ test("a link that fails for good is closed and said; its member stays, reconnect
   await connectAll(alice, bob, carol);
   /** @type {string[]} */
   const errors = [];
-  alice.room.events.on("error", (words) => errors.push(words));
+  alice.room.events.on("error", (failure) => errors.push(failure.code));
   const pc = linkPc(alice, bob);
   pc.setConnectionState("failed");
   await flush();
@@ -191,7 +192,7 @@ test("a link that fails for good is closed and said; its member stays, reconnect
   assert.equal(pc.closed, true);
   assert.equal(alice.room.mesh?.has("bob"), false);
   assert.equal(linkPc(alice, carol).closed, false, "the other link goes on");
-  assert.match(errors[0], /lost the connection to bob/);
+  assert.equal(errors[0], PageError.LINK_FAILED);
   assert.equal(alice.room.participants().find((m) => m.key === "bob")?.state, "reconnecting");
   assert.equal(alice.room.stream("bob"), null);
   bob.room.leave();

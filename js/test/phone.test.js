@@ -5,6 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { flush, FakeWebSocket } from "./fakes/index.js";
 import { fakeBrowser, fakePc, connect } from "./helpers.js";
+import { ErrorCode } from "../protocol.js";
+import { codeOf } from "../failure.js";
 
 test("Straße leaves and STRASSE joins in one presence batch: one user, and calling the stale name connects", async (t) => {
   const { phone } = fakeBrowser(t);
@@ -31,8 +33,8 @@ test("the page keeps no name rule of its own: names are one user when the server
   assert.deepEqual(alice.peers.names(), ["BOB", "Bob"]); // different keys: two users, however alike
   ws.serverSend({ type: "presence", joined: [], joined_keys: [], left: ["Bob"], left_keys: ["bob"], online: 2 });
   assert.deepEqual(alice.peers.names(), ["BOB"]);
-  assert.equal(alice.placeCall("Bob"), "Bob is not online");
-  assert.equal(alice.placeCall("alice"), "you cannot call yourself");
+  assert.equal(codeOf(alice.placeCall("Bob")), ErrorCode.UNKNOWN_PEER);
+  assert.equal(codeOf(alice.placeCall("alice")), ErrorCode.SELF_CALL);
 });
 
 test("registered carries our key: we are left out of our own list", async (t) => {

@@ -8,7 +8,8 @@ import { FakeModel, flush, nameKey } from "./fakes/index.js";
 import { fakeBrowser, fakePc, inCallWithBob } from "./helpers.js";
 import { Dispatcher } from "../dispatch.js";
 import { QueuedActions } from "../queued_actions.js";
-import { QUEUED_ACTION_WAIT_S, QUEUE_WAITS } from "../messages.js";
+import { QUEUED_ACTION_WAIT_S, QUEUE_WAITS, PageError } from "../messages.js";
+import { fail } from "../failure.js";
 
 /** @typedef {import("../call/phone.js").Phone} Phone */
 
@@ -22,16 +23,16 @@ import { QUEUED_ACTION_WAIT_S, QUEUE_WAITS } from "../messages.js";
 function page(t, phone, queued) {
   const model = new FakeModel({ _queued: queued });
   const dispatcher = new Dispatcher(/** @type {any} */ (model));
-  /** @param {string} action @param {string} error */
-  const act = (action, error) => {
-    if (error) dispatcher.send("action_failed", { action, message: error });
-    return error;
+  /** @param {string} action @param {import("../failure.js").Outcome} outcome */
+  const act = (action, outcome) => {
+    if (outcome) dispatcher.send("action_failed", { action, code: outcome.code, message: outcome.message });
+    return outcome ? outcome.message : "";
   };
   dispatcher.handle({
     call: (msg) => act("call", phone.placeCall(String(msg.to))),
     accept: () => act("accept", phone.accept()),
     hangup: () => act("hangup", phone.hangup()),
-    chat: () => act("chat", "no channel in this test"),
+    chat: () => act("chat", fail(PageError.NOT_CONNECTED, "no channel in this test")),
   });
   const queue = new QueuedActions({ model: /** @type {any} */ (model), phone, dispatcher });
   t.after(() => {

@@ -9,6 +9,9 @@ import assert from "node:assert/strict";
 import { flush, FakeWebSocket, FakePeerConnection } from "./fakes/index.js";
 import { connect, fakePc } from "./helpers.js";
 import { roomBrowser, linkPc, connectAll, memberKeys } from "./room_helpers.js";
+import { ErrorCode } from "../protocol.js";
+import { PageError } from "../messages.js";
+import { codeOf } from "../failure.js";
 
 /** @typedef {import("../call/phone.js").Phone} Phone */
 
@@ -128,7 +131,7 @@ test("an offer the server refused as the call moved is sent again through the ro
   // A plain signal of the old call, late: refused by the server, no error shown in the room.
   /** @type {string[]} */
   const errors = [];
-  bob.room.events.on("error", (w) => errors.push(w));
+  bob.room.events.on("error", (failure) => errors.push(failure.code));
   bob.signaling.send({ type: "candidate", to: "alice", candidate: { candidate: "c" } });
   await flush(10);
   assert.deepEqual(errors, []);
@@ -186,26 +189,26 @@ test("a screen shared in the call stops with it: the room sends the camera again
 test("what the page refuses, and what the server refuses, leave the call as it was", async (t) => {
   const { phone, alice, bob, carol } = await threeWithACall(t);
   const dave = await phone("dave");
-  assert.equal(alice.room.invite("bob"), "bob is already in the call");
-  assert.equal(alice.room.invite("alice"), "you are already in the call");
-  assert.equal(alice.room.invite("nobody"), "nobody is not online");
+  assert.equal(codeOf(alice.room.invite("bob")), PageError.ALREADY_MEMBER);
+  assert.equal(codeOf(alice.room.invite("alice")), ErrorCode.SELF_CALL);
+  assert.equal(codeOf(alice.room.invite("nobody")), ErrorCode.UNKNOWN_PEER);
   /** @type {string[]} */
   const errors = [];
-  alice.room.events.on("error", (w) => errors.push(w));
+  alice.room.events.on("error", (failure) => errors.push(failure.code));
   await connect(carol, dave);
   assert.equal(alice.room.invite("carol"), "");
   await flush(10);
-  assert.match(errors[0], /carol is in a call/);
+  assert.equal(errors[0], ErrorCode.BUSY);
   assert.equal(alice.state, "connected");
   assert.equal(alice.room.name, "");
   // Not connected yet: nothing to carry over.
   alice.hangup();
   await flush(10);
   alice.placeCall("bob");
-  assert.match(alice.room.invite("carol"), /not connected yet/);
+  assert.equal(codeOf(alice.room.invite("carol")), PageError.NOT_CONNECTED);
   await flush(10);
   bob.accept();
   await flush(10);
   assert.equal(alice.state, "connecting");
-  assert.match(alice.room.invite("carol"), /not connected yet/);
+  assert.equal(codeOf(alice.room.invite("carol")), PageError.NOT_CONNECTED);
 });

@@ -11,6 +11,7 @@ import { roomBrowser, joinAll, connectAll } from "./room_helpers.js";
 import { Dispatcher } from "../dispatch.js";
 import { InCall } from "../features/in_call.js";
 import { FIT_WAIT_MS } from "../media/grid_canvas.js";
+import { PageError } from "../messages.js";
 
 /** @typedef {import("./fakes/canvas.js").FakeVideo} FakeVideo */
 
@@ -119,11 +120,11 @@ test("a name that is nobody in the room: recording_failed says who is, and nothi
   assert.equal(FakeMediaRecorder.instances.length, 0);
 });
 
-test("outside a room and a call, and the grid outside a room: refused in words", async (t) => {
+test("outside a room and a call, and the grid outside a room: refused, with a code", async (t) => {
   const { alice, model } = await inRoom(t);
   alice.room.leave();
   await flush();
   model.custom({ kind: "recording_start", which: "grid" });
   await flush();
-  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.message), ["recording needs a connected call or a room"]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content.code), [PageError.NOT_CONNECTED]);
 });

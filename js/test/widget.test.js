@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { installGlobals, FakeClock, FakeModel, flush } from "./fakes/index.js";
 import widget from "../widget.js";
 import { modelContexts } from "../registry.js";
+import { PageError } from "../messages.js";
 import { SETUP_HOLD_MS } from "../model_sync.js";
 
 /** @type {WeakMap<import("node:test").TestContext, FakeClock>} each test's clock */
@@ -70,8 +71,27 @@ test("through the kernel socket: register, the traits, a call placed by a kernel
   assert.equal(model.get("state"), "calling");
   assert.equal(toServer()[1].type, "invite");
   model.custom({ kind: "call", to: "bob" });
-  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "call", message: "cannot call while calling" }]);
+  assert.deepEqual(model.sentOf("action_failed").map((m) => m.content), [{ kind: "action_failed", action: "call", code: PageError.IN_CALL, message: "cannot call while calling" }]);
   assert.equal(model.get("error"), "call: cannot call while calling");
+  cleanup();
+});
+
+test("what the server refuses in a room reaches the kernel as action_failed with the server's code", async (t) => {
+  const { model, cleanup, fromServer, toServer } = start(t);
+  await flush();
+  model.custom({ kind: "kernel_socket_opened", id: model.sentOf("kernel_socket_open")[0].content.id });
+  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  for (const code of ["room_full", "not_invited"]) {
+    model.custom({ kind: "join", room: "team", invite_only: false });
+    assert.equal(toServer().at(-1).type, "room_join");
+    fromServer({ type: "error", code, message: `refused: ${code}`, request: "room_join" });
+  }
+  fromServer({ type: "error", code: "busy", message: "bob is in a call or room", request: "room_invite" });
+  fromServer({ type: "error", code: "unknown_peer", message: "'carol' is not online", request: "room_invite" });
+  fromServer({ type: "error", code: "rate_limited", message: "more than 5 chat lines a second", request: "room_chat" });
+  const failed = model.sentOf("action_failed").map((m) => [m.content.action, m.content.code]);
+  assert.deepEqual(failed, [["room", "room_full"], ["room", "not_invited"], ["room", "busy"], ["room", "unknown_peer"], ["room", "rate_limited"]]);
+  assert.equal(model.get("error"), "room: more than 5 chat lines a second");
   cleanup();
 });
 

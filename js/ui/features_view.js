@@ -150,7 +150,7 @@ export function renderFeatures({ model, context, header, stage, controls, root }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const error = features.sendChat(input.value);
-    if (error) phone.setError(`chat: ${error}`);
+    if (error) phone.setError(`chat: ${error.message}`);
     else input.value = "";
   });
   chat.append(log, notice, form);

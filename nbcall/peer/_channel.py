@@ -30,8 +30,10 @@ from typing import Any
 
 from aiortc.rtcdatachannel import RTCDataChannel
 
+from .._errors import CallError, PageError
 from .._in_call import ChatHistory, ChatLine, TokenBucket, _line_time, js_len
 from .._messages import DATA_CHANNEL, HEARTBEAT_INTERVAL_MS, MAX_CHANNEL_CHARS, MAX_CHAT_CHARS, problem
+from ..signaling.protocol import ErrorCode
 
 log = logging.getLogger("nbcall.peer")
 
@@ -102,15 +104,17 @@ class Channel:
     def send_media(self) -> None:
         self._send({"kind": "media", **self.media()})
 
-    def check_chat(self, text: object) -> str:
-        """Why ``text`` cannot be sent (empty, too long, over the rate), or ""."""
-        if not isinstance(text, str) or not 1 <= js_len(text) <= MAX_CHAT_CHARS:
-            return f"chat: a line is 1 to {MAX_CHAT_CHARS} characters"
+    def check_chat(self, text: object) -> CallError | None:
+        """Why ``text`` cannot be sent (empty, too long, over the rate), as the error to raise, or None."""
+        if not isinstance(text, str) or not text:
+            return CallError(f"chat: a line is 1 to {MAX_CHAT_CHARS} characters", code=PageError.INVALID_ARGUMENT)
+        if js_len(text) > MAX_CHAT_CHARS:
+            return CallError(f"chat: a line is 1 to {MAX_CHAT_CHARS} characters", code=ErrorCode.TOO_LARGE)
         if not self.open:
-            return "chat: the data channel is not open"
+            return CallError("chat: the data channel is not open", code=PageError.NOT_CONNECTED)
         if not self.chat_out.take():
-            return "chat: too many messages (at most 5 a second, bursts of 20)"
-        return ""
+            return CallError("chat: too many messages (at most 5 a second, bursts of 20)", code=ErrorCode.RATE_LIMITED)
+        return None
 
     def send_chat(self, text: str) -> ChatLine:
         """Send an already checked line; returns it as the history keeps it."""

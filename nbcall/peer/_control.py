@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .._call_state import CallState
 from .._enums import CAN_CALL_STATES, END_REASONS
-from .._errors import CallError
+from .._errors import CallError, server_code
 from ..signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode
 from ._session import MAX_PENDING_SIGNALS, Session
 
@@ -95,7 +95,7 @@ class Control:
                 continue
             self._set_state("error", "register refused")
             self.error = f"cannot register as {self.user}: {code}: {_str(reply.get('message'))}"
-            raise CallError(self.error)
+            raise CallError(self.error, code=server_code(code))
         self._registered(reply)
         self._reader = asyncio.create_task(self._read())
 

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .._enums import CAN_CALL_STATES
-from .._errors import CallError
+from .._errors import CallError, PageError
 from .._in_call import ChatHistory, ChatLine
 from .._messages import SILENT_AFTER_MS
 from ..signaling.names import InvalidName, name_key, normalize_name
+from ..signaling.protocol import ErrorCode
 from ._channel import HEARTBEAT_S, Channel
 from ._control import BUSY_STATES, Control
 from ._inbox import Array, AudioChunk, Frame, Inbox
@@ -115,7 +116,10 @@ class Peer(PeerInfo):
             self._shutdown_threads()
             if isinstance(exc, CallError):
                 raise
-            raise CallError(f"cannot register {self.name!r} on {server}: {type(exc).__name__}: {exc}") from exc
+            raise CallError(
+                f"cannot register {self.name!r} on {server}: {type(exc).__name__}: {exc}",
+                code=PageError.SERVER_UNREACHABLE,
+            ) from exc
         self.name = self._control.user
         with _live_lock:
             _live[key] = self
@@ -146,7 +150,7 @@ class Peer(PeerInfo):
 
     def _require_open(self, action: str) -> None:
         if self._closed:
-            raise CallError(f"{action}: this Peer is closed")
+            raise CallError(f"{action}: this Peer is closed", code=PageError.CLOSED)
 
     def call(self, user: str) -> None:
         """Ring ``user`` (online on the server); returns at once, watch ``state``."""
@@ -154,35 +158,36 @@ class Peer(PeerInfo):
         try:
             wanted = name_key(normalize_name(user))
         except InvalidName as exc:
-            raise CallError(f"cannot call {user!r}: {exc}") from None
+            raise CallError(f"cannot call {user!r}: {exc}", code=ErrorCode.INVALID_NAME) from None
         if wanted == name_key(self.name):
-            raise CallError("cannot call yourself")
+            raise CallError("cannot call yourself", code=ErrorCode.SELF_CALL)
         if self.state not in CAN_CALL_STATES:
-            raise CallError(f"cannot call while {self.state}")
+            code = ErrorCode.NOT_REGISTERED if self.state == "error" else PageError.IN_CALL
+            raise CallError(f"cannot call while {self.state}", code=code)
         peer = self._control.peers.get(wanted)
         if peer is None:
-            raise CallError(f"cannot call {user!r}: not online")
+            raise CallError(f"cannot call {user!r}: not online", code=ErrorCode.UNKNOWN_PEER)
         self._loop.submit(self._control.call(peer, wanted))
 
     def accept(self) -> None:
         """Answer the ringing call."""
         self._require_open("accept")
         if self.state != "ringing":
-            raise CallError(f"nothing to accept ({self.state})")
+            raise CallError(f"nothing to accept ({self.state})", code=ErrorCode.NO_CALL)
         self._loop.submit(self._control.accept())
 
     def reject(self) -> None:
         """Decline the ringing call (the caller's end reason: ``rejected``)."""
         self._require_open("reject")
         if self.state != "ringing":
-            raise CallError(f"nothing to reject ({self.state})")
+            raise CallError(f"nothing to reject ({self.state})", code=ErrorCode.NO_CALL)
         self._loop.submit(self._control.reject())
 
     def hangup(self) -> None:
         """End the call (while calling: cancel; while ringing: reject)."""
         self._require_open("hangup")
         if self.state not in BUSY_STATES:
-            raise CallError(f"no call to hang up ({self.state})")
+            raise CallError(f"no call to hang up ({self.state})", code=ErrorCode.NO_CALL)
         self._loop.submit(self._control.hangup())
 
     def send_chat(self, text: str) -> None:
@@ -190,10 +195,10 @@ class Peer(PeerInfo):
         self._require_open("send_chat")
         channel = self._channel
         if self.state != "connected" or channel is None:
-            raise CallError(f"chat: not in a call with a data channel ({self.state})")
-        problem = channel.check_chat(text)
-        if problem:
-            raise CallError(problem)
+            raise CallError(f"chat: not in a call with a data channel ({self.state})", code=PageError.NOT_CONNECTED)
+        refused = channel.check_chat(text)
+        if refused is not None:
+            raise refused
         self._loop.call(channel.send_chat, text)
 
     def wait(self, *states: str, timeout: float = 10.0) -> str:

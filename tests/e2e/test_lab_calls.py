@@ -145,21 +145,36 @@ async def test_cancel_while_ringing(trio: Notebook) -> None:
     assert states and set(states) == {"ended"}, states
 
 
+async def code_of(nb: Notebook, action: str) -> str:
+    """The code of the CallError that ``action`` (a statement run in the kernel) raises, or ""."""
+    out = await nb.py(f"try:\n    {action}\nexcept nbcall.CallError as err:\n    print(err.code)")
+    return out.strip()
+
+
 async def test_impossible_actions_raise_in_python(trio: Notebook) -> None:
     await settle(trio)
-    out = await trio.py("alice.call('nobody-here')")
-    assert "CallError: cannot call 'nobody-here': not online" in out, out
-    out = await trio.py(f"alice.call({A.upper()!r})")
-    assert "CallError: cannot call yourself" in out, out
-    out = await trio.py("alice.accept()")
-    assert "CallError: nothing to accept" in out, out
-    out = await trio.py("alice.hangup()")
-    assert "CallError: no call to hang up" in out, out
+    assert await code_of(trio, "alice.call('nobody-here')") == "unknown_peer"
+    assert await code_of(trio, f"alice.call({A.upper()!r})") == "self_call"
+    assert await code_of(trio, "alice.accept()") == "no_call"
+    assert await code_of(trio, "alice.hangup()") == "no_call"
     # Used in the cell that makes it, a widget cannot know yet: the action waits for its page.
     out = await trio.py(
         "import nbcall; x = nbcall.CallWidget('x', server=SERVER); x.call('nobody-x'); print(x.waiting); x.close()"
     )
     assert "['call nobody-x']" in out, out
+
+
+async def test_what_the_server_refuses_reaches_on_error_with_its_code(trio: Notebook) -> None:
+    """The server's error code, through the page's action_failed, to CallError.code in Python."""
+    await settle(trio)
+    await trio.py("refused = []\nalice.on_error(refused.append)")
+    await trio.py("carol.join('closed-t', invite_only=True)")
+    await trio.wait_py("carol.room", "closed-t")
+    await trio.py("alice.join('closed-t')")
+    await trio.wait_py("[(e.action, e.code) for e in refused]", "[('room', 'not_invited')]")
+    await trio.wait_py("alice.room, alice.error.startswith('room: ')", "('', True)")
+    await trio.py("carol.leave()")
+    await trio.wait_py("carol.room", "")
 
 
 async def test_callbacks_run_in_the_kernel(trio: Notebook) -> None:
