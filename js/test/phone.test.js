@@ -172,7 +172,7 @@ test("an invite while in a call is ignored here (the server answers busy)", asyn
   assert.equal(alice.state, "connected");
   assert.equal(alice.peer, "bob");
   // Messages about the call from anyone but the peer change nothing.
-  ws?.serverSend({ type: "hangup", from: "carol", from_key: "carol", reason: "hangup" });
+  ws?.serverSend({ type: "hangup", from: "carol", from_key: "carol", call_id: "x", reason: "hangup" });
   assert.equal(alice.state, "connected");
 });
 

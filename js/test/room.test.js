@@ -168,9 +168,9 @@ test("what the server refuses reaches the error event, with the server's code", 
   await flush(10); // the hub's own answer to that join (room_full) is no longer awaited: dropped
   assert.equal(seen.error.at(-1), ErrorCode.SFU_UNAVAILABLE);
   // A code this page does not know (a newer server) is reported as server_refused.
-  socketOf(e).serverSend({ type: "error", code: "brand_new_code", message: "new", request: "room_chat" });
+  socketOf(e).serverSendUnchecked({ type: "error", code: "brand_new_code", message: "new", request: "room_chat" });
   assert.equal(seen.error.at(-1), PageError.SERVER_REFUSED);
-  socketOf(e).serverSend({ type: "error", code: PageError.IN_CALL, message: "not a server code", request: "room_chat" });
+  socketOf(e).serverSendUnchecked({ type: "error", code: PageError.IN_CALL, message: "not a server code", request: "room_chat" });
   assert.equal(seen.error.at(-1), PageError.SERVER_REFUSED);
   // Errors about anything else are not the room's.
   assert.equal(e.room.onServerMessage({ type: "error", code: "no_call", message: "x", request: "hangup" }), false);
@@ -257,7 +257,7 @@ test("the room moves to the SFU: each mesh link stays until that member's SFU st
   assert.deepEqual(alice.room.participants().map((p) => p.state), ["connected", "connected"]);
   const bobId = hub.rooms.roomOf("bob")?.members.get("bob")?.sfuId;
   const toBob = linkPc(alice, bob);
-  const bobSfu = session.publish(/** @type {number} */ (bobId));
+  const bobSfu = session.publish(/** @type {string} */ (bobId));
   await flush();
   assert.equal(toBob.closed, true, "bob's SFU stream came: his mesh link goes");
   assert.equal(alice.room.stream("bob"), bobSfu);
@@ -269,7 +269,7 @@ test("the room moves to the SFU: each mesh link stays until that member's SFU st
   assert.equal(alice.room.mesh, null, "5 s on, the mesh is gone");
   assert.equal(alice.room.participants().find((p) => p.key === "carol")?.state, "connecting");
   const carolId = hub.rooms.roomOf("carol")?.members.get("carol")?.sfuId;
-  session.publish(/** @type {number} */ (carolId));
+  session.publish(/** @type {string} */ (carolId));
   assert.equal(alice.room.participants().find((p) => p.key === "carol")?.state, "connected");
   await flush();
   session.numbers = { feeds: { [String(bobId)]: { quality: "good" }, [String(carolId)]: { packet_loss_pct: 8, rtt_ms: 40 } }, uplinkKbps: 0 };
@@ -303,7 +303,7 @@ test("a publisher id the server tells later (once in use in Janus): the held fee
   assert.equal(alice.room.stream("carol"), meshStream);
   const sfu = { url: "ws://janus", room: "r", token: "token-alice", pin: "p", id: "alice-id" };
   socketOf(alice).serverSend({ type: "room_topology", room: "team", topology: "sfu", sfu,
-                               members: [{ name: "carol", key: "carol", sfu_id: "late-id" }] }); // prettier-ignore
+                               members: [{ name: "carol", key: "carol", audio: true, video: true, offer: false, sfu_id: "late-id" }] }); // prettier-ignore
   await flush();
   assert.equal(alice.room.stream("carol"), early, "the held feed is carol's now");
   assert.equal(toCarol.closed, true, "and her mesh link goes");
@@ -324,7 +324,7 @@ test("a newcomer past the mesh limit moves the room to the SFU and joins there",
   const session = FakeSfuSession.instances.find((s) => s.opts.display === "e1");
   assert.ok(session?.started);
   const id = hub.rooms.roomOf("a1")?.members.get("a1")?.sfuId;
-  session.publish(/** @type {number} */ (id));
+  session.publish(/** @type {string} */ (id));
   assert.ok(e.room.stream("a1"));
   assert.ok(people.slice(0, 4).every((p) => p.room.topology === "sfu"));
 });

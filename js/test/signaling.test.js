@@ -96,7 +96,7 @@ function signalingOver(order, refuse) {
 
 /** @param {FakeWebSocket} ws */
 function register(ws) {
-  ws.serverSend({ type: "registered", username: "alice", key: "alice", credential: "c1", users: [], keys: [], online: 1 });
+  ws.serverSend({ type: "registered", username: "alice", key: "alice", credential: "c1", users: [], keys: [], online: 1, protocol: 1, ring_timeout: 30, server_id: "s1" });
 }
 
 test("a failing transport falls to the next at once; the one that registers is kept", async (t) => {

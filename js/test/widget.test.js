@@ -63,7 +63,7 @@ test("through the kernel socket: register, the traits, a call placed by a kernel
   const id = model.sentOf("kernel_socket_open")[0].content.id;
   model.custom({ kind: "kernel_socket_opened", id });
   assert.deepEqual(toServer()[0], { type: "register", username: "alice", client: "nbcall-widget", presence: true, credential: "cred-a" });
-  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2, protocol: 1, ring_timeout: 30, server_id: "s1" });
   assert.equal(model.get("state"), "idle");
   assert.equal(model.get("transport"), "kernel");
   assert.deepEqual(model.get("peers"), ["bob"]);
@@ -80,7 +80,7 @@ test("what the server refuses in a room reaches the kernel as action_failed with
   const { model, cleanup, fromServer, toServer } = start(t);
   await flush();
   model.custom({ kind: "kernel_socket_opened", id: model.sentOf("kernel_socket_open")[0].content.id });
-  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2, protocol: 1, ring_timeout: 30, server_id: "s1" });
   for (const code of ["room_full", "not_invited"]) {
     model.custom({ kind: "join", room: "team", invite_only: false });
     assert.equal(toServer().at(-1).type, "room_join");
@@ -135,7 +135,7 @@ async function registered(t, over = {}) {
   await flush();
   const id = env.model.sentOf("kernel_socket_open")[0].content.id;
   env.model.custom({ kind: "kernel_socket_opened", id });
-  env.fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2 });
+  env.fromServer({ type: "registered", username: "alice", key: "alice", credential: "cred-a", users: ["alice", "bob"], keys: ["alice", "bob"], online: 2, protocol: 1, ring_timeout: 30, server_id: "s1" });
   return env;
 }
 

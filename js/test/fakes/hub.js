@@ -9,10 +9,10 @@
 import { FakeWebSocket } from "./websocket.js";
 import { FakeRooms } from "./hub_rooms.js";
 import { Limit, Reason } from "../../protocol.js";
-import { ROOM_REQUESTS } from "../../room/room_protocol.js";
+import { CLIENT_MESSAGES } from "../../wire.js";
 
 /** What a client may send (the server answers anything else with bad_message). */
-const CLIENT_TYPES = new Set(["register", "list", "ping", "offer", "answer", "candidate", "invite", "accept", "reject", "cancel", "hangup", ...ROOM_REQUESTS]);
+const CLIENT_TYPES = new Set(Object.keys(CLIENT_MESSAGES));
 /** The reasons a client may give (the server's REASONS). */
 const REASONS = new Set(Object.values(Reason));
 

@@ -10,7 +10,7 @@ import { Limit } from "../../protocol.js";
 
 /** @typedef {import("./hub.js").FakeHub} FakeHub */
 /** @typedef {import("./hub.js").Client} Client */
-/** @typedef {{name: string, key: string, audio: boolean, video: boolean, sfuId: number}} RoomMember */
+/** @typedef {{name: string, key: string, audio: boolean, video: boolean, sfuId: string}} RoomMember */
 /**
  * @typedef {object} FakeRoom
  * @property {string} name
@@ -157,7 +157,7 @@ export class FakeRooms {
 
   /** @param {RoomMember} member */
   _sfuFor(member) {
-    return { url: this.sfu ? this.sfu.url : "ws://janus", room: 4242, token: `token-${member.key}`, pin: "pin", id: member.sfuId };
+    return { url: this.sfu ? this.sfu.url : "ws://janus", room: "janus-room-4242", token: `token-${member.key}`, pin: "pin", id: member.sfuId };
   }
 
   /** @param {Client} me @param {any} msg */
@@ -193,7 +193,7 @@ export class FakeRooms {
     room.ringing.delete(me.key);
     if (this.rung.get(me.key) === room.key) this.rung.delete(me.key);
     /** @type {RoomMember} */
-    const member = { name: me.name, key: me.key, audio: true, video: true, sfuId: this.nextSfuId++ };
+    const member = { name: me.name, key: me.key, audio: true, video: true, sfuId: `pub-${this.nextSfuId++}` };
     const others = [...room.members.values()];
     room.members.set(me.key, member);
     this.inRoom.set(me.key, room.key);
@@ -268,7 +268,7 @@ export class FakeRooms {
     this.hub.calls.delete(call.callee);
     for (const key of [call.callee, call.caller]) {
       const client = /** @type {Client} */ (this.hub.users.get(key));
-      room.members.set(key, { name: client.name, key, audio: true, video: true, sfuId: this.nextSfuId++ });
+      room.members.set(key, { name: client.name, key, audio: true, video: true, sfuId: `pub-${this.nextSfuId++}` });
       this.inRoom.set(key, room.key);
     }
     for (const [key, partner] of [[call.callee, call.caller], [call.caller, call.callee]]) {

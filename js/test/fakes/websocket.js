@@ -1,4 +1,9 @@
-// A browser WebSocket whose server side the test plays.
+// A browser WebSocket whose server side the test plays.  Whatever the server side sends
+// (the FakeHub, or a test playing the server by hand) must be a message the wire declares
+// (js/wire.js, generated from nbcall/signaling/wire.py): anything else throws, so no unit
+// test passes on a message the real server could never send.
+
+import { problems } from "../../wire_check.js";
 
 export class FakeWebSocket {
   static CONNECTING = 0;
@@ -70,6 +75,17 @@ export class FakeWebSocket {
 
   /** @param {object} msg */
   serverSend(msg) {
+    const found = problems(msg);
+    if (found.length > 0) throw new Error(`not a message the server sends: ${found.join("; ")}`);
+    this.serverSendUnchecked(msg);
+  }
+
+  /**
+   * What no nbcall server of this version sends (a newer one, or a hostile one): for tests
+   * of how the page copes with it.  Everything else goes through serverSend.
+   * @param {object} msg
+   */
+  serverSendUnchecked(msg) {
     this.received.push(msg);
     if (this.onmessage) this.onmessage({ data: JSON.stringify(msg) });
   }
