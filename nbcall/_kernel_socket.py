@@ -34,7 +34,8 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .signaling.protocol import MAX_HARD_FRAME_BYTES
+from .signaling.forwarding import PAGE_MAX_BYTES, PAGE_MAX_FRAMES, TOO_MANY_IN_FLIGHT, FramePump
+from .signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode, encode, error
 
 log = logging.getLogger("nbcall.kernel_socket")
 
@@ -134,7 +135,10 @@ class KernelSocket:
         self._loop = _LoopThread.loop()
         self._ws: ClientConnection | None = None
         self._closed = False
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        # Bounded as the Jupyter endpoint's: frames reach the server in the order the page
+        # sent them, including those sent before the connection was open.
+        self._pump = FramePump(maxsize=PAGE_MAX_FRAMES, max_bytes=PAGE_MAX_BYTES)
+        self._warned_at = float("-inf")
         self._task: Future[None] = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
 
     @property
@@ -144,12 +148,11 @@ class KernelSocket:
 
     async def _run(self) -> None:
         code, reason = 1006, "could not connect"
-        writer: asyncio.Task[None] | None = None
         try:
             self._ws = await connect(
                 self.url, compression=None, max_size=MAX_HARD_FRAME_BYTES, open_timeout=self._open_timeout
             )
-            writer = asyncio.create_task(self._write(self._ws))
+            self._pump.start(self._ws)
             if self._on_open is not None:
                 self._on_open()
             async for frame in self._ws:
@@ -164,24 +167,22 @@ class KernelSocket:
             reason = f"kernel socket error: {exc}"
         finally:
             self._closed = True
-            if writer is not None:
-                writer.cancel()
+            self._pump.stop()
             self._on_closed(code, reason)
 
-    async def _write(self, ws: ClientConnection) -> None:
-        # One writer, fed by a queue: frames reach the server in the order the page sent them,
-        # including those sent before the connection was open.
-        while True:
-            frame = await self._outbox.get()
-            try:
-                await ws.send(frame)
-            except ConnectionClosed:
-                return
-
     def send(self, frame: str) -> None:
-        """Forward one frame from the page, in order (queued until the connection is open)."""
+        """Forward one frame from the page, in order (queued until the connection is open;
+        past the queue's bound the page is told ``rate_limited``, as by the Jupyter endpoint)."""
         if not self._closed:
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, frame)
+            self._loop.call_soon_threadsafe(self._put, frame)
+
+    def _put(self, frame: str) -> None:
+        if self._pump.put(frame) or self._closed:
+            return
+        now = time.monotonic()
+        if now - self._warned_at >= 1.0:  # one warning a second, not one per dropped frame
+            self._warned_at = now
+            self._on_message(encode(error(ErrorCode.RATE_LIMITED, TOO_MANY_IN_FLIGHT)))
 
     def close(self) -> None:
         """Close the websocket (``on_closed`` follows); a no-op once closed."""

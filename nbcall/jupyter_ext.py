@@ -54,7 +54,14 @@ from .signaling.admission import (
     Admission,
     connection_limit,
 )
-from .signaling.forwarding import ForwardingPeer, FramePump, health_body
+from .signaling.forwarding import (
+    PAGE_MAX_BYTES,
+    PAGE_MAX_FRAMES,
+    TOO_MANY_IN_FLIGHT,
+    ForwardingPeer,
+    FramePump,
+    health_body,
+)
 from .signaling.hub import Hub, Limits
 from .signaling.keepalive import CLOSE_POLICY, CLOSE_SILENT, PING_FLOOD_REASON, SILENT_REASON, ControlBudget, Keepalive
 from .signaling.server import ServerConfig
@@ -75,8 +82,6 @@ _SETTABLE = (
     "idle_ping_interval",
 )
 UPSTREAMS_KEY = "upstreams"  # tornado_settings["nbcall"]["upstreams"]: the administrator's allow-list
-UPSTREAM_MAX_FRAMES = 1024  # frames from one page waiting for its upstream ...
-UPSTREAM_MAX_BYTES = 1 << 20  # ... and their bytes; beyond either the page gets rate_limited
 
 
 class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHandler):
@@ -250,7 +255,7 @@ class UpstreamBridge:
     def __init__(self, ws: ClientConnection, page: SignalingWebSocket) -> None:
         self.ws = ws
         self.page = page
-        self.pump = FramePump(maxsize=UPSTREAM_MAX_FRAMES, max_bytes=UPSTREAM_MAX_BYTES)  # page -> upstream
+        self.pump = FramePump(maxsize=PAGE_MAX_FRAMES, max_bytes=PAGE_MAX_BYTES)  # page -> upstream
         self.pump.start(ws)
         self.tasks = [asyncio.create_task(self._down())]  # upstream -> page
 
@@ -272,7 +277,7 @@ class UpstreamBridge:
 
     def forward(self, frame: str) -> None:
         if not self.pump.put(frame):
-            self.page.session.send(p.error(p.ErrorCode.RATE_LIMITED, "too many messages in flight; slow down"))
+            self.page.session.send(p.error(p.ErrorCode.RATE_LIMITED, TOO_MANY_IN_FLIGHT))
 
     async def _down(self) -> None:
         code, reason = 1011, "the signaling server closed the connection"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from nbcall._kernel_socket import KernelSocket
+from nbcall.signaling.forwarding import PAGE_MAX_BYTES
 from nbcall.signaling import ServerHandle, serve
 
 
@@ -111,3 +113,28 @@ def test_kernel_sockets_carry_a_widgets_signaling_as_comm_messages(handle: Serve
     closed = wait_for("kernel_socket_closed")
     assert closed["id"] == "p1" and closed["code"] == 1000 and not w._page_problems
     w.close()
+
+
+def test_a_page_flooding_a_server_that_never_answers_is_bounded_and_told() -> None:
+    """The kernel transport's queue is the Jupyter endpoint's bounded FramePump: frames sent
+    while the server has not answered the upgrade wait, up to PAGE_MAX_FRAMES / PAGE_MAX_BYTES;
+    past that they are dropped and the page hears rate_limited (once a second, not per frame)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = listener.getsockname()[1]
+        rec = Recorder()
+        ks = KernelSocket(f"ws://127.0.0.1:{port}", rec.on_message, rec.on_closed, open_timeout=3)
+        frame = json.dumps({"type": "ping", "pad": "x" * 1000})
+        for _ in range(3000):
+            ks.send(frame)
+        error = rec.wait_for("error")
+        assert error["code"] == "rate_limited"
+        assert ks._pump.queued_bytes <= PAGE_MAX_BYTES
+        assert sum(1 for m in rec.messages if m.get("type") == "error") == 0  # one warning, not 2000
+        ks.abort()  # still connecting: the attempt is cancelled, and on_closed says so
+        deadline = time.monotonic() + 10
+        while rec.closed is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rec.closed is not None and rec.closed[0] == 1006
+    finally:
+        listener.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
@@ -108,6 +108,13 @@ class _Upstream(Protocol):
     async def send(self, message: str) -> None: ...
 
 
+# Frames from one page waiting for the server (the Jupyter endpoint's upstream bridge, the
+# kernel transport) and their bytes; beyond either the page gets rate_limited.
+PAGE_MAX_FRAMES: Final = 1024
+PAGE_MAX_BYTES: Final = 1 << 20
+TOO_MANY_IN_FLIGHT: Final = "too many messages in flight; slow down"
+
+
 class FramePump:
     """Frames to one upstream websocket, in the order they were put, by one writer task.
 
@@ -117,10 +124,9 @@ class FramePump:
     frame does not fit.
     The pump stops by itself when the upstream closes, or with :meth:`stop`.
 
-    Used by the Jupyter endpoint's upstream bridge (page → loopback server).  The kernel
-    relay (``nbcall/relay.py``: page → kernel → server) runs the same loop of its own and
-    could use this too: ``put`` from the relay's loop (``call_soon_threadsafe(pump.put, frame)``)
-    and ``start(ws)`` once connected.
+    Used by the Jupyter endpoint's upstream bridge (page → loopback server) and by the
+    kernel transport (``nbcall/_kernel_socket.py``: page → kernel → server), which puts
+    from its own loop's thread (``call_soon_threadsafe``) and starts it once connected.
     """
 
     def __init__(self, maxsize: int = 0, max_bytes: int = 0) -> None:
