@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from nbcall._kernel_socket import KernelSocket
-from nbcall.signaling.forwarding import PAGE_MAX_BYTES
 from nbcall.signaling import ServerHandle, serve
+from nbcall.signaling.forwarding import PAGE_MAX_BYTES
 
 
 @pytest.fixture
