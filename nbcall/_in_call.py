@@ -29,6 +29,7 @@ from ._errors import CallError, PageError
 from ._media import MediaInbox, Snapshot
 from ._messages import CHAT_BURST, CHAT_RATE, MAX_CHAT_BYTES, MAX_CHAT_CHARS, MAX_CHAT_LINES
 from ._recording import RecordingFeatures
+from .signaling.bucket import TokenBucket
 from .signaling.names import name_key
 from .signaling.protocol import ErrorCode
 
@@ -93,35 +94,12 @@ class ChatHistory:
         return len(self._lines)
 
 
-class TokenBucket:
-    """``rate`` a second sustained, ``burst`` at once."""
-
-    def __init__(
-        self, rate: float = CHAT_RATE, burst: float = CHAT_BURST, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self.tokens = float(burst)
-        self.last = clock()
-
-    def take(self) -> bool:
-        """Take one token; False when there is none (over the limit)."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class ChatState:
     """The chat of one widget in the kernel: its history, send limit, callbacks and drop counts."""
 
     def __init__(self) -> None:
         self.history = ChatHistory()
-        self.send_bucket = TokenBucket()
+        self.send_bucket = TokenBucket(CHAT_RATE, CHAT_BURST)
         self.callbacks: list[Callable[[ChatLine], Any]] = []
         self.dropped = {"flood": 0, "malformed": 0}
         self.last_report = -math.inf

@@ -63,7 +63,7 @@ from .signaling.forwarding import (
     health_body,
 )
 from .signaling.hub import Hub, Limits
-from .signaling.keepalive import CLOSE_POLICY, CLOSE_SILENT, PING_FLOOD_REASON, SILENT_REASON, ControlBudget, Keepalive
+from .signaling.keepalive import CLOSE_POLICY, CLOSE_SILENT, PING_FLOOD_REASON, SILENT_REASON, Keepalive, control_budget
 from .signaling.server import ServerConfig
 
 log = logging.getLogger("nbcall.server")
@@ -124,7 +124,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
         self.set_nodelay(True)  # signaling frames are small and latency-bound: no Nagle delay
         self.session = self.hub.connect(self)
         self.ping_sent = self.pinged_at = 0.0  # Keepalive's
-        self._control = ControlBudget()
+        self._control = control_budget()
         self._target = target = self.get_query_argument("upstream", None)
         verdict = self.admission.admit(self, self.request.remote_ip or "")
         if verdict != ADMITTED:

@@ -13,8 +13,9 @@ import pytest
 
 from nbcall import CallWidget
 from nbcall._errors import PageError
-from nbcall._in_call import ChatHistory, TokenBucket, js_len, line_bytes, utf8_len
+from nbcall._in_call import ChatHistory, js_len, line_bytes, utf8_len
 from nbcall._messages import CHAT_BURST, CHAT_RATE, MAX_CHAT_BYTES, MAX_CHAT_CHARS, MAX_CHAT_LINES, TO_KERNEL, problem
+from nbcall.signaling.bucket import TokenBucket
 from nbcall.signaling.protocol import ErrorCode
 
 from .error_helpers import raises_code
@@ -157,7 +158,7 @@ def test_dropped_reports_are_counted_and_logged(caplog: pytest.LogCaptureFixture
 def test_send_chat_is_rate_limited_like_the_page() -> None:
     w, sent = connected_widget()
     clock = Clock()
-    w._chat.send_bucket = TokenBucket(clock=clock)
+    w._chat.send_bucket = TokenBucket(CHAT_RATE, CHAT_BURST, clock=clock)
     for i in range(CHAT_BURST):
         w.send_chat(f"line {i}")
     with raises_code(ErrorCode.RATE_LIMITED):

@@ -31,8 +31,17 @@ from typing import Any
 from aiortc.rtcdatachannel import RTCDataChannel
 
 from .._errors import CallError, PageError
-from .._in_call import ChatHistory, ChatLine, TokenBucket, _line_time, js_len
-from .._messages import DATA_CHANNEL, HEARTBEAT_INTERVAL_MS, MAX_CHANNEL_CHARS, MAX_CHAT_CHARS, problem
+from .._in_call import ChatHistory, ChatLine, _line_time, js_len
+from .._messages import (
+    CHAT_BURST,
+    CHAT_RATE,
+    DATA_CHANNEL,
+    HEARTBEAT_INTERVAL_MS,
+    MAX_CHANNEL_CHARS,
+    MAX_CHAT_CHARS,
+    problem,
+)
+from ..signaling.bucket import TokenBucket
 from ..signaling.protocol import ErrorCode
 
 log = logging.getLogger("nbcall.peer")
@@ -61,8 +70,8 @@ class Channel:
         self.on_chat = on_chat
         self.media = media
         self.bucket = TokenBucket(CHANNEL_RATE, CHANNEL_BURST)
-        self.chat_in = TokenBucket()
-        self.chat_out = TokenBucket()
+        self.chat_in = TokenBucket(CHAT_RATE, CHAT_BURST)
+        self.chat_out = TokenBucket(CHAT_RATE, CHAT_BURST)
         self.dropped = {"flood": 0, "malformed": 0}
         self.ignored = 0
         self.received = 0

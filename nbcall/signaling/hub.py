@@ -18,6 +18,7 @@ from typing import Any
 
 from . import protocol as p
 from . import wire
+from .bucket import TokenBucket
 from .names import name_key
 from .presence import Presence
 from .rooms import Rooms
@@ -60,7 +61,7 @@ class Hub:
     # -- connection lifecycle --------------------------------------------------------
 
     def connect(self, peer: Peer) -> Session:
-        return Session(peer=peer, tokens=self.limits.burst, stamp=self.clock())
+        return Session(peer=peer, budget=TokenBucket(self.limits.rate, self.limits.burst, self.clock))
 
     def disconnect(self, session: Session, *, clean: bool = True) -> None:
         """The connection closed.  ``clean``: the client closed it itself (it sent a close
@@ -130,7 +131,7 @@ class Hub:
             session.send(p.error(p.ErrorCode.INTERNAL, "the server failed to handle this message"))
 
     def _take_token(self, session: Session) -> bool:
-        if take_token(session, self.limits, self.clock()):
+        if take_token(session, self.limits):
             return True
         self.errors[p.ErrorCode.RATE_LIMITED] = self.errors.get(p.ErrorCode.RATE_LIMITED, 0) + 1
         return False

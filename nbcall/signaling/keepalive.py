@@ -2,7 +2,7 @@
 
 :class:`Keepalive` is one timer per server that pings every connection (in a call every
 second, otherwise every ten) and drops at once one whose pong is late, without waiting for
-a closing handshake the frozen peer will never send; :class:`ControlBudget` is how many
+a closing handshake the frozen peer will never send; :func:`control_budget` is how many
 pings a client may send before it is dropped as a flooder.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from typing import Final, Protocol
+
+from .bucket import TokenBucket
 
 log = logging.getLogger("nbcall.server")
 
@@ -120,23 +121,8 @@ class Keepalive:
             self.stop()
 
 
-class ControlBudget:
-    """The ping and pong frames one client may send: a token bucket, ``CONTROL_BURST`` at
-    once and ``CONTROL_RATE`` a second.  Every ping costs the server a pong; one that a
-    client never reads would otherwise pile up in memory."""
-
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self) -> None:
-        self.tokens = CONTROL_BURST
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        tokens = min(CONTROL_BURST, self.tokens + (now - self.stamp) * CONTROL_RATE)
-        self.stamp = now
-        if tokens < 1.0:
-            self.tokens = tokens
-            return False
-        self.tokens = tokens - 1.0
-        return True
+def control_budget() -> TokenBucket:
+    """The ping and pong frames one client may send: ``CONTROL_BURST`` at once and
+    ``CONTROL_RATE`` a second.  Every ping costs the server a pong; one that a client never
+    reads would otherwise pile up in memory."""
+    return TokenBucket(CONTROL_RATE, CONTROL_BURST)

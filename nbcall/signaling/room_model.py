@@ -15,36 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..sfu import Room as JanusRoom
+from .bucket import TokenBucket
 from .session import Session
 
 log = logging.getLogger("nbcall.server")
 
 Job = Callable[[], Coroutine[Any, Any, None]]
-
-
-@dataclass
-class Bucket:
-    """A token bucket for one member's room_chat or room_state (``rate``/s, ``burst``)."""
-
-    tokens: float
-    stamp: float
-    warned_at: float = float("-inf")
-
-    def take(self, now: float, rate: float, burst: float) -> bool:
-        """Whether one more message may go now (refilled at ``rate``/s up to ``burst``)."""
-        self.tokens = min(burst, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-    def warn(self, now: float) -> bool:
-        """Whether to tell the sender it is being dropped (at most once a second)."""
-        if now - self.warned_at < 1.0:
-            return False
-        self.warned_at = now
-        return True
 
 
 @dataclass(eq=False)
@@ -54,8 +30,8 @@ class Member:
     session: Session
     key: str
     name: str
-    chat: Bucket
-    state: Bucket
+    chat: TokenBucket  # its room_chat lines
+    state: TokenBucket  # its room_state messages
     audio: bool = True
     video: bool = True
     sfu_id: str | None = None  # its Janus publisher id, once the room is on the SFU

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
 from . import wire
+from .bucket import TokenBucket
 from .names import name_key
 from .room_from_call import invite_from_call
-from .room_model import Bucket, Invitation, Member, Room
+from .room_model import Invitation, Member, Room
 from .room_sfu import RoomSfu
 from .session import Session, check_receivable
 
@@ -46,7 +47,7 @@ class Rooms:
         self.rung: dict[str, Room] = {}  # user key -> the room ringing it (one at a time)
         # user key -> its room_chat and room_state buckets: kept across rooms, so leaving and
         # joining again does not refill them
-        self.buckets: dict[str, tuple[Bucket, Bucket]] = {}
+        self.buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
         self.sfu: RoomSfu | None = None
         self.refusal: str | None = None  # why rooms are refused here (a cluster node), if they are
 
@@ -231,8 +232,11 @@ class Rooms:
         """``session``'s user as a member; its chat and state buckets are kept across rooms."""
         key, name = session.key, session.name
         assert key is not None and name is not None
-        now, limits = self.hub.clock(), self.limits
-        buckets = self.buckets.get(key) or (Bucket(limits.room_chat_burst, now), Bucket(limits.room_state_burst, now))
+        limits, clock = self.limits, self.hub.clock
+        buckets = self.buckets.get(key) or (
+            TokenBucket(limits.room_chat_rate, limits.room_chat_burst, clock),
+            TokenBucket(limits.room_state_rate, limits.room_state_burst, clock),
+        )
         self.buckets[key] = buckets
         return Member(session, key, name, *buckets)
 
@@ -379,7 +383,7 @@ class Rooms:
     def _state(self, session: Session, message: dict[str, Any]) -> None:
         room = self._room_of(session, message)
         member = room.members[session.key or ""]
-        if not member.state.take(self.hub.clock(), self.limits.room_state_rate, self.limits.room_state_burst):
+        if not member.state.take():
             return  # a flood of toggles: the latest that got through stands
         member.audio, member.video = message["audio"], message["video"]
         message = room.about("member_state", member, audio=member.audio, video=member.video)
@@ -388,9 +392,8 @@ class Rooms:
     def _chat(self, session: Session, message: dict[str, Any]) -> None:
         room = self._room_of(session, message)
         member = room.members[session.key or ""]
-        now = self.hub.clock()
-        if not member.chat.take(now, self.limits.room_chat_rate, self.limits.room_chat_burst):
-            if member.chat.warn(now):
+        if not member.chat.take():
+            if member.chat.warn():
                 rate = f"{self.limits.room_chat_rate:g}"
                 session.send(p.error(p.ErrorCode.RATE_LIMITED, f"more than {rate} chat lines a second", "room_chat"))
             return

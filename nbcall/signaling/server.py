@@ -46,8 +46,8 @@ from .keepalive import (
     CLOSE_SILENT,
     PING_FLOOD_REASON,
     SILENT_REASON,
-    ControlBudget,
     Keepalive,
+    control_budget,
 )
 from .metrics import registry_for
 from .server_config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -87,7 +87,7 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
         self._fragments: list[bytes] | None = None
         self.refusal: str | None = None  # why the upgrade is to be refused (a cap was reached)
         self.ping_sent = self.pinged_at = 0.0  # Keepalive's
-        self._control = ControlBudget()
+        self._control = control_budget()
         self._deadline: asyncio.TimerHandle | None = None
 
     # -- the socket's life: admission, registration deadline, keepalive ---------------

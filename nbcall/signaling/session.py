@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from . import protocol as p
+from .bucket import TokenBucket
 from .protocol import MAX_AWAY_MESSAGES
 
 
@@ -40,10 +41,8 @@ class Session:
     credential: str | None = None
     nbcall: bool = False  # registered with a ``client`` field: understands the extensions
     presence: bool = False  # asked for presence updates
-    # token bucket for the per-connection message rate
-    tokens: float = 0.0
-    stamp: float = 0.0
-    rate_warned_at: float = 0.0
+    # the per-connection message rate (Hub.new_session gives it the hub's limits and clock)
+    budget: TokenBucket = field(default_factory=lambda: TokenBucket(Limits.rate, Limits.burst))
     replaced: bool = False
     # The socket dropped during a call: the name and the call are held for a grace period,
     # and what arrives for this user waits here (at most MAX_AWAY_MESSAGES) until it is back.
@@ -110,16 +109,12 @@ class Limits:
             raise ValueError("the room rates and bursts must be at least 1")
 
 
-def take_token(session: Session, limits: Limits, now: float) -> bool:
+def take_token(session: Session, limits: Limits) -> bool:
     """The per-connection rate limit: True when this message may be handled.  A dropped
     message costs at most one ``rate_limited`` warning a second (no reply flood)."""
-    session.tokens = min(limits.burst, session.tokens + (now - session.stamp) * limits.rate)
-    session.stamp = now
-    if session.tokens >= 1.0:
-        session.tokens -= 1.0
+    if session.budget.take():
         return True
-    if now - session.rate_warned_at >= 1.0:
-        session.rate_warned_at = now
+    if session.budget.warn():
         warning = f"more than {limits.rate:g} messages a second; messages are being dropped"
         session.send(p.error(p.ErrorCode.RATE_LIMITED, warning))
     return False
