@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ._enums import RECORDING_SOURCES, ROOM_RECORDING_SOURCES
 from ._errors import CallError, PageError
 from ._media import MediaInbox
-from ._rooms import _members
+from ._room_actions import _members
 from .signaling.names import name_key
 
 GRID = "grid"
@@ -85,7 +85,7 @@ class RecordingFeatures:
             queued = self._must_wait("record", wait)
         elif which not in ROOM_RECORDING_SOURCES and which not in RECORDING_SOURCES:
             # A member's name before this widget is in its room (Run All): recorded once that
-            # member is there, like a snapshot of it (nbcall/_rooms.py).
+            # member is there, like a snapshot of it (nbcall/_room_actions.py).
             member = self._member_to_wait_for(which)
             if member is None:
                 raise ValueError(

@@ -58,7 +58,7 @@ from .signaling.forwarding import (
     PAGE_MAX_BYTES,
     PAGE_MAX_FRAMES,
     TOO_MANY_IN_FLIGHT,
-    ForwardingPeer,
+    ForwardingConnection,
     FramePump,
     health_body,
 )
@@ -84,10 +84,10 @@ _SETTABLE = (
 UPSTREAMS_KEY = "upstreams"  # tornado_settings["nbcall"]["upstreams"]: the administrator's allow-list
 
 
-class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHandler):
+class SignalingWebSocket(ForwardingConnection, JupyterHandler, websocket.WebSocketHandler):
     """One signaling connection, authenticated by the Jupyter server.
 
-    The hub's Peer is :class:`ForwardingPeer` (slow receivers dropped as by the standalone
+    The hub's Peer is :class:`ForwardingConnection` (slow receivers dropped as by the standalone
     server) over tornado's primitives below.  Admission, the registration deadline and the
     keepalive are the standalone server's too (:mod:`.signaling.forwarding`).
     """
@@ -171,7 +171,7 @@ class SignalingWebSocket(ForwardingPeer, JupyterHandler, websocket.WebSocketHand
             # tornado's close_code is the one the page sent (None: no close frame, or no status).
             self.hub.disconnect(session, clean=p.left_on_purpose(self.close_code))
 
-    # -- ForwardingPeer's primitives (send_bytes and the slow-receiver rule are shared) --
+    # -- ForwardingConnection's primitives (send_bytes and the slow-receiver rule are shared) --
 
     def is_open(self) -> bool:
         connection = self.ws_connection

@@ -48,7 +48,7 @@ from ._kernel_socket import KernelSockets
 from ._media import MediaInbox
 from ._messages import TO_KERNEL, TO_PAGE, problem
 from ._registry import WIDGETS
-from ._rooms import RoomActions
+from ._room_actions import RoomActions
 from .ice import default_ice_servers, validate_ice_servers
 from .signaling.names import InvalidName, normalize_name
 
@@ -167,7 +167,7 @@ class CallWidget(CallActions, RoomActions, InCallFeatures, anywidget.AnyWidget):
         "outbound_kbps, fps, width, height, packet_loss_pct, candidate_type (host/srflx/prflx/relay), quality, "
         "frames_decoded, bytes_received, bytes_sent, out_fps, out_width, out_height, setup_ms."
     ).tag(sync=True)
-    # Rooms (nbcall/_rooms.py, docs/rooms.md); the page sets these.
+    # Rooms (nbcall/_room_actions.py, docs/rooms.md); the page sets these.
     room = traitlets.Unicode("", help="The room this widget is in ('' when in none): join(), call([...]).").tag(
         sync=True
     )

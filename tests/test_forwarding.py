@@ -10,11 +10,20 @@ from websockets.exceptions import ConnectionClosed
 
 from nbcall import __version__
 from nbcall.signaling import protocol as p
-from nbcall.signaling.forwarding import DEFAULT_MAX_BUFFER, TOO_SLOW_REASON, ForwardingPeer, FramePump, health_body
+from nbcall.signaling.forwarding import (
+    DEFAULT_MAX_BUFFER,
+    TOO_SLOW_REASON,
+    ForwardingConnection,
+    FramePump,
+    health_body,
+)
 from nbcall.signaling.hub import Hub
 
 
-class FakePeer(ForwardingPeer):
+PONG = b'{"type":"pong"}'  # any declared message (tests check what servers send: tests/__init__.py)
+
+
+class FakePeer(ForwardingConnection):
     """A transport of three primitives: a write buffer nobody drains."""
 
     def __init__(self, hub: Hub, max_buffer: int) -> None:
@@ -51,20 +60,20 @@ async def test_a_receiver_over_its_bound_is_closed_as_too_slow_and_leaves_the_hu
     assert peer.written and "slow" in online(hub)
     peer.written.clear()
     peer.backlog = 100  # at the bound: still written
-    assert peer.send_bytes(b"x" * 10) and peer.written == [b"x" * 10]
+    assert peer.send_bytes(PONG) and peer.written == [PONG]
     with caplog.at_level(logging.WARNING, "nbcall.server"):
-        assert not peer.send_bytes(b"y")  # over it: dropped, closed, gone
-    assert peer.written == [b"x" * 10]
+        assert not peer.send_bytes(PONG)  # over it: dropped, closed, gone
+    assert peer.written == [PONG]
     assert peer.closed == (p.CLOSE_TOO_SLOW, TOO_SLOW_REASON) and p.CLOSE_TOO_SLOW == 4008
     assert "slow" not in online(hub)
     assert "closing slow: it does not read its messages" in caplog.text
-    assert not peer.send_bytes(b"z") and peer.written == [b"x" * 10]  # closed: nothing more
+    assert not peer.send_bytes(PONG) and peer.written == [PONG]  # closed: nothing more
 
 
 def test_the_default_bound_is_the_standalone_servers() -> None:
     from nbcall.signaling import ServerConfig
 
-    assert ForwardingPeer.max_buffer == ServerConfig().max_buffer == DEFAULT_MAX_BUFFER == 1 << 20
+    assert ForwardingConnection.max_buffer == ServerConfig().max_buffer == DEFAULT_MAX_BUFFER == 1 << 20
 
 
 def test_health_body() -> None:

@@ -211,7 +211,7 @@ async def test_a_member_that_does_not_read_misses_chat_but_keeps_its_connection(
             got = [m for m in await drain(alice, 1.0) if m["type"] == "room_chat"]
             assert len(got) == 1000  # the others got every line
             session = server.hub.users[name_key("slow")]  # not dropped as a slow receiver
-            assert session.peer.unsent_bytes() <= bounds.max_forward_backlog + 8 * 1024
+            assert session.transport.unsent_bytes() <= bounds.max_forward_backlog + 8 * 1024
             assert set(server.hub.rooms.rooms["r"].members) == {"aiice", "bob", name_key("slow")}
         finally:
             slow.transport.abort()

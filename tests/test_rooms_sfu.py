@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from nbcall.sfu import LocalJanus, RoomAdmin, SfuConfig
-from nbcall.sfu import Room as JanusRoom
+from nbcall.sfu import LocalJanus, RoomAdmin, SfuConfig, VideoRoom
 from nbcall.signaling import SignalingClient, SignalingServer
 
 from .room_helpers import SDP, drain, in_room, join, refused, users
@@ -39,7 +38,7 @@ async def sfu_server(server_factory: Any, janus: LocalJanus) -> SignalingServer:
     return server
 
 
-def janus_room(server: SignalingServer, room: str) -> JanusRoom:
+def janus_room(server: SignalingServer, room: str) -> VideoRoom:
     made = server.hub.rooms.rooms[room].janus
     assert made is not None
     return made

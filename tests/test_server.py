@@ -394,7 +394,7 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_t
         codes = {m.get("code") for m in sender.pending() if m["type"] == "error"}
         assert codes == {"rate_limited"}
         session = server.hub.users[name_key("sleeper")]
-        assert session.peer.unsent_bytes() <= limits.max_forward_backlog + 48 * 1024  # one frame past the cap
+        assert session.transport.unsent_bytes() <= limits.max_forward_backlog + 48 * 1024  # one frame past the cap
         sleeper.transport.resume_reading()
         first = json.loads(await asyncio.wait_for(sleeper.recv(), 5))
         assert first["type"] in ("offer", "presence") and name_key("sleeper") in server.hub.users

@@ -26,7 +26,7 @@ from .._call_state import CallState
 from .._enums import CAN_CALL_STATES, END_REASONS
 from .._errors import CallError, server_code
 from ..signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode
-from ._session import MAX_PENDING_SIGNALS, Session
+from ._session import MAX_PENDING_SIGNALS, MediaSession
 
 log = logging.getLogger("nbcall.peer")
 
@@ -47,8 +47,8 @@ class Hooks(Protocol):
 
     def state_changed(self, state: str) -> None: ...
     def ringing(self, caller: str) -> None: ...
-    def new_session(self, data_channel: bool) -> Session: ...
-    async def end_session(self, session: Session) -> None: ...
+    def new_session(self, data_channel: bool) -> MediaSession: ...
+    async def end_session(self, session: MediaSession) -> None: ...
     def connected(self) -> None: ...
 
 
@@ -72,7 +72,7 @@ class Control:
         self.end_reason = ""
         self.error = ""
         self.peers: dict[str, str] = {}  # key -> display name
-        self.session: Session | None = None
+        self.session: MediaSession | None = None
         self.pending: list[dict[str, Any]] = []
         self.setup_start = 0.0
         self.setup_ms = 0

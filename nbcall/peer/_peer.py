@@ -23,7 +23,7 @@ from ._control import BUSY_STATES, Control
 from ._inbox import Array, AudioChunk, Frame, Inbox
 from ._info import PeerInfo
 from ._loop import LoopThread
-from ._session import Session
+from ._session import MediaSession
 from ._stats import collect
 from ._tracks import AudioSource, AudioSourceTrack, SourceTrack, TransformTrack, VideoSource
 from ._workers import Worker
@@ -295,7 +295,7 @@ class Peer(PeerInfo):
     def ringing(self, caller: str) -> None:
         self._events.put(("ringing", caller))
 
-    def new_session(self, data_channel: bool) -> Session:
+    def new_session(self, data_channel: bool) -> MediaSession:
         tracks: list[Any] = []
         self._out_video = self._out_audio = None
         if self._video is not None:
@@ -308,7 +308,7 @@ class Peer(PeerInfo):
         if self._audio is not None:
             self._out_audio = AudioSourceTrack(self._audio)
             tracks.append(self._out_audio)
-        session = Session(
+        session = MediaSession(
             send=self._send_signal, tracks=tracks, data_channel=data_channel, config=self._ice,
             on_track=self._on_track, on_state=self._control.connection_state,
         )  # fmt: skip
@@ -322,7 +322,7 @@ class Peer(PeerInfo):
             )  # fmt: skip
         return session
 
-    async def end_session(self, session: Session) -> None:
+    async def end_session(self, session: MediaSession) -> None:
         self.inbox.transform_track = None
         await session.close()
 

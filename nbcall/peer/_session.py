@@ -56,7 +56,7 @@ def sdp_text(sdp: object) -> str | None:
     return None
 
 
-class Session:
+class MediaSession:
     """The connection of one call; ``on_state(connectionState)`` is told every change."""
 
     def __init__(

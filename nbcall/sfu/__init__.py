@@ -8,6 +8,8 @@
 
 from .config import SfuConfig
 from .janus import JanusError, LocalJanus, janus_binary
-from .rooms import Room, RoomAdmin
+from .videoroom import RoomAdmin, VideoRoom
 
-__all__ = ["JanusError", "LocalJanus", "Room", "RoomAdmin", "SfuConfig", "janus_binary"]
+Room = VideoRoom  # its name before 0.3 (nbcall.signaling has a Room of its own)
+
+__all__ = ["JanusError", "LocalJanus", "Room", "RoomAdmin", "SfuConfig", "VideoRoom", "janus_binary"]

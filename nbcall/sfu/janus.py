@@ -6,7 +6,7 @@ VideoRoom plugin, only the HTTP and WebSockets transports, both bound to 127.0.0
 ports, ICE on loopback, and two secrets that never leave the kernel:
 
 - ``admin_key``: the VideoRoom plugin creates, edits and destroys rooms only with it, so no
-  page can make or remove a room (:mod:`nbcall.sfu.rooms` holds it);
+  page can make or remove a room (:mod:`nbcall.sfu.videoroom` holds it);
 - ``admin_secret``: Janus's own admin API (unused by nbcall, but it must not be guessable).
 
 Media: as root, ICE only on an interface of its own with a loopback-range address
@@ -14,7 +14,7 @@ Media: as root, ICE only on an interface of its own with a loopback-range addres
 interfaces.
 
 Who may join a room is decided by the server that holds each room's PIN (see
-:mod:`nbcall.sfu.rooms`), not by the page.
+:mod:`nbcall.sfu.videoroom`), not by the page.
 """
 
 from __future__ import annotations

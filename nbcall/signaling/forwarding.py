@@ -1,11 +1,11 @@
 """What every signaling connection does the same way, whichever library carries it.
 
 The standalone server (:mod:`.server`, on ``websockets``) and the Jupyter server's
-endpoint (:mod:`nbcall.jupyter_ext`, on tornado) both hand the hub a :class:`ForwardingPeer`:
+endpoint (:mod:`nbcall.jupyter_ext`, on tornado) both hand the hub a :class:`ForwardingConnection`:
 
 - **the slow-receiver rule**: a frame for a receiver whose unsent backlog is over
   ``max_buffer`` bytes is not queued; that receiver is closed with ``CLOSE_TOO_SLOW``
-  and leaves the hub (:meth:`ForwardingPeer.send_bytes`, :meth:`ForwardingPeer.drop_slow_receiver`);
+  and leaves the hub (:meth:`ForwardingConnection.send_bytes`, :meth:`ForwardingConnection.drop_slow_receiver`);
 - **the health reply**: :func:`health_body`, for ``/health`` and ``/nbcall/info``;
 - **the frame pump**: :class:`FramePump`, frames to an upstream websocket in order, bounded
   in frames and in bytes.
@@ -39,8 +39,8 @@ def health_body(hub: Hub) -> dict[str, Any]:
     return {"server": "nbcall", "version": __version__, "protocol": p.PROTOCOL_VERSION, "online": len(hub.users)}
 
 
-class ForwardingPeer:
-    """The hub's :class:`~.hub.Peer` for one websocket, over a transport's few primitives.
+class ForwardingConnection:
+    """The hub's :class:`~.session.Transport` for one websocket, over a transport's few primitives.
 
     A subclass sets ``hub`` and ``session`` and implements :meth:`is_open`,
     :meth:`unsent_bytes`, :meth:`write_text`, :meth:`close_now` (and may refine
@@ -73,14 +73,14 @@ class ForwardingPeer:
         raise NotImplementedError
 
     def close_now(self, code: int, reason: str) -> None:
-        """Close at once with a websocket close code (the hub's Peer protocol)."""
+        """Close at once with a websocket close code (the hub's Transport protocol)."""
         raise NotImplementedError
 
     def remote_label(self) -> object:
         """Who is at the other end, for a log line about an unregistered connection."""
         return None
 
-    # -- the Peer protocol --------------------------------------------------------------
+    # -- the Transport protocol-----------------------------------------------------------
 
     def send_bytes(self, data: bytes) -> bool:
         """Queue one text frame; False when the connection is gone or too slow."""

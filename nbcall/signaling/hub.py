@@ -1,6 +1,6 @@
 """Who is online and who is calling whom: the server's state machine, free of sockets.
 
-The hub sees :class:`Peer` objects (anything with ``send_bytes`` and ``close_now``) and
+The hub sees :class:`Transport` objects (anything with ``send_bytes`` and ``close_now``) and
 validated messages from :func:`wire.parse_request`.  Keeping the transport out makes
 the rules testable.  It is also the cluster's seam (:mod:`.cluster`): a user who is not
 here is looked up with :meth:`Hub.remote_user`, which a cluster hub answers with a stand-in
@@ -22,9 +22,9 @@ from .bucket import TokenBucket
 from .names import name_key
 from .presence import Presence
 from .rooms import Rooms
-from .session import Call, Limits, Peer, Session, check_receivable, take_token
+from .session import Call, Limits, Session, Transport, check_receivable, take_token
 
-__all__ = ["Call", "Hub", "Limits", "Peer", "Session"]
+__all__ = ["Call", "Hub", "Limits", "Session", "Transport"]
 
 log = logging.getLogger("nbcall.server")
 
@@ -60,8 +60,8 @@ class Hub:
 
     # -- connection lifecycle --------------------------------------------------------
 
-    def connect(self, peer: Peer) -> Session:
-        return Session(peer=peer, budget=TokenBucket(self.limits.rate, self.limits.burst, self.clock))
+    def connect(self, transport: Transport) -> Session:
+        return Session(transport=transport, budget=TokenBucket(self.limits.rate, self.limits.burst, self.clock))
 
     def disconnect(self, session: Session, *, clean: bool = True) -> None:
         """The connection closed.  ``clean``: the client closed it itself (it sent a close
@@ -182,7 +182,7 @@ class Hub:
         session.send(reply)
         if holder is not None and holder.away:
             for data in holder.outbox:  # what the partner sent while we were away, in order
-                session.peer.send_bytes(data)
+                session.transport.send_bytes(data)
             if call is not None:
                 self._tell_status(key, call, "connected")
         if joined:
@@ -199,7 +199,7 @@ class Hub:
             holder.grace_timer = None
         if not holder.away:
             holder.send({"type": "replaced", "message": "this name was taken over by a newer connection"})
-            holder.peer.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
+            holder.transport.close_now(p.CLOSE_REPLACED, "replaced by a newer connection")
 
     def _restore_call(self, key: str, announced: dict[str, str]) -> Call | None:
         """A call announced at registration (the server restarted mid-call) is restored once

@@ -57,4 +57,4 @@ class Presence:
             update["left_keys"] = list(left)
         data = orjson.dumps(update)
         for subscriber in list(self.subscribers):
-            subscriber.peer.send_bytes(data)
+            subscriber.transport.send_bytes(data)

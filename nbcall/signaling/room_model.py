@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sfu import Room as JanusRoom
+from ..sfu import VideoRoom
 from .bucket import TokenBucket
 from .session import Session
 
@@ -113,7 +113,7 @@ class Room:
     joining: dict[str, Member] = field(default_factory=dict)  # joins waiting for the SFU
     ringing: dict[str, Invitation] = field(default_factory=dict)
     topology: str = "mesh"
-    janus: JanusRoom | None = None
+    janus: VideoRoom | None = None
     work: Serial = field(default_factory=Serial)
     # key -> until when (monotonic) a member whose connection dropped may join again uninvited:
     # its page reconnects and rejoins, and an invite-only room must not lock it out.
@@ -144,7 +144,7 @@ class Room:
         """What member ``sender`` says to the room; a member with more than ``backlog`` bytes
         unread misses it (what someone else sends never puts its connection at risk)."""
         for key, member in self.members.items():
-            if key != sender and member.session.peer.unsent_bytes() <= backlog:
+            if key != sender and member.session.transport.unsent_bytes() <= backlog:
                 member.session.send(message)
 
     def about(self, kind: str, member: Member | Invitation, **fields: Any) -> dict[str, Any]:

@@ -16,8 +16,7 @@ import logging
 import secrets
 from typing import Any
 
-from ..sfu import JanusError, RoomAdmin, SfuConfig
-from ..sfu import Room as JanusRoom
+from ..sfu import JanusError, RoomAdmin, SfuConfig, VideoRoom
 from .room_model import Member, Room
 
 log = logging.getLogger("nbcall.server")
@@ -36,7 +35,7 @@ class RoomSfu:
         config.check()
         self.config = config
         self.admin = RoomAdmin(config.admin_url, config.admin_key, timeout=config.timeout)
-        self.rooms: set[JanusRoom] = set()  # created here and not destroyed yet
+        self.rooms: set[VideoRoom] = set()  # created here and not destroyed yet
         self.watches: dict[Room, asyncio.Task[None]] = {}  # at most one per room on the SFU
 
     def access(self, room: Room, member: Member) -> dict[str, Any]:

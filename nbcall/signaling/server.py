@@ -39,7 +39,7 @@ from .admission import (
     is_loopback,
 )
 from .endpoints import health, json_response, metrics_response
-from .forwarding import ForwardingPeer
+from .forwarding import ForwardingConnection
 from .hub import Hub
 from .keepalive import (
     CLOSE_POLICY,
@@ -72,7 +72,7 @@ _HEADER_SHORT = [bytes((0x81, n)) for n in range(126)]  # FIN + text opcode, sho
 _PING = b"\x89\x00"  # FIN + ping opcode, empty payload (a server's frames are unmasked)
 
 
-class SignalingConnection(ForwardingPeer, ServerConnection):
+class SignalingConnection(ForwardingConnection, ServerConnection):
     """A server connection that hands each complete text frame to the hub at once."""
 
     hub: Hub
@@ -154,13 +154,13 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
             self.send_data()
         self.transport.abort()
 
-    # -- what the hub calls (the Peer protocol) ---------------------------------------
+    # -- what the hub calls (the Transport protocol)------------------------------------
 
     def unsent_bytes(self) -> int:
         return self.transport.get_write_buffer_size()
 
     def send_bytes(self, data: bytes) -> bool:
-        # ForwardingPeer.send_bytes with its primitives (is_open, unsent_bytes, write_text)
+        # ForwardingConnection.send_bytes with its primitives (is_open, unsent_bytes, write_text)
         # inlined: this is the relay's hottest path.  The overflow goes to the shared rule.
         if self.protocol.state is not State.OPEN:
             return False
@@ -190,7 +190,7 @@ class SignalingConnection(ForwardingPeer, ServerConnection):
         else:
             self.transport.close()
 
-    def remote_label(self) -> object:  # for ForwardingPeer's log line
+    def remote_label(self) -> object:  # for ForwardingConnection's log line
         return self.remote_address
 
     # -- frames from the client ---------------------------------------------------------

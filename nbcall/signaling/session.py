@@ -1,6 +1,6 @@
 """The hub's view of one connection, one call, and the bounds it enforces.
 
-Plain data: :class:`Peer` is what a transport gives the hub (the standalone server's and
+Plain data: :class:`Transport` is what a transport gives the hub (the standalone server's and
 the Jupyter endpoint's connections, see :mod:`.forwarding`), :class:`Session` is one
 connection and the user it speaks for, :class:`Call` one call between two user keys.
 """
@@ -18,8 +18,9 @@ from .bucket import TokenBucket
 from .protocol import MAX_AWAY_MESSAGES
 
 
-class Peer(Protocol):
-    """The transport side of one connection, as the hub needs it."""
+class Transport(Protocol):
+    """The transport side of one connection, as the hub needs it (a websocket of the
+    standalone server or of the Jupyter endpoint: :mod:`.forwarding`)."""
 
     def send_bytes(self, data: bytes) -> bool:
         """Queue one text frame; False when the connection is gone or too slow."""
@@ -35,7 +36,7 @@ class Peer(Protocol):
 class Session:
     """One websocket connection and, once registered, the user it speaks for."""
 
-    peer: Peer
+    transport: Transport
     name: str | None = None
     key: str | None = None
     credential: str | None = None
@@ -59,7 +60,7 @@ class Session:
                 return False
             self.outbox.append(data)
             return True
-        return self.peer.send_bytes(data)
+        return self.transport.send_bytes(data)
 
 
 @dataclass(eq=False)
@@ -131,7 +132,7 @@ def check_receivable(target: Session, kind: str, limits: Limits) -> None:
                 f"'{target.name}' is reconnecting and {MAX_AWAY_MESSAGES} messages already wait for it",
                 kind,
             )
-    elif target.peer.unsent_bytes() > limits.max_forward_backlog:
+    elif target.transport.unsent_bytes() > limits.max_forward_backlog:
         raise p.ProtocolError(
             p.ErrorCode.RATE_LIMITED, f"'{target.name}' is not reading its messages fast enough; slow down", kind
         )

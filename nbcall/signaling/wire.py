@@ -803,7 +803,10 @@ class WireViolation(AssertionError):
 def check_sent(data: bytes | str, table: Mapping[str, Message] = SERVER_MESSAGES, *, fail: bool = True) -> None:
     """Remember a violation when ``data`` is not a declared message of ``table``, and raise
     :class:`WireViolation` unless ``fail`` is False (a reader that must go on reading)."""
-    found = problems(orjson.loads(data), table)
+    try:
+        found = problems(orjson.loads(data), table)
+    except orjson.JSONDecodeError:
+        found = ["not JSON"]
     if found:
         text = f"{'; '.join(found)} in {data[:300]!r}"
         if len(violations) >= MAX_VIOLATIONS:

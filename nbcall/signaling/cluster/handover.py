@@ -19,7 +19,7 @@ import orjson
 
 from ..session import Call
 from .config import HANDOVER_TIMEOUT, MOVED_MEMORY
-from .remote import NULL_PEER, RemoteSession
+from .remote import NULL_TRANSPORT, RemoteSession
 
 if TYPE_CHECKING:
     from .hub import ClusterHub
@@ -102,7 +102,7 @@ class Handovers:
     def install(self, key: str, message: dict[str, Any], state: dict[str, Any]) -> None:
         """On the new node: put the old holder (as a stand-in) and its call where the hub looks."""
         hub = self.hub
-        holder = RemoteSession(peer=NULL_PEER, hub=hub, key=key, name=message["username"])
+        holder = RemoteSession(transport=NULL_TRANSPORT, hub=hub, key=key, name=message["username"])
         holder.credential = message["credential"]  # Redis matched its hash: the hub compares it again
         holder.away = bool(state.get("away"))
         holder.outbox = [s.encode() for s in state.get("outbox", [])]

@@ -25,7 +25,7 @@ from .config import MAX_HELD_FRAMES, REPLICATION_INTERVAL, ClusterConfig
 from .directory import Change, Directory
 from .link import RedisLink
 from .registrar import Registrar
-from .remote import NULL_PEER, RemoteSession, envelope, open_envelopes
+from .remote import NULL_TRANSPORT, RemoteSession, envelope, open_envelopes
 
 log = logging.getLogger("nbcall.cluster")
 
@@ -89,7 +89,7 @@ class ClusterHub(Hub):
         entry = self.directory.get(key)
         if entry is not None and entry.node != self.node:
             if ghost is None:
-                ghost = self.ghosts[key] = RemoteSession(peer=NULL_PEER, hub=self, key=key)
+                ghost = self.ghosts[key] = RemoteSession(transport=NULL_TRANSPORT, hub=self, key=key)
             ghost.name, ghost.node, ghost.nbcall = entry
         return ghost
 
@@ -97,7 +97,7 @@ class ClusterHub(Hub):
         """The stand-in for a user whose node just spoke for it (the freshest word there is)."""
         ghost = self.ghosts.get(key)
         if ghost is None:
-            ghost = self.ghosts[key] = RemoteSession(peer=NULL_PEER, hub=self, key=key)
+            ghost = self.ghosts[key] = RemoteSession(transport=NULL_TRANSPORT, hub=self, key=key)
         ghost.name, ghost.node, ghost.nbcall = name, node, nbcall
         return ghost
 
@@ -202,7 +202,7 @@ class ClusterHub(Hub):
             if me.away:
                 me.outbox.append(body)
             else:
-                me.peer.send_bytes(body)
+                me.transport.send_bytes(body)
 
     def _presence(self, joined: list[Change], left: list[Change]) -> None:
         for key, name in joined:

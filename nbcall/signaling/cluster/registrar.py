@@ -192,7 +192,7 @@ class Registrar:
     def _taken_elsewhere(self, session: Session) -> None:
         log.warning("node %s: '%s' was registered elsewhere meanwhile; this one is closed", self.hub.node, session.key)
         session.send({"type": "replaced", "message": "this name was taken on another node meanwhile"})
-        session.peer.close_now(p.CLOSE_REPLACED, "taken on another node")
+        session.transport.close_now(p.CLOSE_REPLACED, "taken on another node")
         self.hub.release(session)
 
     async def _confirm_later(self, key: str, token: str, entry: bytes) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .hub import ClusterHub
 
 
-class NullPeer:
+class NullTransport:
     """The transport of a stand-in: there is no socket here."""
 
     def send_bytes(self, data: bytes) -> bool:
@@ -34,7 +34,7 @@ class NullPeer:
         return 0  # the receiver's own node checks its backlog (session.check_receivable)
 
 
-NULL_PEER = NullPeer()
+NULL_TRANSPORT = NullTransport()
 
 
 @dataclass(eq=False)

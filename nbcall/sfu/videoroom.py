@@ -28,7 +28,7 @@ DEFAULT_PUBLISHERS = 50  # the issue's largest room
 
 
 @dataclass(frozen=True)
-class Room:
+class VideoRoom:
     """One VideoRoom room and what joining or managing it takes."""
 
     name: str
@@ -77,13 +77,13 @@ class RoomAdmin:
         finally:
             self._post(f"/{session}", {"janus": "destroy"})
 
-    def create(self, name: str, publishers: int = DEFAULT_PUBLISHERS, *, allowed: list[str] | None = None) -> Room:
+    def create(self, name: str, publishers: int = DEFAULT_PUBLISHERS, *, allowed: list[str] | None = None) -> VideoRoom:
         """A new room ``name`` with a fresh PIN and secret (raises if it exists).
 
         ``allowed``: the tokens that may join (an empty list: none yet, see :meth:`allow`);
         None: anyone with the PIN.
         """
-        room = Room(name, secrets.token_urlsafe(12), secrets.token_urlsafe(18), publishers)
+        room = VideoRoom(name, secrets.token_urlsafe(12), secrets.token_urlsafe(18), publishers)
         body: dict[str, Any] = {
             "request": "create",
             "room": name,
@@ -102,25 +102,25 @@ class RoomAdmin:
         self.request(body)
         return room
 
-    def _allowed(self, room: Room, action: str, tokens: list[str]) -> list[str]:
+    def _allowed(self, room: VideoRoom, action: str, tokens: list[str]) -> list[str]:
         data = self.request({"request": "allowed", "room": room.name, "secret": room.secret, "action": action,
                              "allowed": tokens})  # fmt: skip
         found = data.get("allowed", [])
         return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
 
-    def allow(self, room: Room, tokens: list[str]) -> list[str]:
+    def allow(self, room: VideoRoom, tokens: list[str]) -> list[str]:
         """Add ``tokens`` to the room's ``allowed`` list; returns the whole list."""
         return self._allowed(room, "add", tokens)
 
-    def disallow(self, room: Room, tokens: list[str]) -> list[str]:
+    def disallow(self, room: VideoRoom, tokens: list[str]) -> list[str]:
         """Remove ``tokens`` from the room's ``allowed`` list; returns what is left."""
         return self._allowed(room, "remove", tokens)
 
-    def allowed(self, room: Room) -> list[str]:
+    def allowed(self, room: VideoRoom) -> list[str]:
         """The room's ``allowed`` list as Janus has it."""
         return self._allowed(room, "add", [])
 
-    def kick(self, room: Room, participant: str) -> bool:
+    def kick(self, room: VideoRoom, participant: str) -> bool:
         """Remove participant ``participant`` (its id) from the room; False when it is not there."""
         try:
             self.request({"request": "kick", "room": room.name, "secret": room.secret, "id": participant})
@@ -130,14 +130,14 @@ class RoomAdmin:
             raise
         return True
 
-    def destroy(self, room: Room) -> None:
+    def destroy(self, room: VideoRoom) -> None:
         """Remove ``room``; its members are told by Janus and dropped."""
         self.request({"request": "destroy", "room": room.name, "secret": room.secret, "permanent": False})
 
     def exists(self, name: str) -> bool:
         return bool(self.request({"request": "exists", "room": name}).get("exists"))
 
-    def participants(self, room: Room) -> list[dict[str, Any]]:
+    def participants(self, room: VideoRoom) -> list[dict[str, Any]]:
         """Who is in ``room`` (Janus's own view: ``id``, ``display``, ``publisher``)."""
         data = self.request({"request": "listparticipants", "room": room.name, "secret": room.secret})
         found = data.get("participants", [])
