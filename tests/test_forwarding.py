@@ -19,7 +19,6 @@ from nbcall.signaling.forwarding import (
 )
 from nbcall.signaling.hub import Hub
 
-
 PONG = b'{"type":"pong"}'  # any declared message (tests check what servers send: tests/__init__.py)
 
 
