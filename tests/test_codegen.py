@@ -57,6 +57,10 @@ def test_the_generated_js_is_current() -> None:
             "docs/protocol.md",
         ),
         (
+            lambda mp: mp.setitem(wire.SERVER_MESSAGES, "pong", with_field("pong", wire.Field("at", "number"))),
+            "nbcall/signaling/wire_types.py",
+        ),
+        (
             lambda mp: mp.setitem(wire.CLIENT_MESSAGES, "ping", with_field("ping", wire.Field("n", "integer"))),
             "wire.js",
         ),
@@ -66,7 +70,7 @@ def test_a_change_on_the_python_side_alone_is_caught(
     monkeypatch: pytest.MonkeyPatch, change: object, file: str
 ) -> None:
     change(monkeypatch)  # type: ignore[operator]
-    assert (file if file.startswith("docs/") else f"js/{file}") in _codegen.stale()
+    assert (file if file.startswith(("docs/", "nbcall/")) else f"js/{file}") in _codegen.stale()
 
 
 def with_field(kind: str, field: wire.Field) -> wire.Message:

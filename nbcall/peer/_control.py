@@ -17,7 +17,8 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -25,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from .._call_state import CallState
 from .._enums import CAN_CALL_STATES, END_REASONS
 from .._errors import CallError, server_code
+from ..signaling import wire_types as w
 from ..signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode
 from ._session import MAX_PENDING_SIGNALS, MediaSession
 
@@ -32,10 +34,12 @@ log = logging.getLogger("nbcall.peer")
 
 BUSY_STATES = ("calling", "ringing", "connecting", "connected")
 SIGNALS = ("offer", "answer", "candidate")
-ENDINGS = ("reject", "busy", "cancel", "hangup")
+ENDINGS = ("reject", "cancel", "hangup")  # and busy, which carries no reason
 NAME_RETRY_S = 0.2
 RECONNECT_S = 1.0
 CLIENT = "nbcall-peer"
+# What the call's other side negotiates with, as the server forwards it.
+Signal = w.ServerOffer | w.ServerAnswer | w.ServerCandidate
 
 
 def _str(value: object) -> str:
@@ -73,7 +77,7 @@ class Control:
         self.error = ""
         self.peers: dict[str, str] = {}  # key -> display name
         self.session: MediaSession | None = None
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[Signal] = []
         self.setup_start = 0.0
         self.setup_ms = 0
         self._ws: ClientConnection | None = None
@@ -96,7 +100,7 @@ class Control:
             self._set_state("error", "register refused")
             self.error = f"cannot register as {self.user}: {code}: {_str(reply.get('message'))}"
             raise CallError(self.error, code=server_code(code))
-        self._registered(reply)
+        self._registered(cast(w.ServerRegistered, reply))
         self._reader = asyncio.create_task(self._read())
 
     async def _register(self) -> dict[str, Any]:
@@ -165,7 +169,7 @@ class Control:
                 await asyncio.sleep(RECONNECT_S)
                 continue
             if reply.get("type") == "registered":
-                self._registered(reply)
+                self._registered(cast(w.ServerRegistered, reply))
                 return
             self.error = f"cannot register as {self.user}: {_str(reply.get('code'))}"
             await self._end("disconnected")
@@ -207,7 +211,7 @@ class Control:
         """Move the call's state (a listed move to the current state changes nothing)."""
         self.machine.move(state, why)
 
-    def _registered(self, reply: dict[str, Any]) -> None:
+    def _registered(self, reply: w.ServerRegistered) -> None:
         self.key = _str(reply.get("key")) or self.key
         self.user = _str(reply.get("username")) or self.user
         self.credential = _str(reply.get("credential")) or self.credential
@@ -228,7 +232,7 @@ class Control:
             self.peers = {k: u for u, k in zip(users, keys, strict=False) if isinstance(u, str) and isinstance(k, str)}
             self.peers.pop(self.key, None)
 
-    def _presence(self, message: dict[str, Any]) -> None:
+    def _presence(self, message: w.ServerPresence) -> None:
         for name, key in zip(message.get("left") or [], message.get("left_keys") or [], strict=False):
             if isinstance(key, str) and self.peers.get(key) == name:
                 del self.peers[key]
@@ -238,7 +242,7 @@ class Control:
         if message.get("truncated"):
             asyncio.get_running_loop().create_task(self.send({"type": "list"}))
 
-    def _from_peer(self, message: dict[str, Any]) -> bool:
+    def _from_peer(self, message: Mapping[str, Any]) -> bool:
         key = message.get("from_key")
         if isinstance(key, str):
             return bool(self.peer_key) and key == self.peer_key
@@ -326,7 +330,7 @@ class Control:
             self.error = "call failed: no ICE path to the other side"
             asyncio.get_running_loop().create_task(self._end("failed", tell="hangup", told="failed"))
 
-    async def _apply(self, message: dict[str, Any]) -> None:
+    async def _apply(self, message: Signal) -> None:
         session = self.session
         if session is None:
             return
@@ -352,38 +356,57 @@ class Control:
     # -- what the server says ----------------------------------------------------------------
 
     async def on_message(self, message: dict[str, Any]) -> None:
+        """One message from the server, to its handler.  The handlers are typed from the wire
+        (``nbcall/signaling/wire_types.py``) and still read defensively: a server is not
+        trusted to send only what it declares."""
         kind = message.get("type")
         if kind == "registered":
-            self._registered(message)
+            self._registered(cast(w.ServerRegistered, message))
         elif kind == "presence":
-            self._presence(message)
+            self._presence(cast(w.ServerPresence, message))
         elif kind == "users":
-            self._replace_peers(message.get("users"), message.get("keys"))
+            users = cast(w.ServerUsers, message)
+            self._replace_peers(users.get("users"), users.get("keys"))
         elif kind == "invite":
-            if self.state in CAN_CALL_STATES:  # else the server answers the caller busy
-                caller = _str(message.get("from"))
-                self._new_call("ringing", caller, _str(message.get("from_key")), _str(message.get("call_id")) or None)
+            self._invited(cast(w.ServerInvite, message))
         elif kind == "accept":
-            if self.state == "calling" and self._from_peer(message):
-                self.seed_call = message.get("seed") is True
-                self._set_state("connecting", "accepted")
-                self.session = self.hooks.new_session(not self.seed_call)
-                await self._offer()
-        elif kind in ENDINGS:
+            await self._accepted(cast(w.ServerAccept, message))
+        elif kind == "busy":
             if self._from_peer(message) and self.state in BUSY_STATES:
-                reason = "busy" if kind == "busy" else _str(message.get("reason")) or str(kind)
-                await self._end(reason if reason in END_REASONS else "hangup")
+                await self._end("busy")
+        elif kind in ENDINGS:
+            await self._ended_there(cast(w.ServerReject | w.ServerCancel | w.ServerHangup, message))
         elif kind in SIGNALS:
-            await self._signal(message)
+            await self._signal(cast(Signal, message))
         elif kind == "error":
-            await self._error(message)
+            await self._error(cast(w.ServerError, message))
         elif kind == "replaced":
-            self._closing = True
-            await self._end("replaced")
-            self._set_state("error", "name taken over")
-            self.error = _str(message.get("message")) or "replaced by another connection"
+            await self._replaced(cast(w.ServerReplaced, message))
 
-    async def _signal(self, message: dict[str, Any]) -> None:
+    def _invited(self, message: w.ServerInvite) -> None:
+        if self.state in CAN_CALL_STATES:  # else the server answers the caller busy
+            caller = _str(message.get("from"))
+            self._new_call("ringing", caller, _str(message.get("from_key")), _str(message.get("call_id")) or None)
+
+    async def _accepted(self, message: w.ServerAccept) -> None:
+        if self.state == "calling" and self._from_peer(message):
+            self.seed_call = message.get("seed") is True
+            self._set_state("connecting", "accepted")
+            self.session = self.hooks.new_session(not self.seed_call)
+            await self._offer()
+
+    async def _ended_there(self, message: w.ServerReject | w.ServerCancel | w.ServerHangup) -> None:
+        if self._from_peer(message) and self.state in BUSY_STATES:
+            reason = _str(message.get("reason")) or str(message.get("type"))
+            await self._end(reason if reason in END_REASONS else "hangup")
+
+    async def _replaced(self, message: w.ServerReplaced) -> None:
+        self._closing = True
+        await self._end("replaced")
+        self._set_state("error", "name taken over")
+        self.error = _str(message.get("message")) or "replaced by another connection"
+
+    async def _signal(self, message: Signal) -> None:
         from_peer = self._from_peer(message)
         if from_peer and self.session is not None:
             await self._apply(message)
@@ -399,7 +422,7 @@ class Control:
                 self._new_call("ringing", caller, _str(message.get("from_key")), None, seed=True)
                 self.pending = [message]
 
-    async def _error(self, message: dict[str, Any]) -> None:
+    async def _error(self, message: w.ServerError) -> None:
         code, request = _str(message.get("code")), message.get("request")
         text = f"{code}: {_str(message.get('message'))}"[:500]
         if code == ErrorCode.NO_CALL and request in ("hangup", "cancel", "reject"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -111,7 +111,7 @@ class MediaSession:
             if not self.closed:
                 await self._send({"type": "offer", "sdp": {"type": "offer", "sdp": self.pc.localDescription.sdp}})
 
-    async def handle(self, message: dict[str, Any]) -> None:
+    async def handle(self, message: Mapping[str, Any]) -> None:
         """An offer, answer or candidate from the other side, after the previous one."""
         async with self._lock:
             if self.closed:
