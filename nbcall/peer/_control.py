@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .._call_state import CallState
 from .._enums import CAN_CALL_STATES, END_REASONS
 from .._errors import CallError, server_code
 from ..signaling import wire_types as w
-from ..signaling.protocol import MAX_HARD_FRAME_BYTES, ErrorCode
+from ..signaling.client import SignalingClient, SignalingError
+from ..signaling.protocol import ErrorCode
 from ._session import MAX_PENDING_SIGNALS, MediaSession
 
 log = logging.getLogger("nbcall.peer")
@@ -80,7 +79,7 @@ class Control:
         self.pending: list[Signal] = []
         self.setup_start = 0.0
         self.setup_ms = 0
-        self._ws: ClientConnection | None = None
+        self._client: SignalingClient | None = None  # the current connection
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -104,54 +103,35 @@ class Control:
         self._reader = asyncio.create_task(self._read())
 
     async def _register(self) -> dict[str, Any]:
-        if self._ws is not None:
+        """A new connection, registered (with the credential, announcing the call): the
+        server's ``registered``, or its refusal."""
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
-        self._ws = await connect(self.url, compression=None, max_size=MAX_HARD_FRAME_BYTES, open_timeout=5)
-        message: dict[str, Any] = {"type": "register", "username": self.user, "client": CLIENT, "presence": True}
-        if self.credential:
-            message["credential"] = self.credential
+                await self._client.close()
+        self._client = None
+        client = SignalingClient(self.url, credential=self.credential, presence=True, client=CLIENT)
+        await client.connect(timeout=5)
+        self._client = client
+        announce = None
         if self.state in ("connecting", "connected") and self.peer and self.call_id and not self.seed_call:
-            message["call"] = {"peer": self.peer, "call_id": self.call_id}
-        await self._ws.send(json.dumps(message, ensure_ascii=False))
-        return await asyncio.wait_for(self._reply(self._ws), 5)
-
-    async def _reply(self, ws: ClientConnection) -> dict[str, Any]:
-        while True:
-            data = self._parse(await ws.recv())
-            if data is None:
-                continue
-            if data.get("type") == "registered" or (
-                data.get("type") == "error" and data.get("request") in ("register", None)
-            ):
-                return data
-
-    @staticmethod
-    def _parse(frame: str | bytes) -> dict[str, Any] | None:
+            announce = {"peer": self.peer, "call_id": self.call_id}
         try:
-            data = json.loads(frame)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+            return await client.register(self.user, timeout=5, call=announce)
+        except SignalingError as refused:
+            return refused.reply
 
     def closing(self) -> bool:
         return self._closing
 
     async def _read(self) -> None:
         while not self.closing():
-            ws = self._ws
-            assert ws is not None
-            try:
-                async for frame in ws:
-                    message = self._parse(frame)
-                    if message is None:
-                        continue
-                    try:
-                        await self.on_message(message)
-                    except Exception:
-                        log.exception("%s: could not handle %s from the server", self.user, message.get("type"))
-            except ConnectionClosed:
-                pass
+            client = self._client
+            assert client is not None
+            async for message in client.messages():
+                try:
+                    await self.on_message(message)
+                except Exception:
+                    log.exception("%s: could not handle %s from the server", self.user, message.get("type"))
             if self.closing():
                 return
             await self._reconnect()
@@ -178,11 +158,11 @@ class Control:
             return
 
     async def send(self, message: dict[str, Any]) -> None:
-        ws = self._ws
-        if ws is None:
+        client = self._client
+        if client is None or client.closed.is_set():
             return
         try:
-            await ws.send(json.dumps(message, ensure_ascii=False))
+            await client.send(message)
         except ConnectionClosed:
             log.info("%s: %s not sent: the signaling socket is closed", self.user, message.get("type"))
 
@@ -194,9 +174,9 @@ class Control:
             tell = "cancel" if self.state == "calling" else "hangup"
             await self._end("closed", tell=tell, told=None if tell == "cancel" else "closed")
         self._closing = True
-        if self._ws is not None:
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await self._client.close()
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

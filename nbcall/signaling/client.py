@@ -1,8 +1,11 @@
-"""An asyncio client for the signaling protocol (tests, tools, and the kernel transport)."""
+"""The Python client of the signaling protocol: nbcall.Peer's connection, the tests' and tools'.
+
+(The kernel transport is not a client: it carries a page's frames to the server unread.)"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
@@ -56,6 +59,7 @@ class SignalingClient:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        self.malformed = 0  # frames that were not a JSON object: skipped
 
     async def __aenter__(self) -> SignalingClient:
         await self.connect()
@@ -80,7 +84,12 @@ class SignalingClient:
             return None
         return await self.register(self.username, timeout=timeout)
 
-    async def register(self, username: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    async def register(
+        self, username: str, *, timeout: float = 5.0, call: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Register (with the credential, if any) and return ``registered``; a refusal raises
+        :class:`SignalingError`.  ``call``: ``{peer, call_id}``, the call this client was in
+        before the server restarted (the server restores it once both sides announce it)."""
         message: dict[str, Any] = {"type": "register", "username": username}
         if self.seed:
             message["id"] = username
@@ -90,6 +99,8 @@ class SignalingClient:
                 message["client"] = self.client
             if self.credential:
                 message["credential"] = self.credential
+            if call is not None:
+                message["call"] = call
         await self.send(message)
         if self.seed:
             return {}
@@ -104,7 +115,14 @@ class SignalingClient:
             async for frame in self.ws:
                 if CHECK_WIRE:
                     check_sent(frame, fail=False)
-                self._queue.put_nowait(orjson.loads(frame))
+                try:
+                    message = orjson.loads(frame)
+                except orjson.JSONDecodeError:
+                    message = None
+                if isinstance(message, dict):
+                    self._queue.put_nowait(message)
+                else:  # a server is not trusted to send only JSON objects
+                    self.malformed += 1
         except ConnectionClosed:
             pass
         finally:
@@ -137,6 +155,25 @@ class SignalingClient:
                 return message
             if kind == "error" and "error" not in types:
                 raise SignalingError(message)
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        """Every message, in order, until the connection has closed and all were taken."""
+        while True:
+            if not self._queue.empty():
+                yield self._queue.get_nowait()
+                continue
+            if self.closed.is_set():
+                return
+            taken = asyncio.ensure_future(self._queue.get())
+            closed = asyncio.ensure_future(self.closed.wait())
+            try:
+                await asyncio.wait((taken, closed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                if not taken.done():
+                    taken.cancel()
+            if taken.done() and not taken.cancelled():
+                yield taken.result()
 
     def pending(self) -> list[dict[str, Any]]:
         """Messages received and not yet taken, without waiting."""
