@@ -132,3 +132,22 @@ async def test_a_client_records_what_it_receives_off_the_wire() -> None:
             assert (await client.recv())["type"] == "pong"  # still delivered: the reader goes on
     assert any("undeclared field 'shadow'" in v for v in wire.violations)
     wire.violations.clear()
+
+
+async def test_a_client_skips_frames_that_are_not_json_objects_and_reads_on() -> None:
+    """A hostile or broken server's garbage costs nothing but a count (nbcall.Peer reads
+    through this client): the message after it arrives, and messages() ends at the close."""
+
+    async def garbage(ws: ServerConnection) -> None:
+        for frame in ("not json", "[1, 2]", '"text"', '{"type":"pong"}'):
+            await ws.send(frame)
+        await ws.close()
+
+    async with serve(garbage, "127.0.0.1", 0) as stand_in:
+        port = next(iter(stand_in.sockets)).getsockname()[1]
+        async with SignalingClient(f"ws://127.0.0.1:{port}") as client:
+            got = [message async for message in client.messages()]
+    assert got == [{"type": "pong"}]
+    assert client.malformed == 3
+    assert len(wire.violations) == 3  # each also reported as off the wire
+    wire.violations.clear()
