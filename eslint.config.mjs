@@ -57,6 +57,12 @@ export default [
     rules: { "no-restricted-syntax": ["error", HOUSE_RULES[0]] },
   },
   {
+    // One class, one job (the call): the line cap would cut it in two, which is how its
+    // halves came to reach into each other's private members.
+    files: ["js/call/phone.js"],
+    rules: { "max-lines": "off" },
+  },
+  {
     files: ["js/test/**/*.js"],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
     rules: { "no-restricted-syntax": "off" },

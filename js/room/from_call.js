@@ -62,6 +62,6 @@ export function enterFromCall(room, msg, members) {
   // opens again, as the phone sends it: onto the adopted link and the room's stream.
   const wish = { audio: !!p.media.wish.audio, video: !!p.media.wish.video };
   if (room.camera.settled && room.camera.setSend(wish).length) room.setSend(wish);
-  p._changed();
+  p.emitChange();
   return true;
 }
