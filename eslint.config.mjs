@@ -57,9 +57,9 @@ export default [
     rules: { "no-restricted-syntax": ["error", HOUSE_RULES[0]] },
   },
   {
-    // One class, one job (the call): the line cap would cut it in two, which is how its
-    // halves came to reach into each other's private members.
-    files: ["js/call/phone.js"],
+    // One class, one job each (the call; the room): the line cap would cut them in two,
+    // which is how their halves came to reach into each other's private members.
+    files: ["js/call/phone.js", "js/room/room_client.js"],
     rules: { "max-lines": "off" },
   },
   {
