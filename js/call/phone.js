@@ -56,6 +56,7 @@ const QUIET = new Set([MessageType.ANSWER, MessageType.CANDIDATE, MessageType.RI
 
 /** @param {unknown} value */
 const str = (value) => (typeof value === "string" ? value : "");
+
 export { PeerStatus, DEFAULT_LOST_AFTER_S };
 
 export class Phone {
@@ -90,7 +91,7 @@ export class Phone {
     this.nameRetry = undefined;
     this.connectedAt = 0; // Date.now() when the last call connected
     this.lostAfterMs = validLostAfter(lostAfter) * 1000;
-    /** @type {import("./heartbeat.js").Heartbeat | null} the peer's liveness while connected (liveness.js) */
+    /** @type {Heartbeat | null} the peer's liveness while connected (_watchPeer) */
     this.heartbeat = null;
     this.peerSilent = false; // the heartbeat hears nothing from the peer
     this.peerAway = false; // the server says the peer's signaling dropped (peer_status)
