@@ -10,7 +10,8 @@
 // what the page knows: a message about another room, or a signal from someone who is not a
 // member, is the room's and is dropped.  The actions and what the server says change the
 // same room, so they are one class.  Its helpers (room_links.js, room_watch.js,
-// from_call.js) act through its public face: `send`, `emitChange`, `emitError`.
+// from_call.js) use only its public members; `send`, `emitChange` and `emitError` are
+// there for them.
 //
 // Actions return "" when started, else words a user can act on.  Events (`events`):
 // "change" (anything shown), "joined" / "left" (a member's name), "chat" ({from, fromKey,
