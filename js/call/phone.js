@@ -8,25 +8,32 @@
 // methods (phone.setError; phone.media: setDevices, replaceLocalTrack...), never by
 // writing fields.
 //
-// What the signaling server says is read in server_inbox.js, which acts through the
-// Phone's methods; the actions (placeCall, accept, reject, hangup) and the peer
-// connection's life are here.
+// One class for one job: the actions (placeCall, accept, reject, hangup), what the
+// signaling server says (its socket's status and every message, read after the room has
+// taken its own: RoomClient.onServerMessage) and the peer connection's life all change the
+// same call, so they live together; signaling.js carries the messages, call_media.js
+// the connection and camera.
 //
-// Outages (docs/protocol.md "Calls and outages"): the peer's liveness is liveness.js's;
-// our own socket dropping does not end a connected call (server_inbox.js).  A connected
-// call that becomes a room is handed over to it (handOver; docs/rooms.md "From a call").
+// Outages (docs/protocol.md "Calls and outages"): the peer's liveness is a heartbeat
+// (heartbeat.js; what its statuses mean is liveness.js).  Our own socket dropping does not
+// end a connected call: signaling re-registers with the credential and announces the call
+// (`register.call`, `_announcement`); `registered.server_id` tells the same server (no
+// `call` in it: its grace ended the call) from a restarted one (it knows nothing yet: the
+// call is kept until the peer announces it too, the heartbeat watching the media
+// meanwhile).  A connected call that becomes a room is handed over to it (handOver;
+// docs/rooms.md "From a call").
 
-import { MessageType, Reason, ErrorCode } from "../protocol.js";
-import { PageError } from "../messages.js";
+import { MessageType, ErrorCode, Reason } from "../protocol.js";
+import { END_REASONS, PageError } from "../messages.js";
 import { fail } from "../failure.js";
 import { State } from "../names.js";
 import { Emitter } from "../emitter.js";
 import { Signaling } from "../signaling/signaling.js";
 import { CallState, canCall, inCall, busy } from "./call_state.js";
 import { CallMedia } from "./call_media.js";
-import { PeerStatus, DEFAULT_LOST_AFTER_S, validLostAfter, watchPeer } from "./liveness.js";
+import { PeerStatus, DEFAULT_LOST_AFTER_S, validLostAfter } from "./liveness.js";
+import { Heartbeat } from "./heartbeat.js";
 import { Peers } from "./peers.js";
-import { ServerInbox } from "./server_inbox.js";
 import { registerPhone, unregisterPhone } from "../registry.js";
 import { randomId } from "../ids.js";
 import { RoomClient } from "../room/room_client.js";
@@ -35,9 +42,23 @@ import { RoomClient } from "../room/room_client.js";
 /** @typedef {import("../types.js").PhoneEvents} PhoneEvents */
 /** @typedef {import("../types.js").PhoneOptions} PhoneOptions */
 /** @typedef {import("../failure.js").Outcome} Outcome */
+/** @typedef {import("../types.js").ServerMessage} ServerMessage */
+/** @typedef {import("../signaling/signaling.js").SignalingStatus} SignalingStatus */
 
-const { REGISTERING, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
+const { REGISTERING, IDLE, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
 const NAME_GRACE_MS = 5000;
+const NAME_RETRY_MS = 200;
+/** @type {Set<string>} */
+const SIGNALS = new Set([MessageType.OFFER, MessageType.ANSWER, MessageType.CANDIDATE]);
+/** @type {Set<string>} */
+const ENDINGS = new Set([MessageType.REJECT, MessageType.BUSY, MessageType.CANCEL, MessageType.HANGUP]);
+// Nothing shown changes with these: no "change" event after them.
+/** @type {Set<string>} */
+const QUIET = new Set([MessageType.ANSWER, MessageType.CANDIDATE, MessageType.RINGING, MessageType.PONG, MessageType.REPLACED]);
+
+/** @param {unknown} value */
+const str = (value) => (typeof value === "string" ? value : "");
+
 export { PeerStatus, DEFAULT_LOST_AFTER_S };
 
 export class Phone {
@@ -48,7 +69,7 @@ export class Phone {
     this.registryName = user;
     this.server = server;
     this.transport = ""; // which transport reaches the server: same-origin, direct or kernel
-    this.media = new CallMedia({ audio, video, iceServers, iceTransportPolicy, onChange: () => this._changed() });
+    this.media = new CallMedia({ audio, video, iceServers, iceTransportPolicy, onChange: () => this.emitChange() });
     this.machine = new CallState(REGISTERING);
     /** @type {Emitter<PhoneEvents>} */
     this.events = new Emitter();
@@ -72,19 +93,18 @@ export class Phone {
     this.nameRetry = undefined;
     this.connectedAt = 0; // Date.now() when the last call connected
     this.lostAfterMs = validLostAfter(lostAfter) * 1000;
-    /** @type {import("./heartbeat.js").Heartbeat | null} the peer's liveness while connected (liveness.js) */
+    /** @type {Heartbeat | null} the peer's liveness while connected (_watchPeer) */
     this.heartbeat = null;
     this.peerSilent = false; // the heartbeat hears nothing from the peer
     this.peerAway = false; // the server says the peer's signaling dropped (peer_status)
     this.serverId = ""; // registered.server_id: which server instance we registered with last
-    this.inbox = new ServerInbox(this); // reads what the server says (the signaling's callbacks)
     this.room = new RoomClient(this); // the group call (docs/rooms.md): hears the server first
     this.signaling = new Signaling({
       url: server,
       username: user,
       credential,
-      onMessage: (msg) => this.inbox.onMessage(msg),
-      onStatus: (status, detail) => this.inbox.onStatus(status, detail || ""),
+      onMessage: (msg) => this._onServerMessage(msg),
+      onStatus: (status, detail) => this._onSignalingStatus(status, detail || ""),
       plan,
       announce: () => this._announcement(),
       urgent: () => busy(this.state),
@@ -147,7 +167,12 @@ export class Phone {
     return this.events.on("change", fn);
   }
 
-  _changed() {
+  /**
+   * Tell the listeners that something shown changed (the "change" event).  The Phone says so
+   * itself after what it does; this is for what changes beside it: the call handed over to
+   * a room (from_call.js), a transceiver's direction.
+   */
+  emitChange() {
     this.events.emit("change", this);
   }
 
@@ -207,7 +232,7 @@ export class Phone {
     if (this.seedCall) this._send(MessageType.HANGUP, { to: this.peer, reason: Reason.REJECTED });
     else this._send(MessageType.REJECT, { to: this.peer });
     this._endCall(Reason.REJECTED, false);
-    this._changed();
+    this.emitChange();
     return "";
   }
 
@@ -218,7 +243,7 @@ export class Phone {
     const cancel = this.state === CALLING;
     this._send(cancel ? MessageType.CANCEL : MessageType.HANGUP, { to: this.peer });
     this._endCall(cancel ? Reason.CANCELLED : Reason.HANGUP, false);
-    this._changed();
+    this.emitChange();
     return "";
   }
 
@@ -232,7 +257,7 @@ export class Phone {
    */
   setPreview(on) {
     this.media.setPreview(!!on);
-    this._changed();
+    this.emitChange();
   }
 
   /** Seconds of silence after which a call is lost (the widget's lost_after). @param {unknown} seconds */
@@ -250,7 +275,157 @@ export class Phone {
   /** Show a problem in words (in the widget and the `error` trait). @param {string} text */
   setError(text) {
     this.error = text;
-    this._changed();
+    this.emitChange();
+  }
+
+  // -- what the signaling server says ----------------------------------------------------
+
+  /** @param {SignalingStatus} status @param {string} detail */
+  _onSignalingStatus(status, detail) {
+    if (status === "transport") {
+      this.transport = detail;
+    } else if (status === "registered") {
+      this.everRegistered = true;
+      this.room.onRegistered(); // a room the old socket was in is joined again
+      return;
+    } else if (status === "retrying") {
+      if (this.everRegistered && this.signaling.attempt <= 1) {
+        // A dropped socket that worked before: reconnect quietly once before calling it an error.
+        if (!busy(this.state)) this._transition(REGISTERING, "socket dropped");
+      } else {
+        this.error = `signaling server ${this.server} unreachable: ${detail}`;
+        if (!busy(this.state)) this._transition(ERROR, "server unreachable");
+      }
+    } else if (status === "replaced") {
+      this._endCall(Reason.REPLACED, false);
+      this._transition(ERROR, "name taken over");
+      this.error = detail;
+    } else {
+      return;
+    }
+    this.emitChange();
+  }
+
+  /** The message comes from the other side of this call (the server's key says who). @param {ServerMessage} msg */
+  _fromPeer(msg) {
+    if (typeof msg.from_key === "string") return !!this.peerKey && msg.from_key === this.peerKey;
+    return !!this.peer && msg.from === this.peer; // a server that sends no keys
+  }
+
+  /** @param {ServerMessage} msg */
+  _onServerMessage(msg) {
+    if (this.room.onServerMessage(msg)) return; // the room's (js/room/): never the 1:1 call's
+    const type = msg.type;
+    if (type === MessageType.REGISTERED) this._registered(msg);
+    else if (type === MessageType.PRESENCE) {
+      if (msg.truncated) this._send(MessageType.LIST);
+      this.peers.leave(msg.left, msg.left_keys);
+      this.peers.join(msg.joined, msg.joined_keys, this.key);
+    } else if (type === MessageType.USERS) this.peers.replace(msg.users, msg.keys, this.key);
+    else if (type === MessageType.INVITE) {
+      if (canCall(this.state) && this.room.busyWords()) {
+        this._send(MessageType.REJECT, { to: str(msg.from) }); // in a room: not ringing here
+      } else if (canCall(this.state)) {
+        const peer = str(msg.from);
+        this._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
+      } // else busy: the server tells the caller
+    } else if (type === MessageType.ACCEPT) {
+      if (this.state !== CALLING || !this._fromPeer(msg)) return;
+      this.seedCall = !!msg.seed;
+      this._transition(CONNECTING, "accepted");
+      // The offer prepared since the call was placed leaves now, with its candidates: one
+      // message after the accept.  A seed callee (the server accepts for it) has no data
+      // channel: that offer is made anew.
+      if (this.call && this.seedCall && this.call.channel) this._remakePeer();
+      else if (this.call) this.call.release();
+      else if (!this.media.starting) this._startPeer(true);
+    } else if (ENDINGS.has(type)) {
+      if (!this._fromPeer(msg) || !busy(this.state)) return;
+      this._endCall(type === MessageType.BUSY ? Reason.BUSY : str(msg.reason) || type, false);
+    } else if (SIGNALS.has(type)) this._signal(msg);
+    else if (type === MessageType.PEER_STATUS) {
+      if (!this._fromPeer(msg) || !busy(this.state)) return;
+      if (msg.call_id && this.callId && msg.call_id !== this.callId) return;
+      this.peerAway = msg.status === PeerStatus.RECONNECTING;
+    } else if (type === MessageType.ERROR) this._serverError(msg);
+    if (!QUIET.has(type)) this.emitChange();
+  }
+
+  /** @param {ServerMessage} msg */
+  _registered(msg) {
+    this.key = str(msg.key) || this.key;
+    this.user = str(msg.username) || this.user;
+    this.peers.replace(msg.users, msg.keys, this.key);
+    if (typeof msg.online === "number" && Array.isArray(msg.users) && msg.online > msg.users.length) {
+      this._send(MessageType.LIST);
+    }
+    const call = msg.call && typeof msg.call === "object" ? msg.call : null;
+    const ours = call && (!call.peer_key || call.peer_key === this.peerKey);
+    const serverId = str(msg.server_id);
+    // A server that says who it is, and is not the one we registered with before: it restarted.
+    const restarted = !!serverId && !!this.serverId && serverId !== this.serverId;
+    if (serverId) this.serverId = serverId;
+    if (busy(this.state) && ours) {
+      // The same server kept the call (what it told us meanwhile follows, in order); a
+      // restarted one restored it, so the peer has announced it: its signaling is back.
+      if (restarted) this.peerAway = false;
+    } else if (busy(this.state) && restarted && (this.state === CONNECTED || this.state === CONNECTING)) {
+      // A restarted server knows nothing: our register announced the call, the peer's will
+      // too (then peer_status connected).  Media flows browser to browser meanwhile; the
+      // heartbeat ends the call if it does not.
+    } else if (busy(this.state)) {
+      // Our socket dropped and the server ended the call meanwhile (its grace ran out), or a
+      // call still ringing, which no server keeps across a drop.
+      this._endCall(Reason.DISCONNECTED, false);
+    } else if (this.state === REGISTERING || this.state === ERROR) {
+      this._transition(IDLE, "registered");
+    }
+    this.error = "";
+  }
+
+  /** offer / answer / candidate from the server. @param {ServerMessage} msg */
+  _signal(msg) {
+    const fromPeer = this._fromPeer(msg);
+    if (this.call && fromPeer) {
+      this.call.handle(msg);
+    } else if (fromPeer && (this.state === CONNECTING || this.state === RINGING)) {
+      // Signals of the call being set up (media still opening), or a repeated seed offer.
+      if (msg.type === MessageType.OFFER && this.state === RINGING && this.seedCall) this.media.pending = [];
+      this.media.pending.push(msg);
+    } else if (msg.type === MessageType.OFFER && canCall(this.state)) {
+      // A seed client calls with a plain offer and no invite: ring like any call.
+      const peer = str(msg.from);
+      this._newCall(RINGING, "seed offer", { peer, peerKey: str(msg.from_key), incoming: peer, seedCall: true });
+      this.media.pending = [msg];
+    }
+  }
+
+  /** @param {ServerMessage} msg */
+  _serverError(msg) {
+    const text = `${msg.code}: ${msg.message}`;
+    if (msg.request === MessageType.REGISTER) {
+      if (msg.code === ErrorCode.NAME_TAKEN && performance.now() < this.nameGraceUntil) {
+        clearTimeout(this.nameRetry);
+        this.nameRetry = setTimeout(() => this.signaling.register(), NAME_RETRY_MS);
+        return;
+      }
+      if (busy(this.state)) this._endCall(Reason.DISCONNECTED, false);
+      this._transition(ERROR, `register refused: ${msg.code}`);
+      this.error = `cannot register as ${this.user}: ${text}`;
+      this.signaling.close();
+      return;
+    }
+    if (msg.code === ErrorCode.NO_CALL && (msg.request === MessageType.HANGUP || msg.request === MessageType.CANCEL)) {
+      return; // a call the server had already forgotten (a restart, a lost peer): over here too
+    }
+    if (msg.request === MessageType.INVITE && this.state === CALLING) {
+      const code = str(msg.code);
+      const known = /** @type {readonly string[]} */ (END_REASONS).includes(code);
+      this._endCall(code === ErrorCode.BUSY ? Reason.BUSY : known ? code : Reason.FAILED, false);
+    } else if (SIGNALS.has(msg.request) && msg.code === ErrorCode.UNKNOWN_PEER && this.call) {
+      this._endCall(Reason.DISCONNECTED, false);
+    }
+    this.error = text;
   }
 
   // -- the peer connection ---------------------------------------------------------------
@@ -287,7 +462,7 @@ export class Phone {
     const started = this.media.start(offerer, () => this._callHooks());
     this.events.emit("callstart", started.call);
     this.media.begin(offerer, (error) => this.setError(error));
-    this._changed();
+    this.emitChange();
   }
 
   /**
@@ -319,21 +494,21 @@ export class Phone {
           this._transition(CONNECTED, "media connected");
           this.stats = { ...this.stats, setup_ms: Math.round(performance.now() - this.setupStart) };
           this.connectedAt = Date.now();
-          watchPeer(this);
+          this._watchPeer();
           this.events.emit("connected");
           this.media.watchStats((numbers) => {
             this.stats = { ...this.stats, ...numbers };
-            this._changed();
+            this.emitChange();
           });
         }
-        this._changed();
+        this.emitChange();
       },
       onFailed: (reason, words) => {
         if (!busy(this.state)) return;
         if (words) this.error = `call failed: ${words}`;
         this._send(MessageType.HANGUP, { to: peer, reason });
         this._endCall(reason, false);
-        this._changed();
+        this.emitChange();
       },
       onError: (err) => {
         console.warn("nbcall call", err);
@@ -341,6 +516,27 @@ export class Phone {
         this.setError(`call: ${e.name || "Error"}: ${e.message}`);
       },
     };
+  }
+
+  /** Listen for the peer's life while connected (the data channel and RTP exist); _resetCall stops it. */
+  _watchPeer() {
+    const call = this.call;
+    if (!call || this.heartbeat) return;
+    this.heartbeat = new Heartbeat({
+      channel: call.channel,
+      pc: call.pc,
+      lostAfterMs: this.lostAfterMs,
+      onSilent: (silent) => {
+        if (this.call !== call) return;
+        this.peerSilent = silent;
+        this.emitChange();
+      },
+      onLost: () => {
+        if (this.call !== call || !busy(this.state)) return;
+        this._endCall(Reason.LOST, true);
+        this.emitChange();
+      },
+    });
   }
 
   _resetCall() {
@@ -394,7 +590,7 @@ export class Phone {
     if (why) {
       this._transition(ERROR, "closed");
       this.error = why;
-      this._changed();
+      this.emitChange();
     }
     this.events.clear();
     unregisterPhone(this.registryName, this);

@@ -43,34 +43,42 @@ export function inviteFromCall(room, name) {
   const key = p.peers.keyOf(name);
   if (!key) return fail(ErrorCode.UNKNOWN_PEER, `${name} is not online`);
   if (key === p.peerKey) return fail(PageError.ALREADY_MEMBER, `${name} is already in the call`);
-  room._send(RoomType.ROOM_INVITE, { to: p.peers.get(key) || name }); // no `room`: this call becomes one
+  room.send(RoomType.ROOM_INVITE, { to: p.peers.get(key) || name }); // no `room`: this call becomes one
   return "";
 }
 
 /**
  * `room_joined` with `from_call`: the server moved our call into this room.  Ours to carry
- * over only while that call goes on here; if we hung up as it moved (the server had moved it
- * first), we leave the room it put us in: the hang-up stands.
+ * over only while that call goes on here: then the Phone hands over its connection and
+ * camera (its call ends, reason `moved`) for the room to enter with.  If we hung up as it
+ * moved (the server had moved it first), we leave the room it put us in: the hang-up stands.
  * @param {RoomClient} room
  * @param {ServerMessage} msg
- * @param {Member[]} members
+ * @returns {Adopted | null | false} false: not ours (left again)
  */
-export function enterFromCall(room, msg, members) {
+export function takeOverCall(room, msg) {
   const p = room.phone;
   const from = /** @type {Record<string, unknown>} */ (msg.from_call);
   const peerKey = str(from.peer_key);
   const callId = str(from.call_id);
   const ours = !!p.call && !p.seedCall && !!peerKey && peerKey === p.peerKey && (!p.callId || !callId || callId === p.callId);
   if (!ours || room.phase !== RoomPhase.OUT) {
-    room._send(RoomType.ROOM_LEAVE, { room: str(msg.room) });
+    room.send(RoomType.ROOM_LEAVE, { room: str(msg.room) });
     return false;
   }
   const handed = p.handOver();
-  room._enter(msg, members, handed && { ...handed, key: peerKey });
-  // A kind the call had stopped sending as it ended (a screen share stops with the call)
-  // opens again, as the phone sends it: onto the adopted link and the room's stream.
+  return handed && { ...handed, key: peerKey };
+}
+
+/**
+ * In the room the call became: a kind the call had stopped sending as it ended (a screen
+ * share stops with the call) opens again, as the phone sends it, onto the adopted link and
+ * the room's stream; and the phone's views see its call ended.
+ * @param {RoomClient} room
+ */
+export function resumeCallSending(room) {
+  const p = room.phone;
   const wish = { audio: !!p.media.wish.audio, video: !!p.media.wish.video };
   if (room.camera.settled && room.camera.setSend(wish).length) room.setSend(wish);
-  p._changed();
-  return true;
+  p.emitChange();
 }

@@ -2,8 +2,16 @@
 // decides who is in the room, who offers to whom and when it moves to the SFU
 // (docs/rooms.md); this carries it out: a mesh of PeerCalls (mesh.js) or an SFU session
 // (switchover.js), wired to the members in room_links.js; the room's camera
-// (room_camera.js); who speaks and how well links do (room_watch.js, levels.js).  What the
-// server says is read in room_inbox.js.
+// (room_camera.js); who speaks and how well links do (room_watch.js, levels.js).
+//
+// What the server says about the room is read here, before the 1:1 call's handling
+// (Phone `_onServerMessage`): the room's own messages, offer/answer/candidate that carry
+// `room` (mesh links), and errors in reply to room requests.  Everything is checked against
+// what the page knows: a message about another room, or a signal from someone who is not a
+// member, is the room's and is dropped.  The actions and what the server says change the
+// same room, so they are one class.  Its helpers (room_links.js, room_watch.js,
+// from_call.js) use only its public members; `send`, `emitChange` and `emitError` are
+// there for them.
 //
 // Actions return "" when started, else words a user can act on.  Events (`events`):
 // "change" (anything shown), "joined" / "left" (a member's name), "chat" ({from, fromKey,
@@ -17,17 +25,16 @@
 import { Emitter } from "../emitter.js";
 import { State } from "../names.js";
 import { inCall } from "../call/call_state.js";
-import { Members, Topology, RoomPhase } from "./members.js";
+import { MessageType, ErrorCode } from "../protocol.js";
+import { Members, Topology, RoomPhase, memberFrom } from "./members.js";
 import { RoomCamera } from "./room_camera.js";
-import { RoomInbox } from "./room_inbox.js";
 import { RoomWatch } from "./room_watch.js";
 import { loadSfuSession } from "./switchover.js";
 import { openMesh, openSfu, cameraOpened } from "./room_links.js";
-import { RoomType, MAX_CHAT_CHARS } from "./room_protocol.js";
-import { inviteFromCall } from "./from_call.js";
-import { ErrorCode } from "../protocol.js";
+import { RoomType, RoomError, LeftReason, ROOM_EVENTS, ROOM_REQUESTS, SIGNALS, MAX_MEMBERS, MAX_CHAT_CHARS } from "./room_protocol.js";
+import { inviteFromCall, takeOverCall, resumeCallSending } from "./from_call.js";
 import { PageError } from "../messages.js";
-import { fail } from "../failure.js";
+import { fail, serverCode } from "../failure.js";
 
 export { RoomPhase, Topology };
 
@@ -51,6 +58,10 @@ export { RoomPhase, Topology };
  */
 
 const MAX_OUTSTANDING_JOINS = 20;
+const LATE_ERRORS_MS = 10000; // replies to a room's last signals, after leaving it
+
+/** @param {unknown} value */
+const str = (value) => (typeof value === "string" ? value : "");
 
 export class RoomClient {
   /** @param {Phone} phone */
@@ -76,7 +87,6 @@ export class RoomClient {
     this.sfu = null;
     /** @type {Invitation | null} */
     this._invitation = null;
-    this.inbox = new RoomInbox(this);
     this.watch = new RoomWatch(this);
     /** How sfu.js is loaded (tests put a fake SfuSession here). */
     this.loadSfu = loadSfuSession;
@@ -162,7 +172,7 @@ export class RoomClient {
     }
     this.joinOptions = { inviteOnly: !!inviteOnly, password: typeof password === "string" ? password : "" };
     this._requestJoin(room.trim());
-    this._changed();
+    this.emitChange();
     return "";
   }
 
@@ -176,7 +186,7 @@ export class RoomClient {
     if (this.joins.length >= MAX_OUTSTANDING_JOINS) this.joins.shift();
     const entry = { abandoned: false, sent: false };
     this.joins.push(entry);
-    entry.sent = this._send(RoomType.ROOM_JOIN, msg);
+    entry.sent = this.send(RoomType.ROOM_JOIN, msg);
   }
 
   /** @returns {Outcome} */
@@ -185,9 +195,9 @@ export class RoomClient {
     const room = this.phase === RoomPhase.IN ? this.room : this.joining;
     // A join still unanswered: its reply (room_joined or an error) no longer applies.
     if (this.phase === RoomPhase.JOINING && this.joins.length) this.joins[this.joins.length - 1].abandoned = true;
-    this._send(RoomType.ROOM_LEAVE, { room });
+    this.send(RoomType.ROOM_LEAVE, { room });
     this._reset(false);
-    this._changed();
+    this.emitChange();
     return "";
   }
 
@@ -207,7 +217,7 @@ export class RoomClient {
     if (!key) return fail(ErrorCode.UNKNOWN_PEER, `${name} is not online`);
     if (this.members.get(key)) return fail(PageError.ALREADY_MEMBER, `${name} is already in the room`);
     if (this.members.ringing.has(key)) return fail(PageError.ALREADY_MEMBER, `${name} is already invited`);
-    this._send(RoomType.ROOM_INVITE, { room: this.room, to: this.phone.peers.get(key) || name });
+    this.send(RoomType.ROOM_INVITE, { room: this.room, to: this.phone.peers.get(key) || name });
     return "";
   }
 
@@ -224,9 +234,9 @@ export class RoomClient {
   declineInvite() {
     const invitation = this._invitation;
     if (!invitation) return fail(ErrorCode.NOT_INVITED, "no room invitation to decline");
-    this._send(RoomType.ROOM_DECLINE, { room: invitation.room });
+    this.send(RoomType.ROOM_DECLINE, { room: invitation.room });
     this._setInvitation(null);
-    this._changed();
+    this.emitChange();
     return "";
   }
 
@@ -235,7 +245,7 @@ export class RoomClient {
     if (this.phase !== RoomPhase.IN) return fail(ErrorCode.NOT_IN_ROOM, "not in a room");
     if (typeof text !== "string" || !text) return fail(PageError.INVALID_ARGUMENT, "empty message");
     if (text.length > MAX_CHAT_CHARS) return fail(ErrorCode.TOO_LARGE, `message longer than ${MAX_CHAT_CHARS} characters`);
-    this._send(RoomType.ROOM_CHAT, { room: this.room, text });
+    this.send(RoomType.ROOM_CHAT, { room: this.room, text });
     return "";
   }
 
@@ -252,13 +262,13 @@ export class RoomClient {
         .openKind(kind)
         .then((track) => (this.phase === RoomPhase.IN ? this.replaceTrack(track) : track.stop()))
         .catch((err) =>
-          this._error(
+          this.emitError(
             PageError.MEDIA_FAILED,
             `cannot open the ${kind === "video" ? "camera" : "microphone"}: ${err instanceof Error ? err.message : String(err)}`,
           ),
         );
     }
-    this._send(RoomType.ROOM_STATE, { room: this.room, audio: !!audio, video: !!video });
+    this.send(RoomType.ROOM_STATE, { room: this.room, audio: !!audio, video: !!video });
     return "";
   }
 
@@ -272,7 +282,7 @@ export class RoomClient {
     if (this.mesh) await this.mesh.replaceTrack(track);
     if (this.sfu) await this.sfu.replaceTrack(kind, track);
     this.camera.swap(track);
-    this._changed();
+    this.emitChange();
   }
 
   /** A member's tile size: on the SFU, the simulcast layer it gets. @param {string} key @param {number} width @param {number} height */
@@ -284,7 +294,7 @@ export class RoomClient {
   /** Route a server message here first: true if it was the room's. @param {ServerMessage} msg */
   onServerMessage(msg) {
     if (this.closed) return false;
-    return this.inbox.onMessage(msg);
+    return this._onMessage(msg);
   }
 
   /** The signaling registered again after a drop: the server has forgotten our membership. */
@@ -296,7 +306,7 @@ export class RoomClient {
       const room = this.room;
       this._reset(true); // the camera stays open for the room we join again
       this._requestJoin(room);
-      this._changed();
+      this.emitChange();
     } else if (this.phase === RoomPhase.JOINING && !this.joins.some((entry) => !entry.abandoned)) {
       this._requestJoin(this.joining);
     }
@@ -312,30 +322,224 @@ export class RoomClient {
     this.events.clear();
   }
 
-  // -- for room_inbox.js ----------------------------------------------------------------
+  // -- for the room's helpers (room_links.js, room_watch.js, from_call.js) --------------
 
-  /** @param {string} type @param {Record<string, unknown>} fields */
-  _send(type, fields) {
+  /**
+   * Send a message about the room to the server (a request, a mesh link's signal).
+   * @param {string} type
+   * @param {Record<string, unknown>} fields
+   * @returns {boolean} sent now (false: it waits for the socket to register again)
+   */
+  send(type, fields) {
     return this.phone.signaling.send({ type, ...fields });
   }
 
-  _changed() {
+  /** Tell the listeners that something shown changed (the "change" event). */
+  emitChange() {
     this.events.emit("change", this);
   }
 
   /**
-   * What went wrong in the room, for the widget and the kernel (an action_failed "room").
+   * Tell the listeners of a problem (the "error" event: for the widget and the kernel, an
+   * action_failed "room"), in words a user can act on.
    * @param {string} code  the server's ErrorCode, or a PageError
    * @param {string} words
    */
-  _error(code, words) {
+  emitError(code, words) {
     this.events.emit("error", fail(code, words));
   }
+
+  // -- what the server says ---------------------------------------------------------------
+
+  /** @param {ServerMessage} msg @returns {boolean} the message was the room's */
+  _onMessage(msg) {
+    const type = msg.type;
+    if (type === MessageType.REGISTERED) {
+      this.watch.setRingTimeout(msg.ring_timeout);
+      return false;
+    }
+    if (SIGNALS.has(type)) {
+      if (msg.room === undefined || msg.room === null) return false; // a 1:1 call's
+      this._signal(msg);
+      return true;
+    }
+    if (type === MessageType.ERROR) return this._serverError(msg);
+    if (!ROOM_EVENTS.has(type)) return false;
+    if (type === RoomType.ROOM_JOINED) this._joined(msg);
+    else if (type === RoomType.ROOM_INVITE) this._invited(msg);
+    else if (this._ours(msg)) this._inRoom(msg);
+    return true;
+  }
+
+  /** The message is about the room we are in. @param {ServerMessage} msg */
+  _ours(msg) {
+    return !!this.name && (msg.room === this.room || (!!this.roomKey && msg.room === this.roomKey));
+  }
+
+  /** @param {ServerMessage} msg */
+  _joined(msg) {
+    const members = Array.isArray(msg.members) ? msg.members : [];
+    /** @type {Member[]} */
+    const list = [];
+    for (const m of members) {
+      const member = m && typeof m === "object" ? memberFrom(m) : null;
+      if (member) list.push(member);
+    }
+    if (msg.from_call && typeof msg.from_call === "object") {
+      // Our 1:1 call became this room (from_call.js): no join of ours answered here.
+      const adopted = takeOverCall(this, msg);
+      if (adopted === false) return;
+      this._enter(msg, list, adopted);
+      resumeCallSending(this);
+    } else {
+      const entry = this.joins.shift();
+      if (entry && entry.abandoned) return; // left before the answer came
+      // Not joining (or this answers a join the page never made): nothing to carry out.
+      if (this.phase === RoomPhase.OUT || (!entry && !this._ours(msg))) return;
+      this._enter(msg, list);
+    }
+    for (const r of Array.isArray(msg.ringing) ? msg.ringing : []) {
+      if (r && typeof r === "object") this.members.ring(str(r.name), str(r.key) || str(r.name), "");
+    }
+    this.emitChange();
+  }
+
+  /** @param {ServerMessage} msg */
+  _invited(msg) {
+    // The server invites only users in no call or room; one that arrives anyway is moot.
+    if (this.phase !== RoomPhase.OUT || this.busyWords()) return;
+    const invitation = { room: str(msg.room), from: str(msg.from), fromKey: str(msg.from_key) };
+    if (!invitation.room) return;
+    this._setInvitation(invitation);
+    this.events.emit("invited", invitation);
+    this.emitChange();
+  }
+
+  /** Messages about the room we are in. @param {ServerMessage} msg */
+  _inRoom(msg) {
+    const key = str(msg.from_key) || str(msg.from);
+    switch (msg.type) {
+      case RoomType.MEMBER_JOINED: {
+        const fresh = memberFrom(msg);
+        const member = fresh && this.members.add(fresh, this.phone.key);
+        if (!member) return;
+        if (this.mesh && this.topology === Topology.MESH) this.mesh.add(member);
+        if (this.sfu) this.sfu.adopt(member);
+        this.events.emit("joined", member.name);
+        break;
+      }
+      case RoomType.MEMBER_LEFT: {
+        const member = this.members.remove(key);
+        this.members.stopRinging(key);
+        if (!member) return;
+        if (this.mesh) this.mesh.remove(key);
+        if (this.sfu) this.sfu.forget(key);
+        this.watch.forget(key);
+        this.events.emit("left", member.name);
+        break;
+      }
+      case RoomType.MEMBER_RINGING:
+        this.members.ring(str(msg.from), key, str(msg.by));
+        break;
+      case RoomType.MEMBER_DECLINED:
+        if (!this.members.stopRinging(key)) return;
+        break;
+      case RoomType.MEMBER_STATE: {
+        const member = this.members.get(key);
+        if (!member) return;
+        member.audio = msg.audio !== false;
+        member.video = msg.video !== false;
+        if (!member.audio) member.speaking = false;
+        break;
+      }
+      case RoomType.ROOM_CHAT:
+        if (typeof msg.text !== "string" || !msg.text) return;
+        this.events.emit("chat", { from: str(msg.from), fromKey: key, text: msg.text });
+        return; // nothing shown changed
+      case RoomType.ROOM_TOPOLOGY:
+        if (msg.topology !== Topology.SFU) return;
+        this._sfuIds(msg.members);
+        this._setTopology(Topology.SFU);
+        openSfu(this, msg.sfu);
+        break;
+      case RoomType.ROOM_LEFT: {
+        // "left" answers our own room_leave: the page left at once, nothing to undo.
+        if (msg.reason === LeftReason.LEFT) return;
+        const name = this.room;
+        this._reset(false);
+        this.emitError(
+          PageError.ROOM_CLOSED,
+          msg.reason === LeftReason.CLOSED ? `the room ${name} was closed` : `you were disconnected from the room ${name}`,
+        );
+        break;
+      }
+      default:
+        return;
+    }
+    this.emitChange();
+  }
+
+  /**
+   * The members' publisher ids on the SFU (room_topology.members): how their feeds are told
+   * apart.  The server tells an id only once it is in use in Janus (so nobody can take it
+   * first), in a room_topology sent again as ids come.  Only for members we know.
+   * @param {unknown} list
+   */
+  _sfuIds(list) {
+    for (const raw of Array.isArray(list) ? list.slice(0, MAX_MEMBERS) : []) {
+      const m = raw && typeof raw === "object" ? memberFrom(/** @type {Record<string, unknown>} */ (raw)) : null;
+      const known = m && this.members.get(m.key);
+      if (!known || m.sfuId === "" || known.sfuId === m.sfuId) continue;
+      known.sfuId = m.sfuId;
+      if (this.sfu) this.sfu.adopt(known);
+    }
+  }
+
+  /** A mesh link's signal: only from a member we have a link to, about this this. @param {ServerMessage} msg */
+  _signal(msg) {
+    if (!this._ours(msg) || !this.mesh) return;
+    const key = str(msg.from_key);
+    if (!key || !this.members.get(key)) return;
+    this.mesh.handle(key, /** @type {import("../call/peer_call.js").Signal} */ (msg));
+  }
+
+  /** @param {ServerMessage} msg @returns {boolean} */
+  _serverError(msg) {
+    const request = str(msg.request);
+    if (SIGNALS.has(request)) {
+      // In a room (or just out of one) there is no 1:1 call: a signal refused is a link's, to
+      // a member that just left (its member_left follows).
+      const recent = this.phase === RoomPhase.IN || performance.now() - this.leftAt < LATE_ERRORS_MS;
+      return recent && !this.phone.call;
+    }
+    if (!ROOM_REQUESTS.has(request)) return false;
+    const words = str(msg.message) || str(msg.code) || "the server refused";
+    if (request === RoomType.ROOM_JOIN) {
+      const entry = this.joins.shift();
+      if (entry && entry.abandoned) return true;
+      if (this.phase !== RoomPhase.JOINING) return true;
+      this._reset(false);
+      this.emitChange();
+    } else if (msg.code === RoomError.NOT_IN_ROOM && (request === RoomType.ROOM_LEAVE || request === RoomType.ROOM_STATE)) {
+      return true; // left already (the server removed us first, or a state queued over a reconnect)
+    } else if (msg.code === ErrorCode.RATE_LIMITED && request === RoomType.ROOM_STATE) {
+      return true; // the next toggle tells it again
+    }
+    this.emitError(serverCode(msg.code), words);
+    return true;
+  }
+
+  // -- inside ----------------------------------------------------------------------------
 
   /** @param {Invitation | null} invitation */
   _setInvitation(invitation) {
     this._invitation = invitation;
-    this.watch.inviteExpires(invitation);
+    this.watch.inviteExpires(invitation, () => {
+      // Rung out: forget it a little after the server has, unless another came meanwhile.
+      if (this._invitation !== invitation) return;
+      this._setInvitation(null);
+      this.emitChange();
+    });
   }
 
   /** @param {import("./members.js").Topology} topology */
@@ -382,7 +586,7 @@ export class RoomClient {
     if (adopted) adopted.call.close({ keepTracks: true }); // no mesh link to become (an SFU room): it ends
     opened.then((media) => cameraOpened(this, media));
     const wish = this.phone.media.wish;
-    this._send(RoomType.ROOM_STATE, { room: this.room, audio: !!wish.audio, video: !!wish.video });
+    this.send(RoomType.ROOM_STATE, { room: this.room, audio: !!wish.audio, video: !!wish.video });
     this.watch.start();
   }
 

@@ -17,7 +17,7 @@ function update(room, key, fn) {
   const member = room.members.get(key);
   if (!member) return;
   fn(member);
-  room._changed();
+  room.emitChange();
 }
 
 /**
@@ -28,7 +28,7 @@ export function openMesh(room) {
   const media = room.phone.media;
   const mesh = new MeshLinks({
     send: (to, msg) => {
-      if (room.mesh === mesh) room._send(msg.type, { ...msg, to: to.name, room: room.room });
+      if (room.mesh === mesh) room.send(msg.type, { ...msg, to: to.name, room: room.room });
     },
     ice: () => ({ iceServers: media.iceServers, iceTransportPolicy: media.iceTransportPolicy }),
     onStream: (key, stream) => update(room, key, (m) => (m.meshStream = stream)),
@@ -37,7 +37,7 @@ export function openMesh(room) {
       const member = room.members.get(key);
       // The member stays listed (reconnecting) until the server says it left.
       update(room, key, (m) => Object.assign(m, { link: "", linkLost: true, meshStream: null }));
-      if (member) room._error(PageError.LINK_FAILED, `lost the connection to ${member.name}: ${words}`);
+      if (member) room.emitError(PageError.LINK_FAILED, `lost the connection to ${member.name}: ${words}`);
     },
     onError: (key, err) => console.warn("nbcall room link", key, err),
   });
@@ -61,7 +61,7 @@ export function dropMeshLink(room, key) {
 export function openSfu(room, config) {
   if (room.sfu) return;
   if (!isSfuConfig(config)) {
-    room._error(ErrorCode.SFU_UNAVAILABLE, "the room moved to the SFU but the server sent no SFU address: leave and join again");
+    room.emitError(ErrorCode.SFU_UNAVAILABLE, "the room moved to the SFU but the server sent no SFU address: leave and join again");
     return;
   }
   const bridge = new SfuBridge({
@@ -77,10 +77,10 @@ export function openSfu(room, config) {
       for (const member of room.members) dropMeshLink(room, member.key);
       if (room.mesh) room.mesh.close();
       room.mesh = null;
-      room._changed();
+      room.emitChange();
     },
-    onChange: () => room._changed(),
-    onError: (words) => room._error(PageError.LINK_FAILED, words),
+    onChange: () => room.emitChange(),
+    onError: (words) => room.emitError(PageError.LINK_FAILED, words),
   });
   room.sfu = bridge;
   // Publish once, camera included: a session that starts receive-only and gets its tracks
@@ -100,12 +100,12 @@ export function openSfu(room, config) {
  */
 export function cameraOpened(room, media) {
   if (!media || room.phase === RoomPhase.OUT) return;
-  if (media.error && !room.camera.told) room._error(PageError.MEDIA_FAILED, media.error);
+  if (media.error && !room.camera.told) room.emitError(PageError.MEDIA_FAILED, media.error);
   room.camera.told = true; // a room joined again after a reconnect does not say it twice
   if (room.mesh && !room.mesh.attached) room.mesh.attach(media.stream);
   // A session made before the camera opened publishes nothing yet (made after, it took the stream).
   if (room.sfu && room.sfu.session && media.stream) {
     for (const track of media.stream.getTracks()) room.sfu.replaceTrack(track.kind === "audio" ? "audio" : "video", track).catch(() => {});
   }
-  room._changed();
+  room.emitChange();
 }

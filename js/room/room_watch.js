@@ -81,19 +81,18 @@ export class RoomWatch {
   }
 
   /**
-   * The invitee is not told when an invitation rings out (docs/rooms.md): forget it a
-   * little after the server has.
+   * The invitee is not told when an invitation rings out (docs/rooms.md): `expired` runs a
+   * little after the server has forgotten it (a later call, or null, cancels this one).
    * @param {Invitation | null} invitation
+   * @param {() => void} [expired]
    */
-  inviteExpires(invitation) {
+  inviteExpires(invitation, expired) {
     clearTimeout(this.inviteTimer);
     this.inviteTimer = undefined;
-    if (!invitation) return;
+    if (!invitation || !expired) return;
     this.inviteTimer = setTimeout(() => {
       this.inviteTimer = undefined;
-      if (this.room.invitation !== invitation) return;
-      this.room._setInvitation(null);
-      this.room._changed();
+      expired();
     }, this.ringTimeoutMs + INVITE_GRACE_MS);
   }
 
@@ -124,7 +123,7 @@ export class RoomWatch {
         changed = true;
       }
     }
-    if (changed) room._changed();
+    if (changed) room.emitChange();
   }
 
   async _stats() {
@@ -151,7 +150,7 @@ export class RoomWatch {
           changed = true;
         }
       });
-      if (changed) room._changed();
+      if (changed) room.emitChange();
     } catch {
       // a link closing meanwhile has no numbers: the next second will
     } finally {

@@ -111,10 +111,10 @@ test("a peer that answered without video (a seed page, receive-only) sets remote
   assert.ok(video.length, "the call negotiates video");
   assert.equal(features.remoteSendsVideo, true, "nothing known about directions yet: assume it sends");
   for (const tr of video) /** @type {any} */ (tr).currentDirection = "sendonly"; // we send, it does not
-  alice._changed();
+  alice.emitChange();
   assert.equal(features.remoteSendsVideo, false);
   assert.equal(model.get("remote_video"), false);
   for (const tr of video) /** @type {any} */ (tr).currentDirection = "sendrecv"; // its user pressed call: renegotiated
-  alice._changed();
+  alice.emitChange();
   assert.equal(model.get("remote_video"), true);
 });
