@@ -43,6 +43,7 @@ import { RoomClient } from "../room/room_client.js";
 /** @typedef {import("../types.js").PhoneOptions} PhoneOptions */
 /** @typedef {import("../failure.js").Outcome} Outcome */
 /** @typedef {import("../types.js").ServerMessage} ServerMessage */
+/** @typedef {import("../wire.js").ServerOffer | import("../wire.js").ServerAnswer | import("../wire.js").ServerCandidate} Signal  what the other side negotiates with */
 /** @typedef {import("../signaling/signaling.js").SignalingStatus} SignalingStatus */
 
 const { REGISTERING, IDLE, CALLING, RINGING, CONNECTING, CONNECTED, ENDED, ERROR } = State;
@@ -312,17 +313,26 @@ export class Phone {
     return !!this.peer && msg.from === this.peer; // a server that sends no keys
   }
 
-  /** @param {ServerMessage} msg */
-  _onServerMessage(msg) {
-    if (this.room.onServerMessage(msg)) return; // the room's (js/room/): never the 1:1 call's
-    const type = msg.type;
-    if (type === MessageType.REGISTERED) this._registered(msg);
+  /**
+   * One message from the server.  Each branch reads it as the wire declares it (js/wire.js,
+   * generated from nbcall/signaling/wire.py), still defensively: a server is not trusted to
+   * send only what it declares.
+   * @param {ServerMessage} raw
+   */
+  _onServerMessage(raw) {
+    if (this.room.onServerMessage(raw)) return; // the room's (js/room/): never the 1:1 call's
+    const type = raw.type;
+    if (type === MessageType.REGISTERED) this._registered(/** @type {import("../wire.js").ServerRegistered} */ (raw));
     else if (type === MessageType.PRESENCE) {
+      const msg = /** @type {import("../wire.js").ServerPresence} */ (raw);
       if (msg.truncated) this._send(MessageType.LIST);
       this.peers.leave(msg.left, msg.left_keys);
       this.peers.join(msg.joined, msg.joined_keys, this.key);
-    } else if (type === MessageType.USERS) this.peers.replace(msg.users, msg.keys, this.key);
-    else if (type === MessageType.INVITE) {
+    } else if (type === MessageType.USERS) {
+      const msg = /** @type {import("../wire.js").ServerUsers} */ (raw);
+      this.peers.replace(msg.users, msg.keys, this.key);
+    } else if (type === MessageType.INVITE) {
+      const msg = /** @type {import("../wire.js").ServerInvite} */ (raw);
       if (canCall(this.state) && this.room.busyWords()) {
         this._send(MessageType.REJECT, { to: str(msg.from) }); // in a room: not ringing here
       } else if (canCall(this.state)) {
@@ -330,6 +340,7 @@ export class Phone {
         this._newCall(RINGING, "invited", { peer, peerKey: str(msg.from_key), incoming: peer, callId: str(msg.call_id) || null });
       } // else busy: the server tells the caller
     } else if (type === MessageType.ACCEPT) {
+      const msg = /** @type {import("../wire.js").ServerAccept} */ (raw);
       if (this.state !== CALLING || !this._fromPeer(msg)) return;
       this.seedCall = !!msg.seed;
       this._transition(CONNECTING, "accepted");
@@ -339,19 +350,24 @@ export class Phone {
       if (this.call && this.seedCall && this.call.channel) this._remakePeer();
       else if (this.call) this.call.release();
       else if (!this.media.starting) this._startPeer(true);
+    } else if (type === MessageType.BUSY) {
+      if (!this._fromPeer(raw) || !busy(this.state)) return;
+      this._endCall(Reason.BUSY, false);
     } else if (ENDINGS.has(type)) {
+      const msg = /** @type {import("../wire.js").ServerReject | import("../wire.js").ServerCancel | import("../wire.js").ServerHangup} */ (raw);
       if (!this._fromPeer(msg) || !busy(this.state)) return;
-      this._endCall(type === MessageType.BUSY ? Reason.BUSY : str(msg.reason) || type, false);
-    } else if (SIGNALS.has(type)) this._signal(msg);
+      this._endCall(str(msg.reason) || type, false);
+    } else if (SIGNALS.has(type)) this._signal(/** @type {Signal} */ (raw));
     else if (type === MessageType.PEER_STATUS) {
+      const msg = /** @type {import("../wire.js").ServerPeerStatus} */ (raw);
       if (!this._fromPeer(msg) || !busy(this.state)) return;
       if (msg.call_id && this.callId && msg.call_id !== this.callId) return;
       this.peerAway = msg.status === PeerStatus.RECONNECTING;
-    } else if (type === MessageType.ERROR) this._serverError(msg);
+    } else if (type === MessageType.ERROR) this._serverError(/** @type {import("../wire.js").ServerError} */ (raw));
     if (!QUIET.has(type)) this.emitChange();
   }
 
-  /** @param {ServerMessage} msg */
+  /** @param {import("../wire.js").ServerRegistered} msg */
   _registered(msg) {
     this.key = str(msg.key) || this.key;
     this.user = str(msg.username) || this.user;
@@ -383,7 +399,7 @@ export class Phone {
     this.error = "";
   }
 
-  /** offer / answer / candidate from the server. @param {ServerMessage} msg */
+  /** offer / answer / candidate from the server. @param {Signal} msg */
   _signal(msg) {
     const fromPeer = this._fromPeer(msg);
     if (this.call && fromPeer) {
@@ -400,7 +416,7 @@ export class Phone {
     }
   }
 
-  /** @param {ServerMessage} msg */
+  /** @param {import("../wire.js").ServerError} msg */
   _serverError(msg) {
     const text = `${msg.code}: ${msg.message}`;
     if (msg.request === MessageType.REGISTER) {
@@ -422,7 +438,7 @@ export class Phone {
       const code = str(msg.code);
       const known = /** @type {readonly string[]} */ (END_REASONS).includes(code);
       this._endCall(code === ErrorCode.BUSY ? Reason.BUSY : known ? code : Reason.FAILED, false);
-    } else if (SIGNALS.has(msg.request) && msg.code === ErrorCode.UNKNOWN_PEER && this.call) {
+    } else if (SIGNALS.has(str(msg.request)) && msg.code === ErrorCode.UNKNOWN_PEER && this.call) {
       this._endCall(Reason.DISCONNECTED, false);
     }
     this.error = text;

@@ -351,22 +351,26 @@ export class RoomClient {
 
   // -- what the server says ---------------------------------------------------------------
 
-  /** @param {ServerMessage} msg @returns {boolean} the message was the room's */
+  /**
+   * Each branch reads the message as the wire declares it (js/wire.js), still defensively.
+   * @param {ServerMessage} msg @returns {boolean} the message was the room's
+   */
   _onMessage(msg) {
     const type = msg.type;
     if (type === MessageType.REGISTERED) {
-      this.watch.setRingTimeout(msg.ring_timeout);
+      this.watch.setRingTimeout(/** @type {import("../wire.js").ServerRegistered} */ (msg).ring_timeout);
       return false;
     }
     if (SIGNALS.has(type)) {
-      if (msg.room === undefined || msg.room === null) return false; // a 1:1 call's
-      this._signal(msg);
+      const signal = /** @type {import("../wire.js").ServerOffer | import("../wire.js").ServerAnswer | import("../wire.js").ServerCandidate} */ (msg);
+      if (signal.room === undefined || signal.room === null) return false; // a 1:1 call's
+      this._signal(signal);
       return true;
     }
-    if (type === MessageType.ERROR) return this._serverError(msg);
+    if (type === MessageType.ERROR) return this._serverError(/** @type {import("../wire.js").ServerError} */ (msg));
     if (!ROOM_EVENTS.has(type)) return false;
-    if (type === RoomType.ROOM_JOINED) this._joined(msg);
-    else if (type === RoomType.ROOM_INVITE) this._invited(msg);
+    if (type === RoomType.ROOM_JOINED) this._joined(/** @type {import("../wire.js").ServerRoomJoined} */ (msg));
+    else if (type === RoomType.ROOM_INVITE) this._invited(/** @type {import("../wire.js").ServerRoomInvite} */ (msg));
     else if (this._ours(msg)) this._inRoom(msg);
     return true;
   }
@@ -376,7 +380,7 @@ export class RoomClient {
     return !!this.name && (msg.room === this.room || (!!this.roomKey && msg.room === this.roomKey));
   }
 
-  /** @param {ServerMessage} msg */
+  /** @param {import("../wire.js").ServerRoomJoined} msg */
   _joined(msg) {
     const members = Array.isArray(msg.members) ? msg.members : [];
     /** @type {Member[]} */
@@ -404,7 +408,7 @@ export class RoomClient {
     this.emitChange();
   }
 
-  /** @param {ServerMessage} msg */
+  /** @param {import("../wire.js").ServerRoomInvite} msg */
   _invited(msg) {
     // The server invites only users in no call or room; one that arrives anyway is moot.
     if (this.phase !== RoomPhase.OUT || this.busyWords()) return;
@@ -495,7 +499,10 @@ export class RoomClient {
     }
   }
 
-  /** A mesh link's signal: only from a member we have a link to, about this this. @param {ServerMessage} msg */
+  /**
+   * A mesh link's signal: only from a member we have a link to, about this room.
+   * @param {import("../wire.js").ServerOffer | import("../wire.js").ServerAnswer | import("../wire.js").ServerCandidate} msg
+   */
   _signal(msg) {
     if (!this._ours(msg) || !this.mesh) return;
     const key = str(msg.from_key);
@@ -503,7 +510,7 @@ export class RoomClient {
     this.mesh.handle(key, /** @type {import("../call/peer_call.js").Signal} */ (msg));
   }
 
-  /** @param {ServerMessage} msg @returns {boolean} */
+  /** @param {import("../wire.js").ServerError} msg @returns {boolean} */
   _serverError(msg) {
     const request = str(msg.request);
     if (SIGNALS.has(request)) {
