@@ -3,7 +3,6 @@
 // All stop when the room is left; views hear of them only when something shown changed.
 
 import { receiverLevel, StreamMeter, Speaking } from "./levels.js";
-import { quality as judge } from "../call/stats.js";
 
 /** @typedef {import("./room_client.js").RoomClient} RoomClient */
 /** @typedef {import("./room_client.js").Invitation} Invitation */
@@ -24,23 +23,19 @@ function known(value) {
 }
 
 /**
- * A member's quality from what the SFU session's stats() gives: per publisher (`feeds`,
- * keyed by publisher id; sfu_stats.js judges each from its packet loss and the subscriber
- * connection's round trip) or one figure for the whole session; either says `quality` or
- * has the loss and round trip stats.js judges.  Without them it stays "".
+ * A member's quality as the SFU session's stats() judged it (sfu_stats.js, once per
+ * publisher: its packet loss and the subscriber connection's round trip, by stats.js's
+ * rule); "" while its feed has none.
  * @param {unknown} stats
  * @param {Member} member
  * @returns {Quality}
  */
 export function sfuQuality(stats, member) {
   if (!stats || typeof stats !== "object") return "";
-  const all = /** @type {any} */ (stats);
-  const feeds = all.feeds && typeof all.feeds === "object" ? all.feeds : all;
-  const own = feeds[String(member.sfuId)];
-  const s = own && typeof own === "object" ? own : all;
-  if (typeof s.quality === "string") return known(s.quality);
-  if (typeof s.packet_loss_pct === "number") return known(judge({ rtt_ms: s.rtt_ms ?? null, inbound_kbps: s.inbound_kbps || 0, packet_loss_pct: s.packet_loss_pct }));
-  return "";
+  const feeds = /** @type {{feeds?: unknown}} */ (stats).feeds;
+  if (!feeds || typeof feeds !== "object") return "";
+  const own = /** @type {Record<string, unknown>} */ (feeds)[String(member.sfuId)];
+  return own && typeof own === "object" ? known(/** @type {{quality?: unknown}} */ (own).quality) : "";
 }
 
 export class RoomWatch {

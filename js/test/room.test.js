@@ -272,7 +272,7 @@ test("the room moves to the SFU: each mesh link stays until that member's SFU st
   session.publish(/** @type {string} */ (carolId));
   assert.equal(alice.room.participants().find((p) => p.key === "carol")?.state, "connected");
   await flush();
-  session.numbers = { feeds: { [String(bobId)]: { quality: "good" }, [String(carolId)]: { packet_loss_pct: 8, rtt_ms: 40 } }, uplinkKbps: 0 };
+  session.numbers = { feeds: { [String(bobId)]: { quality: "good" }, [String(carolId)]: { packet_loss_pct: 8, rtt_ms: 40, quality: "poor" } }, uplinkKbps: 0 };
   clock.tick(1000);
   await flush();
   assert.deepEqual(alice.room.participants().map((p) => p.quality), ["good", "poor"], "from the session's numbers");
