@@ -32,6 +32,7 @@ const BACKGROUND = "#111";
 const TILE = "#2a2a2e";
 const SPEAKING = "#34c759";
 const LABEL_HEIGHT = 24;
+const PIP_MARGIN = 8;
 
 /**
  * What one tile shows.  `stream` is read each time the sources are looked at: a new one
@@ -90,6 +91,21 @@ export function gridLayout(count, width, height, gap = GAP) {
 }
 
 /**
+ * Picture in picture on a `width` x `height` canvas: the first tile fills it, the second
+ * goes in its lower right corner, a quarter of its width wide (with the second picture's
+ * shape, `inset` = its width / height; 4:3 until it has one), `gap` from the edges.
+ * @param {number} count @param {number} width @param {number} height @param {number} inset @param {number} [gap]
+ * @returns {Rect[]}
+ */
+export function pipLayout(count, width, height, inset, gap = PIP_MARGIN) {
+  const full = { x: 0, y: 0, width, height };
+  if (count < 2) return count === 1 ? [full] : [];
+  const w = Math.round(width / 4);
+  const h = Math.max(1, Math.round(w / (inset > 0 ? inset : 4 / 3)));
+  return [full, { x: width - w - gap, y: height - h - gap, width: w, height: h }];
+}
+
+/**
  * Where a `width` x `height` picture goes in `rect`: as large as fits, centred, aspect kept.
  * @param {number} width @param {number} height @param {Rect} rect
  * @returns {Rect}
@@ -121,6 +137,8 @@ const liveAudio = (stream) => (stream ? stream.getAudioTracks().find((t) => t.re
  * @property {number} [height]
  * @property {boolean} [fit]  size the canvas to the first source's first frame (a one-member recording)
  * @property {boolean} [labels]  names on the tiles and the active speaker outlined (the grid)
+ * @property {boolean} [pip]  picture in picture (pipLayout: a 1:1 call's "both"): the first
+ *   source fills the canvas, the second is drawn small in its corner; the rest are not drawn
  * @property {number} [fps]
  */
 
@@ -131,6 +149,7 @@ export class GridCanvas {
     this.size = boundedSize(opts.width || GRID_WIDTH, opts.height || GRID_HEIGHT);
     this.fit = !!opts.fit;
     this.labels = !!opts.labels;
+    this.pip = !!opts.pip;
     this.fps = clamp(Math.round(opts.fps || FPS), 1, MAX_FPS);
     /** @type {Map<string, Tile>} key -> tile, in drawing order */
     this.tiles = new Map();
@@ -276,8 +295,14 @@ export class GridCanvas {
     ctx.fillStyle = BACKGROUND;
     ctx.fillRect(0, 0, width, height);
     const tiles = [...this.tiles.values()];
-    const rects = tiles.length === 1 && !this.labels ? [{ x: 0, y: 0, width, height }] : gridLayout(tiles.length, width, height);
-    tiles.forEach((tile, i) => this._drawTile(ctx, tile, rects[i]));
+    let rects;
+    if (this.pip) {
+      const inset = tiles[1] ? tiles[1].video.videoWidth / Math.max(1, tiles[1].video.videoHeight) : 0;
+      rects = pipLayout(tiles.length, width, height, inset);
+    } else {
+      rects = tiles.length === 1 && !this.labels ? [{ x: 0, y: 0, width, height }] : gridLayout(tiles.length, width, height);
+    }
+    tiles.forEach((tile, i) => rects[i] && this._drawTile(ctx, tile, rects[i]));
     this.frames += 1;
   }
 

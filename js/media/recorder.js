@@ -6,7 +6,7 @@
 import { TO_KERNEL_KIND, RECORDING_SOURCES } from "../messages.js";
 import { pick } from "../names.js";
 import { randomId } from "../ids.js";
-import { playTrack, release } from "./snapshot.js";
+import { GridCanvas } from "./grid_canvas.js";
 
 /** @typedef {import("../dispatch.js").ToKernelKind} ToKernelKind */
 /** @typedef {(kind: ToKernelKind, fields: Record<string, unknown>, buffers?: ArrayBuffer[]) => void} Send */
@@ -26,63 +26,22 @@ function pickMime(hasAudio) {
 }
 
 /**
- * Remote video large, local video in a corner, both sides' audio mixed: one stream to record.
+ * Remote video large, local video in its corner, both sides' audio mixed: the GridCanvas
+ * (grid_canvas.js, bounded) in its picture-in-picture layout.  A side with no video is left
+ * out, so the other fills the picture.
  * @param {MediaStream | null} remote
  * @param {MediaStream | null} local
- * @returns {Promise<{stream: MediaStream, stop: () => void}>}
  */
-async function composite(remote, local) {
-  /** @type {HTMLVideoElement[]} */
-  const videos = [];
-  /** @type {ReturnType<typeof setInterval> | undefined} */
-  let timer = undefined;
-  /** @type {AudioContext | null} */
-  let audioCtx = null;
-  const stopAll = () => {
-    clearInterval(timer);
-    for (const v of videos) release(v);
-    if (audioCtx) audioCtx.close();
-  };
-  const remoteTrack = remote && remote.getVideoTracks()[0];
-  const localTrack = local && local.getVideoTracks()[0];
-  try {
-    if (remoteTrack) videos.push(await playTrack(remoteTrack));
-    if (localTrack) videos.push(await playTrack(localTrack));
-  } catch (err) {
-    stopAll();
-    throw err;
+function composite(remote, local) {
+  /** @type {import("./grid_canvas.js").TileSource[]} */
+  const sources = [];
+  for (const [key, stream] of /** @type {const} */ ([["remote", remote], ["local", local]])) {
+    if (stream && stream.getVideoTracks().length) sources.push({ key, name: key, stream, video: true, speaking: false });
   }
-  const main = videos[0];
-  const canvas = document.createElement("canvas");
-  canvas.width = main ? main.videoWidth : 640;
-  canvas.height = main ? main.videoHeight : 480;
-  const ctx = canvas.getContext("2d");
-  if (!ctx) {
-    stopAll();
-    throw new Error("the browser gave no 2d canvas");
-  }
-  // setInterval, not requestAnimationFrame: rAF stops while the tab is hidden and the recording would freeze.
-  timer = setInterval(() => {
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    if (videos[0]) ctx.drawImage(videos[0], 0, 0, canvas.width, canvas.height);
-    if (videos[1]) {
-      const w = Math.round(canvas.width / 4);
-      const h = Math.round((w * videos[1].videoHeight) / Math.max(1, videos[1].videoWidth));
-      ctx.drawImage(videos[1], canvas.width - w - 8, canvas.height - h - 8, w, h);
-    }
-  }, 1000 / COMPOSITE_FPS);
-  const out = canvas.captureStream(COMPOSITE_FPS);
-  const audioTracks = [remote, local].flatMap((s) => (s ? s.getAudioTracks() : []));
-  if (audioTracks.length) {
-    const context = (audioCtx = new AudioContext());
-    // Started from Python there is no click: a suspended context would record silence.
-    context.resume().catch(() => {});
-    const dest = context.createMediaStreamDestination();
-    for (const t of audioTracks) context.createMediaStreamSource(new MediaStream([t])).connect(dest);
-    for (const t of dest.stream.getAudioTracks()) out.addTrack(t);
-  }
-  return { stream: out, stop: stopAll };
+  const audioOnly = [remote, local].filter((s) => s && !s.getVideoTracks().length && s.getAudioTracks().length);
+  for (const stream of audioOnly) sources.push({ key: `audio-${sources.length}`, name: "", stream, video: false, speaking: false });
+  const canvas = new GridCanvas({ sources: () => sources, fit: true, pip: true, fps: COMPOSITE_FPS });
+  return { start: () => canvas.start(), stop: () => canvas.stop() };
 }
 
 export class Recording {
@@ -118,9 +77,9 @@ export class Recording {
     if (which === REMOTE) stream = remote;
     else if (which === LOCAL) stream = local;
     else if (which === BOTH) {
-      const mixed = await composite(remote, local);
-      stream = mixed.stream;
-      this.cleanup = mixed.stop;
+      if (![remote, local].some((s) => s && s.getVideoTracks().length)) throw new Error(`no ${which} video to record`);
+      await this.startComposed(BOTH, composite(remote, local));
+      return;
     } else throw new Error(`which must be ${RECORDING_SOURCES.join(", ")}, not ${which}`);
     this._record(which, stream);
   }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { installGlobals, FakeClock, FakeMediaStream, FakeTrack, flush } from "./fakes/index.js";
 import { installCanvasGlobals, FakeAudioContext } from "./fakes/canvas.js";
 import {
-  GridCanvas, gridLayout, fitRect, boundedSize, fitSize, MAX_TILES, MAX_FPS, SYNC_MS, FIT_WAIT_MS, FIT_FALLBACK, GRID_WIDTH, GRID_HEIGHT,
+  GridCanvas, gridLayout, pipLayout, fitRect, boundedSize, fitSize, MAX_TILES, MAX_FPS, SYNC_MS, FIT_WAIT_MS, FIT_FALLBACK, GRID_WIDTH, GRID_HEIGHT,
 } from "../media/grid_canvas.js";
 import { gridColumns } from "../ui/grid.js";
 
@@ -206,4 +206,30 @@ test("stopped while waiting for the first frame: start() says so and nothing is 
   clock.tick(100);
   await assert.rejects(started, /stopped/);
   assert.equal(FakeAudioContext.instances[0].state, "closed");
+});
+
+test("picture in picture (a 1:1 call's both): the first fills the canvas, the second a quarter wide in its corner", () => {
+  assert.deepEqual(pipLayout(0, 640, 480, 4 / 3), []);
+  assert.deepEqual(pipLayout(1, 640, 480, 4 / 3), [{ x: 0, y: 0, width: 640, height: 480 }]);
+  assert.deepEqual(pipLayout(2, 640, 480, 4 / 3), [{ x: 0, y: 0, width: 640, height: 480 }, { x: 472, y: 352, width: 160, height: 120 }]);
+  assert.deepEqual(pipLayout(2, 640, 480, 16 / 9)[1], { x: 472, y: 382, width: 160, height: 90 }, "the inset keeps its own shape");
+  assert.deepEqual(pipLayout(2, 640, 480, 0)[1], { x: 472, y: 352, width: 160, height: 120 }, "4:3 until it has a picture");
+});
+
+test("picture in picture drawn: the remote picture fills the canvas, ours in the corner, a third source not drawn", async (t) => {
+  const { made, clock } = browser(t);
+  const grid = new GridCanvas({ sources: () => [source("remote"), source("local"), source("extra")], fit: true, pip: true });
+  const started = grid.start();
+  await flush();
+  clock.tick(100);
+  for (const video of made.videos) /** @type {FakeVideo} */ (video).frame(320, 240);
+  clock.tick(50);
+  await flush();
+  await started;
+  const canvas = made.canvases[0];
+  assert.deepEqual([canvas.width, canvas.height], [640, 480]);
+  canvas.ctx.calls = [];
+  grid.draw();
+  assert.deepEqual(canvas.ctx.takeImages().map((c) => c.slice(1)), [[0, 0, 640, 480], [472, 352, 160, 120]]);
+  grid.stop();
 });

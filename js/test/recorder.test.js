@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { installGlobals, FakeMediaRecorder, FakeMediaStream, FakeTrack, flush } from "./fakes/index.js";
 import { Recording, TIMESLICE_MS } from "../media/recorder.js";
+import { installCanvasGlobals } from "./fakes/canvas.js";
 
 /** @param {import("node:test").TestContext} t */
 function record(t) {
@@ -81,4 +82,22 @@ test("a stop asked for while start is still under way ends the recording once it
   await flush();
   assert.deepEqual(sent.map((m) => m.kind).filter((k) => k !== "recording_chunk"), ["recording_started", "recording_done"]);
   assert.equal(ended(), 1);
+});
+
+test("both: one recording of the remote picture with ours in its corner and both sides' audio (GridCanvas)", async (t) => {
+  const canvas = installCanvasGlobals();
+  t.after(() => canvas.restore());
+  const { recording, sent, remote } = record(t);
+  const local = /** @type {any} */ (new FakeMediaStream([new FakeTrack("video"), new FakeTrack("audio")]));
+  const started = recording.start("both", { remote, local });
+  await flush();
+  for (const video of canvas.made.videos) video.frame(640, 480);
+  await started;
+  assert.deepEqual(sent[0].fields.which, "both");
+  const recorded = FakeMediaRecorder.instances[0].stream;
+  assert.equal(recorded.getVideoTracks().length, 1, "the canvas's track");
+  assert.equal(recorded.getAudioTracks().length, 1, "the mix of both sides");
+  recording.stop();
+  await flush();
+  assert.ok(canvas.made.videos.every((v) => v.srcObject === null), "the composition stopped with the recording");
 });
