@@ -70,7 +70,6 @@ export default [
       "no-implicit-coercion": ["error", { allow: ["!!"] }],
       "no-console": ["error", { allow: ["warn", "error"] }],
       "object-shorthand": "error",
-      "max-lines": ["error", { max: 400, skipBlankLines: true, skipComments: true }],
       "no-restricted-syntax": ["error", ...HOUSE_RULES, ...PRIVATE_RULES],
     },
   },
@@ -79,19 +78,8 @@ export default [
     rules: { "no-restricted-syntax": ["error", HOUSE_RULES[0], ...PRIVATE_RULES] },
   },
   {
-    // One class, one job each (the call; the room): the line cap would cut them in two,
-    // which is how their halves came to reach into each other's private members.
-    files: ["js/call/phone.js", "js/room/room_client.js"],
-    rules: { "max-lines": "off" },
-  },
-  {
     files: ["js/test/**/*.js"],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
     rules: { "no-restricted-syntax": "off" },
-  },
-  {
-    // Generated from Python by nbcall._codegen: checked there.
-    files: ["js/protocol.js", "js/messages.js"],
-    rules: { "max-lines": "off" },
   },
 ];
