@@ -147,6 +147,24 @@ _SFU = _req("sfu", "object", "where and how to join the SFU; null in a mesh", nu
 
 # -- client → server -----------------------------------------------------------------
 
+_SDP_IN = _req("sdp", "sdp", _SDP_DOC, seed=True)
+_CANDIDATE_IN = _f("candidate", "candidate", _CANDIDATE_DOC, seed=True, nullable=True)
+
+
+def _signal_request(kind: str, doc: str, payload: Field) -> Message:
+    """One of the seed's three signals, as a client sends it (``from`` is the server's to stamp)."""
+    return Message(kind, doc, (_TO, _f("from", "ignored", "ignored: the server stamps it", seed=True), _CALL_ID,
+                               _ROOM_LINK, payload), seed=True)  # fmt: skip
+
+
+def _ending_request(kind: str, doc: str, default: str) -> Message:
+    """reject, cancel or hangup: the call ends, for a reason the other side is told."""
+    reason = _f(
+        "reason", "enum", f"default `{default}`", values=tuple(sorted(p.REASONS)), invalid=_REASON_IN, token=True
+    )
+    return Message(kind, doc, (_TO, _CALL_ID, reason))
+
+
 CLIENT_MESSAGES: Final[Mapping[str, Message]] = {
     m.type: m
     for m in (
@@ -170,92 +188,16 @@ CLIENT_MESSAGES: Final[Mapping[str, Message]] = {
         ),
         Message("list", "replies `users`"),
         Message("ping", "replies `pong`"),
-        Message(
-            "offer",
-            "forwards `offer` to `to` (a plain offer outside a call is the seed's way to call)",
-            (
-                _TO,
-                _f("from", "ignored", "ignored: the server stamps it", seed=True),
-                _CALL_ID,
-                _ROOM_LINK,
-                _req("sdp", "sdp", _SDP_DOC, seed=True),
-            ),
-            seed=True,
+        _signal_request(
+            "offer", "forwards `offer` to `to` (a plain offer outside a call is the seed's way to call)", _SDP_IN
         ),
-        Message(
-            "answer",
-            "forwards `answer` to the other side of your call",
-            (
-                _TO,
-                _f("from", "ignored", "ignored", seed=True),
-                _CALL_ID,
-                _ROOM_LINK,
-                _req("sdp", "sdp", _SDP_DOC, seed=True),
-            ),
-            seed=True,
-        ),
-        Message(
-            "candidate",
-            "forwards `candidate` to the other side of your call",
-            (
-                _TO,
-                _f("from", "ignored", "ignored", seed=True),
-                _CALL_ID,
-                _ROOM_LINK,
-                _f("candidate", "candidate", _CANDIDATE_DOC, seed=True, nullable=True),
-            ),
-            seed=True,
-        ),
+        _signal_request("answer", "forwards `answer` to the other side of your call", _SDP_IN),
+        _signal_request("candidate", "forwards `candidate` to the other side of your call", _CANDIDATE_IN),
         Message("invite", "rings `to`: it gets `invite`, you get `ringing` (or `busy`)", (_TO, _CALL_ID)),
         Message("accept", "the callee takes a ringing call: the caller gets `accept`", (_TO, _CALL_ID)),
-        Message(
-            "reject",
-            "the callee declines: the caller gets `reject`",
-            (
-                _TO,
-                _CALL_ID,
-                _f(
-                    "reason",
-                    "enum",
-                    "default `rejected`",
-                    values=tuple(sorted(p.REASONS)),
-                    invalid=_REASON_IN,
-                    token=True,
-                ),
-            ),
-        ),
-        Message(
-            "cancel",
-            "the caller gives up while ringing: the callee gets `cancel`",
-            (
-                _TO,
-                _CALL_ID,
-                _f(
-                    "reason",
-                    "enum",
-                    "default `cancelled`",
-                    values=tuple(sorted(p.REASONS)),
-                    invalid=_REASON_IN,
-                    token=True,
-                ),
-            ),
-        ),
-        Message(
-            "hangup",
-            "ends the call: the other side gets `hangup`",
-            (
-                _TO,
-                _CALL_ID,
-                _f(
-                    "reason",
-                    "enum",
-                    "default `hangup`",
-                    values=tuple(sorted(p.REASONS)),
-                    invalid=_REASON_IN,
-                    token=True,
-                ),
-            ),
-        ),
+        _ending_request("reject", "the callee declines: the caller gets `reject`", "rejected"),
+        _ending_request("cancel", "the caller gives up while ringing: the callee gets `cancel`", "cancelled"),
+        _ending_request("hangup", "ends the call: the other side gets `hangup`", "hangup"),
         Message(
             "room_join",
             "creates the room on first join, adds the sender; replies `room_joined`, the others get `member_joined`",
@@ -314,6 +256,14 @@ CLIENT_MESSAGES: Final[Mapping[str, Message]] = {
 # -- server → client -----------------------------------------------------------------
 
 _REASON_OUT = _req("reason", "enum", values=tuple(sorted(p.REASONS)))
+
+
+def _forwarded(kind: str, payload: Field) -> Message:
+    """A seed signal as the server forwards it: the seed's fields first, in the seed's order;
+    a seed client gets exactly those."""
+    return Message(kind, "forwarded", (_FROM, payload, _f("call_id", "string"), _f("room", "room"), _FROM_KEY_NBCALL),
+                   seed=True)  # fmt: skip
+
 
 SERVER_MESSAGES: Final[Mapping[str, Message]] = {
     m.type: m
@@ -376,30 +326,9 @@ SERVER_MESSAGES: Final[Mapping[str, Message]] = {
             "to the old connection when a reconnect took over its name (then closed with 4001)",
             (_req("message", "string"),),
         ),
-        Message(
-            "offer",
-            "forwarded",
-            (_FROM, _req("sdp", "sdp", seed=True), _f("call_id", "string"), _f("room", "room"), _FROM_KEY_NBCALL),
-            seed=True,
-        ),
-        Message(
-            "answer",
-            "forwarded",
-            (_FROM, _req("sdp", "sdp", seed=True), _f("call_id", "string"), _f("room", "room"), _FROM_KEY_NBCALL),
-            seed=True,
-        ),
-        Message(
-            "candidate",
-            "forwarded",
-            (
-                _FROM,
-                _req("candidate", "candidate", seed=True, nullable=True),
-                _f("call_id", "string"),
-                _f("room", "room"),
-                _FROM_KEY_NBCALL,
-            ),
-            seed=True,
-        ),
+        _forwarded("offer", _req("sdp", "sdp", seed=True)),
+        _forwarded("answer", _req("sdp", "sdp", seed=True)),
+        _forwarded("candidate", _req("candidate", "candidate", seed=True, nullable=True)),
         Message("invite", "someone is calling you", (_FROM, _FROM_KEY, _CALL_ID_OUT)),
         Message("ringing", "your invite is ringing (`from`: the callee)", (_FROM, _FROM_KEY, _CALL_ID_OUT)),
         Message(
