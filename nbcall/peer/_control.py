@@ -1,12 +1,14 @@
 """A Peer's side of the signaling protocol and its call state (runs on the Peer's loop).
 
-The same moves as the widget's Phone (js/call/phone.js, server_inbox.js): register;
-``invite`` -> ``ringing`` -> ``accept`` -> the caller offers; a plain seed ``offer`` to an
-idle Peer rings like an invite; ``reject``/``busy``/``cancel``/``hangup`` from the other
-side end the call with their reason.  Messages are taken from the call's peer only (the
-server's ``from_key``), whatever the server forwards.  States and end reasons are the
-widget's (``nbcall/_enums.py``).  A dropped signaling socket is reconnected with the
-credential, announcing the call, so a call survives a signaling blink as the widget's does.
+The same moves as the widget's Phone (js/call/phone.js), through the same table of call
+states (``CALL_TRANSITIONS``, ``nbcall/_call_state.py``; ``tests/call_transitions.json``
+holds the cases both are tested on): register; ``invite`` -> ``ringing`` -> ``accept`` ->
+the caller offers; a plain seed ``offer`` to an idle Peer rings like an invite;
+``reject``/``busy``/``cancel``/``hangup`` from the other side end the call with their
+reason.  Messages are taken from the call's peer only (the server's ``from_key``), whatever
+the server forwards.  The connection is a :class:`~nbcall.signaling.client.SignalingClient`;
+a dropped one is replaced, registering with the credential and announcing the call, so a
+call survives a signaling blink as the widget's does.
 """
 
 from __future__ import annotations
