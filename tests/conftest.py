@@ -24,6 +24,19 @@ __all__ = ["free_port", "nbcall_server_cmd", "serving", "stop_process", "wait_fo
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers' markers (pyproject.toml; ``./dev test --fast`` leaves these out): every test
+    under tests/e2e drives Chromium and is slow; a test that asks for a ``janus`` fixture
+    runs Janus (modules that start one otherwise are marked by hand)."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        if "janus" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.janus)
 
 
 @pytest.fixture(scope="session", autouse=True)

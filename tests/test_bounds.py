@@ -167,6 +167,7 @@ def _raise_own_descriptor_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+@pytest.mark.slow
 def test_sockets_that_never_register_cannot_take_every_descriptor(tmp_path: Path) -> None:
     """1,010 sockets that never register against a server limited to 1,024 descriptors: a
     legitimate client still registers, /health answers, and the sockets are closed after

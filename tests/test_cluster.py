@@ -19,6 +19,8 @@ from nbcall.signaling.names import name_key
 
 from .cluster_helpers import CANDIDATE, SDP, drain, in_a_call, seed_json, unique, until_online
 
+pytestmark = pytest.mark.slow  # three nbcall-server processes, seconds to start
+
 
 @pytest.fixture(scope="module")
 def nodes(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:

@@ -24,6 +24,8 @@ from nbcall.signaling.admission import CLOSE_FULL, CLOSE_NOT_REGISTERED
 
 from .conftest import free_port, small_buffer_client
 
+pytestmark = pytest.mark.slow  # a real Jupyter server per module, seconds to start
+
 
 @pytest.fixture(scope="module")
 def jupyter_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -281,6 +281,7 @@ async def test_join_errors_leave_nothing_behind(server: SignalingServer) -> None
         assert server.hub.rooms.rooms == {} and server.hub.rooms.where == {}
 
 
+@pytest.mark.slow
 def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
     """Rooms are one server's (docs/rooms.md, "Cluster mode"): a node says so, and 1:1 calls go on."""
     import asyncio

@@ -24,6 +24,8 @@ from nbcall.signaling import SignalingClient, SignalingServer
 
 from .room_helpers import SDP, drain, in_room, join, refused, users
 
+pytestmark = pytest.mark.janus
+
 NAMES = ["ann", "ben", "cat", "dan", "eve", "fay", "gus"]
 
 
