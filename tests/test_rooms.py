@@ -10,6 +10,7 @@ import pytest
 
 from nbcall.signaling import Limits, SignalingClient, SignalingError, SignalingServer
 
+from .conftest import FakeClock
 from .room_helpers import CANDIDATE, SDP, drain, in_room, join, refused, users
 
 
@@ -284,7 +285,6 @@ async def test_join_errors_leave_nothing_behind(server: SignalingServer) -> None
 @pytest.mark.slow
 def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
     """Rooms are one server's (docs/rooms.md, "Cluster mode"): a node says so, and 1:1 calls go on."""
-    import asyncio
 
     from nbcall._testing.redis import Node, redis_server
 
@@ -309,7 +309,8 @@ def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
 async def test_a_member_that_dropped_may_join_its_invite_only_room_again_within_the_grace(server_factory) -> None:  # type: ignore[no-untyped-def]
     """A page whose signaling dropped reconnects and rejoins: an invite-only room lets it back in
     for the reconnect grace (as a 1:1 call would wait for it), not after, and never a stranger."""
-    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.6))
+    clock = FakeClock()
+    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.6), clock=clock)
     async with users(server.url, "alice", "bob", "eve") as (alice, bob, eve):
         await join(alice, "r", access="invite")
         await alice.send({"type": "room_invite", "room": "r", "to": "bob"})
@@ -322,7 +323,7 @@ async def test_a_member_that_dropped_may_join_its_invite_only_room_again_within_
             assert (await alice.expect("member_joined", timeout=2))["from"] == "bob"
             again.ws.transport.abort()  # drops again, and stays away past the grace
             assert (await alice.expect("member_left", timeout=2))["reason"] == "disconnected"
-            await asyncio.sleep(0.8)
+            clock.advance(0.8)
         async with SignalingClient(server.url, "bob", credential=again.credential, presence=False) as late:
             assert (await refused(late, {"type": "room_join", "room": "r"}))["code"] == "not_invited"
         assert (await refused(eve, {"type": "room_join", "room": "r"}))["code"] == "not_invited"

@@ -15,7 +15,7 @@ from nbcall.signaling import protocol as p
 from nbcall.signaling.names import name_key
 
 from .barriers import settle
-from .conftest import small_buffer_client
+from .conftest import FakeClock, small_buffer_client
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -330,13 +330,19 @@ async def test_oversized_payloads_get_too_large_and_huge_frames_close(server: Si
 
 
 async def test_rate_limit_drops_the_flood_and_says_so_once(server_factory: Any) -> None:
-    server = await server_factory(limits=Limits(rate=20, burst=10, presence_interval=0.05))
+    clock = FakeClock()  # stands still until advanced: no refill while the flood is handled
+    server = await server_factory(limits=Limits(rate=20, burst=10, presence_interval=0.05), clock=clock)
     async with SignalingClient(server.url, "flood") as flood, SignalingClient(server.url, "bob") as bob:
         await flood.send({"type": "offer", "to": "bob", "sdp": SDP})  # a call: candidates go to it
         await bob.expect("offer")
+        relayed = server.hub.relayed
         for _ in range(100):
             await flood.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})
-        await asyncio.sleep(0.5)  # the bucket refills (20/s): the ping below is not dropped
+        for _ in range(500):  # until the server has handled all 100 (forwarded or dropped)
+            if server.hub.relayed - relayed + server.hub.errors.get("rate_limited", 0) == 100:
+                break
+            await asyncio.sleep(0.01)
+        clock.advance(0.5)  # the bucket refills (20/s): the ping below is not dropped
         await flood.send({"type": "ping"})
         before_pong = []  # the pong is a barrier: every reply to the flood came before it
         while (message := await flood.recv())["type"] != "pong":
