@@ -387,7 +387,7 @@ async def test_slow_receiver_is_disconnected_not_buffered_forever(server_factory
             await sender.send({"type": "offer", "to": "sleeper", "sdp": sdp})
             if "sleeper" not in {s.name for s in server.hub.users.values()}:
                 break
-        await asyncio.sleep(0.2)
+        await sender.round_trip()  # every offer handled: the sleeper's overflow came with one of them
         assert "sleeper" not in {s.name for s in server.hub.users.values()}
     sleeper.transport.resume_reading()
     with pytest.raises(ConnectionClosed):
@@ -409,7 +409,7 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_t
         sdp = {"type": "offer", "sdp": "a" * 40_000}
         for _ in range(200):
             await sender.send({"type": "offer", "to": "sleeper", "sdp": sdp})
-        await asyncio.sleep(0.3)
+        await sender.round_trip()  # every reply to the 200 has arrived
         codes = {m.get("code") for m in sender.pending() if m["type"] == "error"}
         assert codes == {"rate_limited"}
         session = server.hub.users[name_key("sleeper")]
