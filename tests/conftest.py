@@ -28,24 +28,16 @@ SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tiers' markers (pyproject.toml; ``./dev test --fast`` leaves these out): every test
     under tests/e2e drives Chromium and is slow; a test that asks for a ``janus`` fixture
-    runs Janus (modules that start one otherwise are marked by hand).
-
-    And the groups of ``pytest -n 2 --dist loadgroup`` (pytest-xdist): one worker runs every
-    browser and Janus test, in order, as one run would (one Lab, one Chromium, one Janus at a
-    time); the other worker the rest, a module at a time, so a module's fixtures start once.
-    """
+    runs Janus (modules that start one otherwise are marked by hand)."""
     for item in items:
         if E2E in item.path.parents:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
         if "janus" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.janus)
-        serial = item.get_closest_marker("browser") or item.get_closest_marker("janus")
-        item.add_marker(pytest.mark.xdist_group("browser-and-janus" if serial else item.path.name))
 
 
 @pytest.fixture(scope="session", autouse=True)
