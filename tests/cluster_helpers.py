@@ -69,9 +69,27 @@ async def in_a_call(alice: SignalingClient, bob: SignalingClient, call_id: str =
     await alice.expect("accept")
 
 
-async def drain(client: SignalingClient, settle: float = 0.3) -> list[dict[str, Any]]:
-    await asyncio.sleep(settle)
+async def drain(client: SignalingClient, *, flooded: bool = False) -> list[dict[str, Any]]:
+    """What reached ``client``, taken from its queue after a round trip through its connection
+    (``flooded``: retried, the client may be past its rate limit).
+
+    A barrier only for what ``client``'s node had already handled: its own frames, and the
+    forwards it got before the ping.  What is on its way from another node is not, so a
+    caller first waits for something that came back through that node after what it sent
+    (an invite's ``busy`` from the callee's node, say; see :func:`until`): a node handles a
+    message it gets from Redis at once, and one node publishes for another in order on one
+    connection (cluster/link.py).
+    """
+    await client.round_trip(retry_every=0.2 if flooded else None)
     return client.pending()
+
+
+async def until(client: SignalingClient, kind: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The messages ``client`` gets up to the first of type ``kind`` (included), errors too."""
+    got: list[dict[str, Any]] = []
+    while not got or got[-1]["type"] != kind:
+        got.append(await client.recv(timeout))
+    return got
 
 
 class RecordingPeer:

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ __all__ = ["free_port", "nbcall_server_cmd", "serving", "stop_process", "wait_fo
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SERVER = ROOT.parent / "shared" / "seed" / "server.js"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers' markers (pyproject.toml; ``./dev test --fast`` leaves these out): every test
+    under tests/e2e drives Chromium and is slow; a test that asks for a ``janus`` fixture
+    runs Janus (modules that start one otherwise are marked by hand)."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        if "janus" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.janus)
 
 
 @pytest.fixture(autouse=True)
@@ -47,15 +61,32 @@ def no_janus_links_left() -> Iterator[None]:
     sweep()
 
 
+class FakeClock:
+    """A hub's clock that moves only when the test says (``advance``): rate limits refill and
+    a room's reconnect grace runs out without waiting.  (The hub's timers, ring timeout and
+    a 1:1 call's grace, are the event loop's.)"""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 async def server_factory() -> AsyncIterator[type]:
-    """Start in-process nbcall servers (on this test's loop) with custom limits."""
+    """Start in-process nbcall servers (on this test's loop) with custom limits (and ``clock``,
+    a FakeClock, for the hub)."""
     started: list[SignalingServer] = []
 
     async def start(**kwargs: object) -> SignalingServer:
         limits = kwargs.pop("limits", None) or Limits(presence_interval=0.05)
+        clock = kwargs.pop("clock", time.monotonic)
         config = ServerConfig(host="127.0.0.1", port=0, limits=limits, **kwargs)  # type: ignore[arg-type]
-        server = SignalingServer(config)
+        server = SignalingServer(config, clock=clock)  # type: ignore[arg-type]
         await server.start()
         started.append(server)
         return server

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from nbcall.signaling import SignalingClient
+
+from . import barriers
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -32,16 +33,18 @@ async def refused(client: SignalingClient, message: dict[str, Any]) -> dict[str,
     return await client.expect("error", timeout=10)
 
 
-async def drain(client: SignalingClient, settle: float = 0.3) -> list[dict[str, Any]]:
-    """What arrived within ``settle`` seconds (registration and presence left out)."""
-    await asyncio.sleep(settle)
-    return [m for m in client.pending() if m["type"] not in ("presence", "registered")]
+async def drain(client: SignalingClient, *others: SignalingClient, flooded: bool = False) -> list[dict[str, Any]]:
+    """What reached ``client`` because of what it and ``others`` sent before (registration and
+    presence left out): after round trips through them (barriers.py), not after a sleep."""
+    return [
+        m for m in await barriers.drain(client, *others, flooded=flooded) if m["type"] not in ("presence", "registered")
+    ]
 
 
 async def in_room(room: str, *clients: SignalingClient) -> None:
     """Each client joins ``room`` in turn; everything they were told meanwhile is taken."""
     for client in clients:
         await join(client, room)
-    await asyncio.sleep(0.05)
+    await barriers.settle(*clients)
     for client in clients:
         client.pending()

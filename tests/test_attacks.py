@@ -8,10 +8,9 @@ objects are forwarded with their known fields only.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from nbcall.signaling import SignalingClient, SignalingServer
+
+from .room_helpers import drain
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -23,11 +22,6 @@ async def in_a_call(alice: SignalingClient, bob: SignalingClient) -> None:
     await bob.expect("invite")
     await bob.send({"type": "accept", "to": alice.username})
     await alice.expect("accept")
-
-
-async def drain(client: SignalingClient, settle: float = 0.3) -> list[dict[str, Any]]:
-    await asyncio.sleep(settle)
-    return [m for m in client.pending() if m["type"] not in ("presence", "registered")]
 
 
 async def test_strangers_flooding_candidates_cannot_end_a_call(server: SignalingServer) -> None:
@@ -44,13 +38,14 @@ async def test_strangers_flooding_candidates_cannot_end_a_call(server: Signaling
             await m1.send({"type": "candidate", "to": "bob", "candidate": PADDED})
             await m2.send({"type": "candidate", "to": "bob", "candidate": PADDED})
         for attacker in (m1, m2):
-            errors = {m["code"] for m in await drain(attacker) if m["type"] == "error"}
+            errors = {m["code"] for m in await drain(attacker, flooded=True) if m["type"] == "error"}
             assert errors and errors <= {"no_call", "rate_limited"}, errors
+        # The attackers' round trips above came after all they sent: bob's own is enough.
         assert await drain(bob) == []  # nothing reached the victim
         await alice.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})
         assert (await bob.expect("candidate"))["from"] == "alice"  # the call goes on
         assert "bob" in {s.name for s in server.hub.users.values()}
-        assert await drain(alice) == []  # no hangup
+        assert await drain(alice, bob) == []  # no hangup
 
 
 async def test_answers_and_candidates_need_a_call_with_the_receiver(server: SignalingServer) -> None:
@@ -62,7 +57,7 @@ async def test_answers_and_candidates_need_a_call_with_the_receiver(server: Sign
             await mallory.send(message)
             error = await mallory.expect("error")
             assert (error["code"], error["request"]) == ("no_call", message["type"])
-        assert await drain(bob) == []
+        assert await drain(bob, mallory) == []
 
 
 async def test_a_plain_offer_cannot_break_into_a_call(server: SignalingServer) -> None:
@@ -74,7 +69,7 @@ async def test_a_plain_offer_cannot_break_into_a_call(server: SignalingServer) -
         await in_a_call(alice, bob)
         await mallory.send({"type": "offer", "to": "bob", "sdp": SDP})
         assert (await mallory.expect("busy"))["from"] == "bob"
-        assert await drain(bob) == []
+        assert await drain(bob, mallory) == []
         await alice.send({"type": "offer", "to": "bob", "sdp": SDP})  # a renegotiation still flows
         assert (await bob.expect("offer"))["from"] == "alice"
 
@@ -92,7 +87,7 @@ async def test_a_seed_style_call_cannot_be_taken_over(server: SignalingServer) -
         assert (await mallory.expect("busy"))["from"] == "widget"
         await mallory.send({"type": "offer", "to": "seedpage", "sdp": SDP})
         assert (await mallory.expect("busy"))["from"] == "seedpage"
-        assert await drain(widget) == [] and await drain(seed) == []
+        assert await drain(widget, mallory) == [] and await drain(seed, mallory) == []
         await seed.send({"type": "candidate", "to": "widget", "candidate": CANDIDATE})
         assert (await widget.expect("candidate"))["from"] == "seedpage"
 

@@ -21,6 +21,7 @@ BUNDLE = ROOT / "nbcall" / "static" / "widget.js"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.janus,
     pytest.mark.slow,
     pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (./dev setup installs it)"),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),

@@ -62,6 +62,7 @@ def test_port_in_use_is_reported() -> None:
     assert out.returncode == 1 and "cannot listen" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_kernel_of_the_same_user_adopts_the_standalone_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

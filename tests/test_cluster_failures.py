@@ -54,6 +54,7 @@ async def until_status(node: Node, status: str, timeout: float = 10.0) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_a_killed_node_frees_its_names_and_its_users_partners_are_told(two_nodes: list[Node]) -> None:
     survivor, victim = two_nodes
     async with SignalingClient(survivor.url, "alice") as alice:
@@ -75,6 +76,7 @@ async def test_a_killed_node_frees_its_names_and_its_users_partners_are_told(two
         await bob.close()
 
 
+@pytest.mark.slow
 async def test_redis_stopped_and_started_keeps_local_calls_and_every_user(
     redis: RedisServer, two_nodes: list[Node]
 ) -> None:
@@ -116,6 +118,7 @@ async def test_redis_stopped_and_started_keeps_local_calls_and_every_user(
             await alice.expect("invite")
 
 
+@pytest.mark.slow
 async def test_a_name_left_and_taken_again_while_redis_was_away_stays_taken_when_it_is_back(
     redis: RedisServer, two_nodes: list[Node]
 ) -> None:
@@ -142,6 +145,7 @@ async def test_a_name_left_and_taken_again_while_redis_was_away_stays_taken_when
         await second.expect("users")
 
 
+@pytest.mark.slow
 async def test_redis_closing_an_idle_publisher_is_not_an_outage(redis: RedisServer, two_nodes: list[Node]) -> None:
     """Redis's ``timeout`` (or a proxy's idle cut) closes a node's publisher when no
     cross-node message went for a while (its subscriber is exempt): the node stays ``ok`` and
@@ -219,6 +223,7 @@ async def _nothing() -> None:
     return None
 
 
+@pytest.mark.slow
 async def test_malformed_bus_messages_do_not_stop_a_node_from_hearing_the_cluster(
     redis: RedisServer, two_nodes: list[Node]
 ) -> None:

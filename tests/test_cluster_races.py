@@ -171,6 +171,7 @@ async def test_a_node_stopping_with_a_register_waiting_behind_a_claim_writes_not
         assert entry(sync, prefix, "dora") is None and not r0.registrar.tasks
 
 
+@pytest.mark.slow
 async def test_a_node_publishing_thousands_of_users_stays_alive_and_publishes_once(
     redis: RedisServer, prefix: str, sync: redis_sync.Redis
 ) -> None:
@@ -260,6 +261,7 @@ async def test_confirming_an_old_unanswered_claim_leaves_a_newer_registration_on
         assert stranger.kinds() == ["error:name_taken"]
 
 
+@pytest.mark.slow
 async def test_a_burst_of_registers_does_not_hold_up_the_nodes_beats(
     redis: RedisServer, prefix: str, sync: redis_sync.Redis
 ) -> None:

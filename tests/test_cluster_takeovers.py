@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
+import pytest
 import redis as redis_sync
 
 from nbcall._testing.redis import RedisServer
@@ -183,6 +184,7 @@ class DropFirstAnswer:
             self.server.close()
 
 
+@pytest.mark.slow
 async def test_redis_py_asking_a_takeover_claim_again_gets_moved_again(
     redis: RedisServer, prefix: str, sync: redis_sync.Redis
 ) -> None:

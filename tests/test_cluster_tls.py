@@ -21,6 +21,8 @@ from nbcall.signaling import SignalingClient
 
 from .cluster_helpers import CANDIDATE, SDP, in_a_call, until_online
 
+pytestmark = pytest.mark.slow  # nbcall-server processes on a TLS Redis, seconds to start
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -87,6 +87,7 @@ async def fuzz_once(url: str, batch: list[str | bytes], register_first: bool) ->
         assert [m for m in reached_bob if m["type"] != "presence"] == [reached_bob[-1]], reached_bob
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(frames, min_size=1, max_size=12), register_first=st.booleans())
 def test_fuzzed_messages_never_break_the_server(
@@ -95,6 +96,7 @@ def test_fuzzed_messages_never_break_the_server(
     asyncio.run(fuzz_once(standalone_url, batch, register_first))
 
 
+@pytest.mark.slow
 @given(frame=frames)
 @settings(max_examples=500, deadline=None)
 def test_parse_request_only_raises_protocol_errors(frame: str | bytes) -> None:

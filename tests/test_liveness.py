@@ -122,6 +122,7 @@ async def noticed(me: SignalingClient, name: str, act: Any) -> tuple[dict[str, A
     return message, elapsed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accepted", [False, True], ids=["ringing", "connected"])
 async def test_a_stopped_peer_is_noticed_within_seconds(url: str, child_factory: Any, accepted: bool) -> None:
     name = f"frozen{secrets.token_hex(3)}"
@@ -137,6 +138,7 @@ async def test_a_stopped_peer_is_noticed_within_seconds(url: str, child_factory:
         assert elapsed < NOTICED_WITHIN
 
 
+@pytest.mark.slow
 async def test_a_stopped_idle_peer_is_noticed_once_someone_calls_it(url: str, child_factory: Any) -> None:
     """An idle connection is pinged every 10 s only; ringing it makes it due every second."""
     name = f"idle{secrets.token_hex(3)}"
@@ -229,6 +231,7 @@ async def test_keepalive_pings_idle_peers_less_often() -> None:
     keepalive.stop()
 
 
+@pytest.mark.slow
 async def test_a_blocked_loop_is_not_mistaken_for_silent_peers() -> None:
     """When the server's loop stalls, a pong that arrived meanwhile may still be unread when
     the late keepalive tick runs (uvloop runs due timers before polling sockets): that tick

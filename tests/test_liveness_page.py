@@ -77,6 +77,7 @@ async def registered(page: Page, user: str) -> None:
     await page.wait(lambda: page.received("registered"))
 
 
+@pytest.mark.slow
 async def test_a_page_that_stops_pinging_leaves_the_server_within_seconds(server_factory: Any) -> None:
     server = await server_factory(limits=Limits(presence_interval=0.05))
     w = widget(server.url, "crashy")
@@ -99,6 +100,7 @@ async def test_a_page_that_stops_pinging_leaves_the_server_within_seconds(server
     w.close()
 
 
+@pytest.mark.slow
 async def test_a_page_that_never_pings_is_never_dropped(server_factory: Any) -> None:
     """An older page (no kernel_socket_ping) keeps its socket as before."""
     server = await server_factory()
@@ -112,6 +114,7 @@ async def test_a_page_that_never_pings_is_never_dropped(server_factory: Any) -> 
     w.close()
 
 
+@pytest.mark.slow
 async def test_a_busy_kernel_does_not_drop_a_live_page(server_factory: Any) -> None:
     """While a cell runs the kernel reads no comm messages: that silence does not count."""
     server = await server_factory()
@@ -132,6 +135,7 @@ async def test_a_busy_kernel_does_not_drop_a_live_page(server_factory: Any) -> N
     w.close()
 
 
+@pytest.mark.slow
 async def test_a_crashed_page_in_a_call_its_partner_hears_peer_status_at_once(server_factory: Any) -> None:
     """The kernel drops the socket without a close frame: a call gets the reconnect grace."""
     server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=1.5))

@@ -154,7 +154,7 @@ async def test_a_call_ending_while_one_side_is_away_frees_that_name_at_once(serv
     async with SignalingClient(server.url, "alice") as alice:
         await bob_calls_then_drops(server, alice)
         await alice.send({"type": "hangup", "to": "bob"})
-        await asyncio.sleep(0.1)
+        await alice.round_trip()  # the hang-up is handled
         assert name_key("bob") not in server.hub.users and server.hub.calls == {}
         async with SignalingClient(server.url, "bob") as new_bob:  # no credential needed
             assert new_bob.registration is not None and "call" not in new_bob.registration

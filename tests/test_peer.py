@@ -68,6 +68,7 @@ def connect(peers: list[Peer], url: str, a: str, b: str, **kwargs: Any) -> tuple
     return caller, callee
 
 
+@pytest.mark.slow
 def test_two_peers_frames_arrive_with_their_content(peers: list[Peer], url: str) -> None:
     seen: list[Frame] = []
     caller, callee = connect(peers, url, "p-a1", "p-b1")
@@ -114,6 +115,7 @@ def test_transform_comes_back_and_tone_is_heard(peers: list[Peer], url: str) -> 
     assert abs(peak - 1000) < 20, peak
 
 
+@pytest.mark.slow
 def test_chat_both_ways_non_ascii(peers: list[Peer], url: str) -> None:
     caller, callee = connect(peers, url, "p-a3", "p-b3")
     got: list[dict[str, Any]] = []
@@ -202,6 +204,7 @@ def test_a_raising_callback_is_logged_counted_and_the_call_goes_on(
     assert callee.state == caller.state == "connected"
 
 
+@pytest.mark.slow
 def test_a_busy_calling_thread_does_not_stop_frames(peers: list[Peer], url: str) -> None:
     _caller, callee = connect(peers, url, "p-a7", "p-b7")
     arrivals: list[tuple[float, int]] = []
@@ -233,6 +236,7 @@ def test_latest_frame_semantics_skip_and_count() -> None:
     assert len(handled) <= 2 and worker.dropped >= 98  # never a backlog
 
 
+@pytest.mark.slow
 def test_hostile_data_channel_input(peers: list[Peer], url: str) -> None:
     caller, callee = connect(peers, url, "p-a8", "p-b8")
     until(lambda: caller.stats["channel"]["open"] and callee.stats["channel"]["open"], what="channel open")
@@ -324,6 +328,7 @@ a.close(); b.close()
 """
 
 
+@pytest.mark.slow
 def test_loopback_only_machine() -> None:
     """In a network namespace with only `lo` (as CI), two Peers connect over 127.0.0.1."""
     unshare = shutil.which("unshare")

@@ -10,6 +10,7 @@ import pytest
 
 from nbcall.signaling import Limits, SignalingClient, SignalingError, SignalingServer
 
+from .conftest import FakeClock
 from .room_helpers import CANDIDATE, SDP, drain, in_room, join, refused, users
 
 
@@ -43,7 +44,7 @@ async def test_join_and_leave_tell_everyone(server: SignalingServer) -> None:
         for member in (alice, carol):
             left = await member.expect("member_left")
             assert (left["from"], left["from_key"], left["reason"]) == ("bob", "bob", "left")
-        assert await drain(bob) == []
+        assert await drain(bob, alice, carol) == []
         assert set(server.hub.rooms.rooms["standup"].members) == {"aiice", "caroi"}  # keys
 
 
@@ -69,7 +70,7 @@ async def test_the_newcomer_offers_to_every_member_and_links_forward_within_the_
         ):
             error = await refused(carol, message)
             assert (error["code"], error["request"]) == ("no_call", message["type"])
-        assert await drain(dave) == [] and await drain(bob) == []
+        assert await drain(dave, carol) == [] and await drain(bob, carol) == []
         assert server.hub.calls == {}  # a room's links are not 1:1 calls
 
 
@@ -113,7 +114,7 @@ async def test_without_an_sfu_the_fifth_member_is_refused_with_how_to_get_one(se
         assert error["code"] == "room_full" and "sfu" in error["message"].lower()
         assert "nbcall-server --sfu" in error["message"]
         for member in clients[:4]:
-            assert await drain(member, 0.05) == []  # the members hear nothing of it
+            assert await drain(member, clients[4]) == []  # the members hear nothing of it
         assert server.hub.rooms.rooms["r"].topology == "mesh"
 
 
@@ -152,7 +153,7 @@ async def test_leaving_twice_is_not_in_room(server: SignalingServer) -> None:
         error = await refused(alice, {"type": "room_leave", "room": "r"})
         assert (error["code"], error["request"]) == ("not_in_room", "room_leave")
         assert (await bob.expect("member_left"))["reason"] == "left"
-        assert await drain(bob) == []  # told once
+        assert await drain(bob, alice) == []  # told once
 
 
 async def test_the_last_member_leaving_ends_the_room(server: SignalingServer) -> None:
@@ -220,7 +221,7 @@ async def test_busy_both_ways(server: SignalingServer) -> None:
         assert (await carol.expect("busy"))["from"] == "alice"
         for message in ({"type": "invite", "to": "carol"}, {"type": "offer", "to": "carol", "sdp": SDP}):
             assert (await refused(alice, message))["code"] == "busy"
-        assert await drain(alice) == [] and server.hub.calls == {}
+        assert await drain(alice, carol) == [] and server.hub.calls == {}
         # Someone in a 1:1 call cannot join a room or be invited to one.
         await carol.send({"type": "invite", "to": "dave"})
         await dave.expect("invite")
@@ -267,7 +268,7 @@ async def test_state_and_chat_reach_the_others(server: SignalingServer) -> None:
         for member in (alice, carol):
             chat = await member.expect("room_chat")
             assert (chat["from"], chat["text"]) == ("bob", "hello <b>all</b> 👋")
-        assert await drain(bob) == []  # not echoed
+        assert await drain(bob, alice, carol) == []  # not echoed
         dave = SignalingClient(server.url, "dave", presence=False)
         async with dave:
             member = next(m for m in (await join(dave, "r"))["members"] if m["name"] == "bob")
@@ -281,9 +282,9 @@ async def test_join_errors_leave_nothing_behind(server: SignalingServer) -> None
         assert server.hub.rooms.rooms == {} and server.hub.rooms.where == {}
 
 
+@pytest.mark.slow
 def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
     """Rooms are one server's (docs/rooms.md, "Cluster mode"): a node says so, and 1:1 calls go on."""
-    import asyncio
 
     from nbcall._testing.redis import Node, redis_server
 
@@ -308,7 +309,8 @@ def test_a_cluster_node_refuses_rooms_with_a_clear_error(tmp_path: Any) -> None:
 async def test_a_member_that_dropped_may_join_its_invite_only_room_again_within_the_grace(server_factory) -> None:  # type: ignore[no-untyped-def]
     """A page whose signaling dropped reconnects and rejoins: an invite-only room lets it back in
     for the reconnect grace (as a 1:1 call would wait for it), not after, and never a stranger."""
-    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.6))
+    clock = FakeClock()
+    server = await server_factory(limits=Limits(presence_interval=0.05, reconnect_grace=0.6), clock=clock)
     async with users(server.url, "alice", "bob", "eve") as (alice, bob, eve):
         await join(alice, "r", access="invite")
         await alice.send({"type": "room_invite", "room": "r", "to": "bob"})
@@ -321,7 +323,7 @@ async def test_a_member_that_dropped_may_join_its_invite_only_room_again_within_
             assert (await alice.expect("member_joined", timeout=2))["from"] == "bob"
             again.ws.transport.abort()  # drops again, and stays away past the grace
             assert (await alice.expect("member_left", timeout=2))["reason"] == "disconnected"
-            await asyncio.sleep(0.8)
+            clock.advance(0.8)
         async with SignalingClient(server.url, "bob", credential=again.credential, presence=False) as late:
             assert (await refused(late, {"type": "room_join", "room": "r"}))["code"] == "not_invited"
         assert (await refused(eve, {"type": "room_join", "room": "r"}))["code"] == "not_invited"

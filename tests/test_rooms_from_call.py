@@ -56,7 +56,7 @@ async def test_a_call_becomes_a_room_and_the_third_rings(server: SignalingServer
         for member in (ann, ben):
             assert (await member.expect("member_joined"))["from"] == "cat"
         for client in (ann, ben, cat):
-            assert [m["type"] for m in await drain(client, 0.1)] == []  # no hangup, nothing else
+            assert [m["type"] for m in await drain(client, ann, ben, cat)] == []  # no hangup, nothing else
 
 
 async def test_after_the_move_the_rules_are_the_rooms(server: SignalingServer) -> None:
@@ -106,7 +106,7 @@ async def test_only_the_calls_own_sides_can_move_it(server: SignalingServer) -> 
         assert set(server.hub.calls) == {key(ann), key(ben), key(cat), key(dan)}
         assert server.hub.rooms.rooms == {}
         for client in (ann, ben, cat, dan):
-            assert [m["type"] for m in await drain(client, 0.1) if m["type"] != "error"] == []
+            assert [m["type"] for m in await drain(client, ann, ben, cat, dan) if m["type"] != "error"] == []
         await ann.send({"type": "hangup", "to": "ben"})  # the call itself goes on as before
         assert (await ben.expect("hangup"))["reason"] == "hangup"
 
@@ -145,7 +145,7 @@ async def test_a_seed_style_call_or_one_with_a_seed_client_refuses(server: Signa
         await ben.expect("offer")
         assert (await refused(ben, {"type": "room_invite", "to": "cat"}))["code"] == "seed_call"
         assert server.hub.rooms.rooms == {}
-        assert await drain(cat, 0.1) == []
+        assert await drain(cat, ann, ben, seed) == []
 
 
 async def test_a_side_that_closes_its_socket_leaves_the_room_at_once(server: SignalingServer) -> None:

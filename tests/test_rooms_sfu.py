@@ -23,6 +23,8 @@ from nbcall.signaling import SignalingClient, SignalingServer
 
 from .room_helpers import SDP, drain, in_room, join, refused, users
 
+pytestmark = pytest.mark.janus
+
 NAMES = ["ann", "ben", "cat", "dan", "eve", "fay", "gus"]
 
 
@@ -145,7 +147,25 @@ async def test_the_fifth_join_moves_the_room_to_the_sfu(sfu_server: SignalingSer
         assert sfu_server.hub.rooms.sfu.rooms == set()
 
 
-async def test_a_member_cannot_publish_as_another(sfu_server: SignalingServer, janus: LocalJanus) -> None:
+class Looks:
+    """Counts the server's looks at who is in its Janus rooms (``RoomAdmin.participants``),
+    each once it has returned."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, admin: RoomAdmin) -> None:
+        self.count = 0
+        real = admin.participants
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            self.count += 1
+            return result
+
+        monkeypatch.setattr(admin, "participants", counted)
+
+
+async def test_a_member_cannot_publish_as_another(
+    sfu_server: SignalingServer, janus: LocalJanus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The attacker's test: ben would show his camera as ann's tile.  He never learns ann's
     publisher id before ann holds it in Janus; once he does, Janus refuses it to him; and an
     id he makes up (with ann's display name) is never told to anyone."""
@@ -156,7 +176,7 @@ async def test_a_member_cannot_publish_as_another(sfu_server: SignalingServer, j
         for client in clients[:4]:
             sfus[client.username] = (await client.expect("room_topology"))["sfu"]
         ben = clients[1]
-        early = await drain(ben, 0.5)  # nobody is in Janus yet: no id is told
+        early = await drain(ben, *clients)  # nobody is in Janus yet: no id is told
         assert all(msg.get("sfu_id") is None for msg in early)
         assert all(m["sfu_id"] is None for msg in early for m in msg.get("members", []))
         inside = await asyncio.to_thread(janus_join, janus, sfus["ann"])
@@ -166,11 +186,16 @@ async def test_a_member_cannot_publish_as_another(sfu_server: SignalingServer, j
         taken = await asyncio.to_thread(janus_join, janus, sfus["ben"], id=sfus["ann"]["id"])
         assert taken.get("error_code") == 436, taken  # "ID already exists"
         made_up = "f" * 16
+        assert sfu_server.hub.rooms.sfu is not None
+        looks = Looks(monkeypatch, sfu_server.hub.rooms.sfu.admin)
         fake = await asyncio.to_thread(janus_join, janus, sfus["ben"], id=made_up, display="ann")
         assert (fake.get("videoroom"), fake.get("id")) == ("joined", made_up), fake
-        await asyncio.sleep(1.0)  # several of the server's looks at Janus
+        # Three looks returned since: the second began after the made-up id was in Janus, and
+        # the watch acted on what it saw before it began the third.
+        start = looks.count
+        await eventually(lambda: asyncio.sleep(0, looks.count >= start + 3))
         for client in clients:
-            for message in await drain(client, 0.1):
+            for message in await drain(client):
                 assert made_up not in json.dumps(message), message
         assert sfu_server.hub.rooms.rooms["big"].members["ben"].sfu_seen is False
 
@@ -264,7 +289,7 @@ async def test_a_stopped_janus_refuses_the_move_and_the_mesh_goes_on(server_fact
         assert (error["code"], error["request"]) == ("sfu_unavailable", "room_join")
         assert server.hub.errors["sfu_unavailable"] == 1
         for member in clients[:4]:
-            assert await drain(member, 0.05) == []  # no topology change, nobody joined
+            assert await drain(member, clients[4]) == []  # no topology change, nobody joined
         room = server.hub.rooms.rooms["r"]
         assert room.topology == "mesh" and room.janus is None and len(room.members) == 4
         assert all(m.token is None and m.sfu_id is None for m in room.members.values())

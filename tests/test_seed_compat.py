@@ -54,14 +54,26 @@ async def server_url(request: pytest.FixtureRequest, server_factory: Any) -> Asy
         yield server.url
 
 
-async def drain(ws: ClientConnection, quiet: float = 0.3) -> list[str]:
+# After the script, each side sends the other one more end-of-candidates.  Both servers
+# handle a connection's frames in order and forward at once, so a side has everything the
+# other sent it once this last one arrives: a barrier both servers have (the seed's knows no
+# ping), instead of waiting for a quiet spell.
+LAST = {"a": ("小文111", "小文222"), "b": ("小文222", "小文111")}
+
+
+def last_frame(sender: str, to: str) -> dict[str, Any]:
+    return {"type": "candidate", "candidate": None, "from": sender, "to": to}
+
+
+async def until_last(ws: ClientConnection, sender: str) -> list[str]:
+    """The frames ``ws`` got up to ``sender``'s last one (which is left out)."""
     frames: list[str] = []
+    last = js({"type": "candidate", "from": sender, "candidate": None})
     while True:
-        try:
-            frame = await asyncio.wait_for(ws.recv(), quiet)
-        except TimeoutError:
-            return frames
+        frame = await asyncio.wait_for(ws.recv(), 5)
         assert isinstance(frame, str)
+        if frame == last and frames.count(last) == EXPECTED_ENDS[sender]:
+            return frames
         frames.append(frame)
 
 
@@ -71,7 +83,9 @@ async def run_script(url: str) -> dict[str, list[str]]:
         for who, message in SCRIPT:
             await clients[who].send(js(message))
             await asyncio.sleep(0.02)  # the seed page is one human, not a burst
-        received = {who: await drain(ws) for who, ws in clients.items()}
+        for who, (sender, to) in LAST.items():
+            await clients[who].send(js(last_frame(sender, to)))
+        received = {"b": await until_last(b, "小文111"), "a": await until_last(a, "小文222")}
     return {who: [f for f in frames if json.loads(f).get("type") in SEED_TYPES] for who, frames in received.items()}
 
 
@@ -85,6 +99,13 @@ EXPECTED = {
         js({"type": "answer", "from": "小文222", "sdp": ANSWER}),
         js({"type": "candidate", "from": "小文222", "candidate": CANDIDATE}),
     ],
+}
+
+
+# How many end-of-candidates from each sender the script itself has (its last one is the barrier's).
+EXPECTED_ENDS = {
+    sender: sum(1 for who, m in SCRIPT if m["type"] == "candidate" and m["candidate"] is None and m["from"] == sender)
+    for sender in ("小文111", "小文222")
 }
 
 

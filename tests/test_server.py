@@ -14,7 +14,8 @@ from nbcall.signaling import Limits, SignalingClient, SignalingError, SignalingS
 from nbcall.signaling import protocol as p
 from nbcall.signaling.names import name_key
 
-from .conftest import small_buffer_client
+from .barriers import settle
+from .conftest import FakeClock, small_buffer_client
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
 CANDIDATE = {"candidate": "candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -80,10 +81,15 @@ async def test_a_quick_join_and_leave_is_still_reported_as_a_leave(server: Signa
 
 
 async def test_seed_clients_get_no_presence_noise(server: SignalingServer) -> None:
-    async with SignalingClient(server.url, "seedling", seed=True) as seed:
+    async with SignalingClient(server.url, "seedling", seed=True) as seed, SignalingClient(server.url, "w") as watcher:
         async with SignalingClient(server.url, "other"):
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(0.2)
+            while "other" not in (await watcher.expect("presence"))["joined"]:
+                pass
+        while "other" not in (await watcher.expect("presence"))["left"]:
+            pass
+        # A batch is written to every subscriber at once: had the seed client been one, both
+        # batches would be on its socket already, before its pong.
+        await seed.round_trip()
         assert [m for m in seed.pending() if m["type"] == "presence"] == []
 
 
@@ -173,7 +179,7 @@ async def test_busy_when_the_callee_is_in_another_call(server: SignalingServer) 
         assert (await carol.expect("busy"))["from"] == "bob"
         # and the caller in a call cannot start a second one
         assert (await error_of(alice, {"type": "invite", "to": "carol"}))["code"] == "busy"
-        await asyncio.sleep(0.1)
+        await settle(carol, alice, bob)
         assert not [m for m in bob.pending() if m["type"] in ("offer", "invite")]
 
 
@@ -263,7 +269,12 @@ async def test_reconnect_with_credential_takes_over_and_keeps_the_call(server: S
             # the call goes on with the new connection, and the old one's close ended nothing
             await bob.send({"type": "answer", "to": "alice", "sdp": SDP})
             assert (await again.expect("answer"))["from"] == "bob"
-            await asyncio.sleep(0.1)
+            # The old socket's end reaches the hub (which could end the call) in the server's
+            # handler, a turn of this loop after the server let the socket go: then a round
+            # trip through bob comes after anything that sent him.
+            while len(server.admission) > 2:
+                await asyncio.sleep(0.01)
+            await settle(again, bob)
             assert all(m["type"] != "hangup" for m in bob.pending())
 
 
@@ -319,20 +330,28 @@ async def test_oversized_payloads_get_too_large_and_huge_frames_close(server: Si
 
 
 async def test_rate_limit_drops_the_flood_and_says_so_once(server_factory: Any) -> None:
-    server = await server_factory(limits=Limits(rate=20, burst=10, presence_interval=0.05))
+    clock = FakeClock()  # stands still until advanced: no refill while the flood is handled
+    server = await server_factory(limits=Limits(rate=20, burst=10, presence_interval=0.05), clock=clock)
     async with SignalingClient(server.url, "flood") as flood, SignalingClient(server.url, "bob") as bob:
         await flood.send({"type": "offer", "to": "bob", "sdp": SDP})  # a call: candidates go to it
         await bob.expect("offer")
+        relayed = server.hub.relayed
         for _ in range(100):
             await flood.send({"type": "candidate", "to": "bob", "candidate": CANDIDATE})
-        await asyncio.sleep(0.3)
+        for _ in range(500):  # until the server has handled all 100 (forwarded or dropped)
+            if server.hub.relayed - relayed + server.hub.errors.get("rate_limited", 0) == 100:
+                break
+            await asyncio.sleep(0.01)
+        clock.advance(0.5)  # the bucket refills (20/s): the ping below is not dropped
+        await flood.send({"type": "ping"})
+        before_pong = []  # the pong is a barrier: every reply to the flood came before it
+        while (message := await flood.recv())["type"] != "pong":
+            before_pong.append(message)
+        await bob.round_trip()  # and every forward of it reached bob before his pong
         received = [m for m in bob.pending() if m["type"] == "candidate"]
-        errors = [m for m in flood.pending() if m["type"] == "error"]
+        errors = [m for m in before_pong if m["type"] == "error"]
         assert 8 <= len(received) < 30  # the burst (less register and offer) and a little refill, not 100
         assert [e["code"] for e in errors] == ["rate_limited"]
-        await asyncio.sleep(0.5)
-        await flood.send({"type": "ping"})
-        assert await flood.expect("pong")
 
 
 async def test_a_fuzzing_neighbour_does_not_disturb_a_call(server: SignalingServer) -> None:
@@ -368,7 +387,7 @@ async def test_slow_receiver_is_disconnected_not_buffered_forever(server_factory
             await sender.send({"type": "offer", "to": "sleeper", "sdp": sdp})
             if "sleeper" not in {s.name for s in server.hub.users.values()}:
                 break
-        await asyncio.sleep(0.2)
+        await sender.round_trip()  # every offer handled: the sleeper's overflow came with one of them
         assert "sleeper" not in {s.name for s in server.hub.users.values()}
     sleeper.transport.resume_reading()
     with pytest.raises(ConnectionClosed):
@@ -390,7 +409,7 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_t
         sdp = {"type": "offer", "sdp": "a" * 40_000}
         for _ in range(200):
             await sender.send({"type": "offer", "to": "sleeper", "sdp": sdp})
-        await asyncio.sleep(0.3)
+        await sender.round_trip()  # every reply to the 200 has arrived
         codes = {m.get("code") for m in sender.pending() if m["type"] == "error"}
         assert codes == {"rate_limited"}
         session = server.hub.users[name_key("sleeper")]
@@ -398,7 +417,8 @@ async def test_a_partner_flooding_a_receiver_that_does_not_read_is_refused_not_t
         sleeper.transport.resume_reading()
         first = json.loads(await asyncio.wait_for(sleeper.recv(), 5))
         assert first["type"] in ("offer", "presence") and name_key("sleeper") in server.hub.users
-    await sleeper.close()
+    # Not close(): its handshake waits behind what the paused reader never read (10 s).
+    sleeper.transport.abort()
 
 
 # -- listening safely -------------------------------------------------------------------

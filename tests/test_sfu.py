@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from nbcall.sfu import JanusError, LocalJanus, Room, RoomAdmin
 
+pytestmark = pytest.mark.janus
+
 REFUSED = (429, 433)  # VideoRoom: a missing pin/secret/key, a wrong one
 
 

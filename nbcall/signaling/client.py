@@ -58,6 +58,8 @@ class SignalingClient:
         self._ws: ClientConnection | None = None
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._pong_wanted: asyncio.Future[None] | None = None  # round_trip() waits for a pong
+        self._stray_pings = 0  # pings of a retried round_trip() that may still be answered
         self.closed = asyncio.Event()
         self.malformed = 0  # frames that were not a JSON object: skipped
 
@@ -119,10 +121,17 @@ class SignalingClient:
                     message = orjson.loads(frame)
                 except orjson.JSONDecodeError:
                     message = None
-                if isinstance(message, dict):
-                    self._queue.put_nowait(message)
-                else:  # a server is not trusted to send only JSON objects
+                if not isinstance(message, dict):  # a server is not trusted to send only JSON objects
                     self.malformed += 1
+                    continue
+                if message.get("type") == "pong":
+                    if self._pong_wanted is not None and not self._pong_wanted.done():
+                        self._pong_wanted.set_result(None)
+                        continue
+                    if self._stray_pings:  # a late answer to a retried round trip's ping
+                        self._stray_pings -= 1
+                        continue
+                self._queue.put_nowait(message)
         except ConnectionClosed:
             pass
         finally:
@@ -133,6 +142,38 @@ class SignalingClient:
 
     async def send_raw(self, frame: str | bytes) -> None:
         await self.ws.send(frame)
+
+    async def round_trip(self, timeout: float = 5.0, *, retry_every: float | None = None) -> None:
+        """Ping the server and wait for its pong (which is not queued).  The server handles a
+        connection's frames in order and writes what each one causes before it reads the
+        next, so once this returns, every reply to what this client sent before is queued.
+
+        A ping past the rate limit is dropped without a word: ``retry_every`` pings again that
+        often until a pong comes (the first pong still comes after all sent before).  Its
+        other pings may be answered later: those pongs are dropped, and until all of them
+        could have been told from a new one, another round trip raises RuntimeError.
+        """
+        if self._stray_pings:
+            raise RuntimeError("a retried round trip's pings may still be answered: no barrier after it")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._pong_wanted = wanted = loop.create_future()
+        pings = 0
+        try:
+            while True:
+                await self.send({"type": "ping"})
+                pings += 1
+                wait = deadline - loop.time() if retry_every is None else min(retry_every, deadline - loop.time())
+                done, _ = await asyncio.wait([wanted], timeout=max(0.0, wait))
+                if done:
+                    self._stray_pings = pings - 1
+                    return
+                if loop.time() >= deadline:
+                    raise TimeoutError(f"no pong within {timeout} s ({pings} pings)")
+        finally:
+            self._pong_wanted = None
+            if not wanted.done():
+                wanted.cancel()
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next message, whatever its type."""

@@ -16,6 +16,8 @@ import asyncio
 import hmac
 import http
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -239,7 +241,8 @@ class SignalingServer:
     'ws://127.0.0.1:...'
     """
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the hub's (rate limits, a room's reconnect grace); a test may pass a fake one."""
         self.config = config or ServerConfig()
         self.config.check()
         config = self.config
@@ -248,9 +251,9 @@ class SignalingServer:
         if config.cluster is not None:
             from .cluster import ClusterHub  # needs redis (the 'cluster' extra): only when asked for
 
-            self.hub = self.cluster_hub = ClusterHub(config.limits, config.cluster)
+            self.hub = self.cluster_hub = ClusterHub(config.limits, config.cluster, clock)
         else:
-            self.hub = Hub(config.limits)
+            self.hub = Hub(config.limits, clock)
         self.hub.rooms.use_sfu(config.sfu)
         # A LocalJanus started for this server (sfu="local"): stopped with it.
         self.owned_janus: LocalJanus | None = None

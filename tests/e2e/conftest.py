@@ -2,6 +2,7 @@
 
 One Lab server, one browser and one signaling server per test session (each takes
 seconds to start); every test opens its own notebooks under unique user names.
+Every test here is marked ``browser`` and ``slow`` (by ../conftest.py).
 The fixtures are thin: the helpers are in nbcall/_testing, shared with the benchmarks.
 See ../shared/docs/testing.md for why the flags and waits are what they are.
 """
@@ -25,13 +26,6 @@ from nbcall._testing.processes import free_port, nbcall_server_cmd, serving
 from nbcall._testing.sandbox import sandbox_env as sandbox_environment
 
 HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

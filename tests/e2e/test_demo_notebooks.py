@@ -230,6 +230,7 @@ async def test_two_kernel_notebooks_run_all(lab: Lab) -> None:
 GROUP = ("ann", "ben", "cat", "dan", "eve")
 
 
+@pytest.mark.janus  # the notebook starts its own Janus for the fifth member
 async def test_group_call_notebook(lab: Lab) -> None:
     """Three widgets join a mesh, then two more move the room to the notebook's own Janus."""
     from .test_rooms_lab import assert_tiles_flow
@@ -267,6 +268,7 @@ async def test_group_call_notebook(lab: Lab) -> None:
         await nb.close()
 
 
+@pytest.mark.janus
 async def test_group_call_notebook_run_all(lab: Lab) -> None:
     """Run All: every join waits for its page; the room ends up on the SFU with all five in it."""
     nb = await lab.open(copy_demo(lab, "group_call.ipynb", tag="run_all_"), users=[], run_all=False)

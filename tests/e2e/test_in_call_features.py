@@ -97,10 +97,9 @@ async def test_stats_quality_and_duration(call: Notebook) -> None:
     # The fake camera is 640x480; the sender may scale it down while bandwidth ramps up or the CPU is busy.
     assert stats["width"] * 3 == stats["height"] * 4 and 160 <= stats["width"] <= 640, stats
     assert 0 <= stats["packet_loss_pct"] <= 100 and stats["quality"] in ("good", "fair", "poor"), stats
-    # Refreshed about once a second: bytes keep rising between two reads a second and a half apart.
+    # Refreshed about once a second: bytes keep rising (the next refreshes, within a few seconds).
     first = stats["bytes_received"]
-    await asyncio.sleep(1.5)
-    assert (await py_json(call, "ann.stats"))["bytes_received"] > first
+    await call.wait_py(f"ann.stats['bytes_received'] > {first}", "True", timeout=5)
     # Duration in Python and as mm:ss in the widget.
     await call.wait_py("ann.duration >= 2 and ann.connected_at > 1.7e9", "True")
     shown = await call.page.locator(f'.nbcall-root[data-user="{ANN}"] .nbcall-duration').first.text_content()

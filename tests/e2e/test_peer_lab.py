@@ -119,10 +119,9 @@ async def test_widget_calls_a_peer_frames_both_ways(lab: Lab, nb: Notebook, peer
     await nb.wait_py("w.state, w.peer", f"('connected', {peer.name!r})")
     await until(lambda: len(frames) >= 5, what="first frames in Python")
     start, count = time.monotonic(), len(frames)
-    await asyncio.sleep(3)
+    await until(lambda: len(frames) - count >= 15, timeout=10, what="15 more frames in Python")
     rate = (len(frames) - count) / (time.monotonic() - start)
     print(f"frames into Python from the widget's camera: {rate:.1f} fps, stats {peer.stats}")
-    assert len(frames) - count >= 15
     assert_fake_camera(frames)
     assert not np.array_equal(frames[-1].array, frames[count].array)  # live, not a frozen picture
     # The browser decodes what the Peer sends: frames rising, the colours and the counter as sent.
@@ -211,8 +210,10 @@ async def test_the_seed_client_calls_a_peer(lab: Lab, seed_page_url: str, peers:
         await until(lambda: len(frames) >= 10, what="the seed page's camera")
         assert_fake_camera(frames)
         first = await page.evaluate("framesDecoded()")
-        await asyncio.sleep(1.0)
-        assert await page.evaluate("framesDecoded()") >= first + 5  # the seed page decodes the Peer's video
+        deadline = time.monotonic() + 10  # framesDecoded() is async: no wait_for_function
+        while await page.evaluate("framesDecoded()") < first + 5:  # the seed page decodes the Peer's video
+            assert time.monotonic() < deadline, "the seed page decodes no video from the Peer"
+            await asyncio.sleep(0.1)
     finally:
         await context.close()
     await until(lambda: peer.state == "ended", what="the seed page left")

@@ -191,6 +191,7 @@ def small_sfu_server(sandbox_env: dict[str, str]) -> Iterator[str]:
         yield f"ws://127.0.0.1:{port}"
 
 
+@pytest.mark.janus
 @pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (./dev setup installs it)")
 async def test_on_the_sfu_quality_speaking_and_a_recording(lab: Lab, small_sfu_server: str, tmp_path: Path) -> None:
     cells = [f"import nbcall\nrecorded = []\nSMALL = {WIDE}"]

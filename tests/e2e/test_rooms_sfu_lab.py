@@ -23,6 +23,7 @@ from .test_rooms_lab import assert_tiles_flow, members
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.janus,
     pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (./dev setup installs it)"),
 ]
 

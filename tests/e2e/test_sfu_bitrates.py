@@ -27,6 +27,7 @@ from .test_sfu_page import Member, SfuRoom, admin, allow, harness_url, janus, st
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.janus,
     pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (apt-get install janus)"),
 ]
 

@@ -33,6 +33,7 @@ from nbcall.sfu import LocalJanus, Room, RoomAdmin, janus_binary
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.janus,
     pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (apt-get install janus)"),
 ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,8 +32,10 @@ log = logging.getLogger("nbcall.cluster")
 
 
 class ClusterHub(Hub):
-    def __init__(self, limits: Limits | None, config: ClusterConfig) -> None:
-        super().__init__(limits)
+    def __init__(
+        self, limits: Limits | None, config: ClusterConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(limits, clock)
         config.check()
         self.config = config
         self.node = config.node_id
