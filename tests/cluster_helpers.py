@@ -123,6 +123,23 @@ def register(hub: Hub, name: str, credential: str | None = None) -> tuple[Sessio
     return session, peer
 
 
+async def across(sender: ClusterHub, receiver: ClusterHub, timeout: float = 5.0) -> None:
+    """A barrier from one node to another: when it returns, ``receiver`` has handled every
+    message ``sender`` had published for it before the call.  A node publishes for the others
+    in order on one connection and handles what Redis pushes to it at once, in order; so a
+    marker user registered on ``sender`` (its join, published after everything before it)
+    appearing in ``receiver``'s directory means everything before it has been handled too."""
+    name = f"marker{next(_markers)}"
+    session, peer = register(sender, name)
+    await until_true(lambda: bool(peer.sent), f"{sender.node} did not register the marker", timeout)
+    await until_true(lambda: receiver.directory.get(name_key(name)) is not None,
+                     f"{receiver.node} did not hear of {sender.node}'s marker", timeout)  # fmt: skip
+    sender.disconnect(session)
+
+
+_markers = itertools.count()
+
+
 class Gate:
     """Holds ``hub``'s claims of one mode (``claim``, or ``put``: a node publishing its users,
     a batch at a time) before they reach Redis, or after Redis ran them (``after``);

@@ -306,14 +306,25 @@ async def test_a_seed_client_on_another_node_is_accepted_on_its_behalf(nodes: li
         assert (await alice.expect("hangup"))["reason"] == "disconnected"
 
 
+async def registers_once_free(url: str, name: str, timeout: float = 5.0) -> None:
+    """Registers ``name`` on ``url`` as soon as the cluster has freed it (name_taken until then)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with SignalingClient(url, name):
+                return
+        except SignalingError as refused:
+            if refused.code != "name_taken" or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
 async def test_closed_socket_cannot_be_used_after_close(nodes: list[Node]) -> None:
     # a register in flight when its socket closes leaves no name behind
     (a,) = unique("ghost")
     async with connect(nodes[0].url) as ws:
         await ws.send(json.dumps({"type": "register", "username": a, "client": "t"}))
-    await asyncio.sleep(0.3)
-    async with SignalingClient(nodes[1].url, a):
-        pass
+    await registers_once_free(nodes[1].url, a)
     # The register may have been answered before the server read the close (the reply is
     # then in the socket's buffer); nothing else may have come, and the socket is closed.
     seen = []

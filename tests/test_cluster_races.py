@@ -5,6 +5,7 @@ holder per name, the holder in Redis, and nobody's leftover entry holding a name
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis as redis_sync
@@ -15,7 +16,17 @@ from nbcall.signaling.cluster.config import ClusterConfig, Keys
 from nbcall.signaling.cluster.hub import ClusterHub
 from nbcall.signaling.names import name_key
 
-from .cluster_helpers import Gate, entry, first_claim_unanswered, holders, node, plant_entry, register, until_true
+from .cluster_helpers import (
+    Gate,
+    across,
+    entry,
+    first_claim_unanswered,
+    holders,
+    node,
+    plant_entry,
+    register,
+    until_true,
+)
 
 
 def one_holder_named_by_redis(sync: redis_sync.Redis, prefix: str, *hubs: ClusterHub) -> None:
@@ -60,12 +71,23 @@ async def test_a_takeover_asked_of_a_node_still_waiting_for_its_own_takeover_lea
         register(r0, "alice", credential="C")
         await until_true(lambda: entry(sync, prefix, "alice") is not None, "alice is not in Redis")
         real = r0.handovers._answer
-        r0.handovers._answer = lambda event: asyncio.get_running_loop().call_later(0.5, real, event)  # type: ignore[method-assign,assignment]
+        asked: list[Any] = []  # what r0 was asked, answered half a second late
+        answered: list[Any] = []
+
+        def late(event: Any) -> None:
+            asked.append(event)
+            asyncio.get_running_loop().call_later(0.5, lambda: (real(event), answered.append(event)))
+
+        r0.handovers._answer = late  # type: ignore[method-assign]
         _, on_r1 = register(r1, "alice", credential="C")
         await until_true(lambda: entry(sync, prefix, "alice")["node"] == "r1", "r1 did not claim")  # type: ignore[index]
         _, on_r2 = register(r2, "alice", credential="C")
         await until_true(lambda: bool(on_r1.sent) and bool(on_r2.sent), "not answered", timeout=5)
-        await asyncio.sleep(0.3)
+        # Nothing more for r1's alice: r0's late answers have gone, and whatever they and the
+        # other nodes published since has been handled everywhere (barriers, not a pause).
+        await until_true(lambda: bool(asked) and len(answered) == len(asked), "r0's late answers did not go")
+        for sender, receiver in ((r0, r1), (r0, r2), (r2, r1), (r1, r2)):
+            await across(sender, receiver)
         assert on_r2.kinds()[0] == "registered" and on_r1.kinds() == ["error:name_taken"]
         one_holder_named_by_redis(sync, prefix, r0, r1, r2)
 
@@ -118,7 +140,7 @@ async def test_the_retry_of_an_unanswered_claim_never_takes_the_name_from_a_late
     async with node(redis, prefix, "r0", started=True) as r0, node(redis, prefix, "r1", started=True) as r1:
         real = r0.link.claim
         calls = 0
-        retry_held, go = asyncio.Event(), asyncio.Event()
+        retry_held, go, retried = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
         async def lose_then_hold(key: str, value: bytes, hashed: str, mode: str = "claim") -> tuple[str, str]:
             nonlocal calls
@@ -129,6 +151,9 @@ async def test_the_retry_of_an_unanswered_claim_never_takes_the_name_from_a_late
             if calls == 2:
                 retry_held.set()
                 await go.wait()
+                answer = await real(key, value, hashed, mode)
+                retried.set()  # the registrar goes on with the answer before anyone else runs
+                return answer
             return await real(key, value, hashed, mode)
 
         r0.link.claim = lose_then_hold  # type: ignore[method-assign,assignment]
@@ -138,7 +163,9 @@ async def test_the_retry_of_an_unanswered_claim_never_takes_the_name_from_a_late
         await until_true(lambda: bool(on_r1.sent), "r1 did not answer")
         await until_true(lambda: on_r0.closed == p.CLOSE_REPLACED, "r0 did not let alice go")
         go.set()
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(retried.wait(), 3)
+        await across(r0, r1)  # what r0's retried claim made it publish has reached r1
+        await across(r1, r0)
         assert holders(r0, r1) == ["r1"]
         one_holder_named_by_redis(sync, prefix, r0, r1)
 
@@ -167,7 +194,9 @@ async def test_a_node_stopping_with_a_register_waiting_behind_a_claim_writes_not
         await asyncio.sleep(0.2)
         gate.open.set()
         await asyncio.wait_for(stopping, 5)
-        await asyncio.sleep(0.3)
+        # Nothing is left that could write: no task on the loop but this test's (a stopped
+        # node's claims, link and outbox are gone), so no pause is needed to see it write.
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
         assert entry(sync, prefix, "dora") is None and not r0.registrar.tasks
 
 
@@ -254,8 +283,9 @@ async def test_confirming_an_old_unanswered_claim_leaves_a_newer_registration_on
         _, again = register(r0, "alice", credential="C2")
         await until_true(lambda: bool(again.sent), "no answer")
         await until_true(lambda: not r0.registrar.unconfirmed, "the old claim was never confirmed")
-        await asyncio.sleep(0.2)  # what the confirmation queued
-        assert entry(sync, prefix, "alice")["g"] == r0.registrar.tokens[name_key("alice")]  # type: ignore[index]
+        token = r0.registrar.tokens[name_key("alice")]
+        written = lambda: (entry(sync, prefix, "alice") or {}).get("g") == token  # noqa: E731
+        await until_true(written, "the confirmation was not written")
         _, stranger = register(r1, "alice", credential="X")
         await until_true(lambda: bool(stranger.sent), "no answer")
         assert stranger.kinds() == ["error:name_taken"]

@@ -21,6 +21,7 @@ from nbcall.signaling.names import name_key
 from .cluster_helpers import (
     Gate,
     RecordingPeer,
+    across,
     comes_back,
     entry,
     first_claim_unanswered,
@@ -100,7 +101,9 @@ async def test_two_nodes_claiming_one_name_at_once_end_with_one_holder_and_no_lo
         await asyncio.sleep(0.1)  # r1 asks r0, which is claiming the name itself
         gate.open.set()
         await until_true(lambda: bool(a0.sent) and bool(a1.sent), "a register was not answered", timeout=5)
-        await asyncio.sleep(0.3)
+        await until_true(lambda: len(holders(r0, r1)) == 1, "not one holder")
+        for sender, receiver in ((r0, r1), (r1, r0), (r0, r1)):  # every handover between them is over
+            await across(sender, receiver)
         found = entry(sync, prefix, "alice")
         assert found is not None and holders(r0, r1) == [found["node"]]
         r0.handovers.moved[name_key("alice")] = ("r1", 1e12)  # both think she moved to the other
@@ -110,7 +113,10 @@ async def test_two_nodes_claiming_one_name_at_once_end_with_one_holder_and_no_lo
         before = r0.cross_received + r1.cross_received
         header = ["offer", name_key("alice"), "bob", "bob", "r9", True, None]
         sync.publish(Keys(prefix).inbox("r0"), orjson.dumps(header) + b'\n{"type":"offer"}')
-        await asyncio.sleep(0.5)
+        await until_true(lambda: r0.cross_received + r1.cross_received - before >= 2, "not delivered")
+        # A copy bounced back (r1 → r0, then r0 → r1) would have arrived before these markers.
+        await across(r1, r0)
+        await across(r0, r1)
         assert r0.cross_received + r1.cross_received - before == 2  # r0, forwarded once to r1
 
 
@@ -245,5 +251,7 @@ async def test_a_node_that_stops_mid_claim_writes_nothing_after(
         await asyncio.sleep(0.2)
         gate.open.set()
         await asyncio.wait_for(stopping, 5)
-        await asyncio.sleep(0.2)
+        # Nothing is left that could write: no task on the loop but this test's (a stopped
+        # node's claims, link and outbox are gone), so no pause is needed to see it write.
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
         assert entry(sync, prefix, "dora") is None and not r0.registrar.tasks
