@@ -186,8 +186,11 @@ async def test_peer_calls_the_widget_and_chat_goes_both_ways(lab: Lab, nb: Noteb
     assert chats[0]["from"] == WIDGET and chats[0]["text"] == "héllo 小文 from the widget 👋"
     peer.send_chat("ça va? Ελλάδα from Python")
     await nb.wait_py("w.messages[-1]['text'], w.messages[-1]['from']", f"('ça va? Ελλάδα from Python', {peer.name!r})")
-    # The widget hears the Peer's heartbeats: it never thinks the Peer is gone.
-    await asyncio.sleep(2.5)
+    # The widget hears the Peer's heartbeats (counted as they arrive, not inferred from a quiet
+    # spell): several beats in, and it never thought the Peer was gone.
+    beats = f"window.__nbcall.phones[{WIDGET!r}].heartbeat"
+    start = await nb.page.evaluate(f"() => {beats}.received")
+    await nb.wait_js(f"(n) => {beats}.received >= n + 3 && !{beats}.silent && !{beats}.lost", start, timeout=10)
     await nb.wait_py("w.peer_status", "connected", timeout=1)
     peer.hangup()
     await nb.wait_py("w.state, w.end_reason", "('ended', 'hangup')")
