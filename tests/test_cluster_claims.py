@@ -66,9 +66,9 @@ async def test_a_register_while_the_node_publishes_its_users_waits_and_is_claime
         gate = Gate(hub, "put")
         publishing = asyncio.create_task(comes_back(hub))
         await gate.reached()
-        _, carol = register(hub, "carol")
-        await asyncio.sleep(0.1)
-        assert not carol.sent
+        waiting, carol = register(hub, "carol")
+        # Waits behind the put: neither taken here (that answers at once) nor claimed in Redis.
+        assert not carol.sent and waiting in hub.registrar.claiming and name_key("carol") not in hub.registrar.claims
         gate.open.set()
         await asyncio.wait_for(publishing, 5)
         await until_true(lambda: bool(carol.sent), "carol was not answered")

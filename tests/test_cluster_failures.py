@@ -135,8 +135,11 @@ async def test_a_name_left_and_taken_again_while_redis_was_away_stays_taken_when
         redis.start()
         await until_status(n0, "ok")
         await until_status(n1, "ok")
-        await asyncio.sleep(1.0)  # the node's writes after its re-publishing
-        entry = redis_sync.Redis(port=redis.port).hget("nbcall:users", name_key("alice"))
+        store = redis_sync.Redis(port=redis.port)
+        deadline = time.monotonic() + 5  # the node's writes after its re-publishing
+        while store.hget("nbcall:users", name_key("alice")) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        entry = store.hget("nbcall:users", name_key("alice"))
         assert entry is not None and json.loads(entry)["node"] == "f0"
         with pytest.raises(SignalingError, match="name_taken"):
             async with SignalingClient(n1.url, "alice"):

@@ -328,7 +328,8 @@ async def test_a_user_taken_over_right_after_joining_is_listed_on_her_new_node(
         await until_true(lambda: bool(first.sent), "r0 did not answer")  # (well inside its batch)
         _, moved = register(r1, "alice", credential="C")
         await until_true(lambda: bool(moved.sent), "r1 did not answer")
-        await asyncio.sleep(1.0)  # both batches delivered
+        await across(r0, r2)  # r0's batch has reached r2 (and so has everything before the marker's)
+        await across(r1, r2)
         assert r2.directory.get(name_key("alice")) is not None
         assert r2.directory.get(name_key("alice")).node == "r1"  # type: ignore[union-attr]
 
