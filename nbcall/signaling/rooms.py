@@ -189,7 +189,7 @@ class Rooms:
             raise p.ProtocolError(
                 p.ErrorCode.ROOM_FULL,
                 f"room '{room.name}' has {len(room.members)} members, the most a mesh carries, "
-                f"and there is no {NO_SFU}",
+                f"and it needs {NO_SFU}",
                 kind,
             )
 
