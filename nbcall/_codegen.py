@@ -181,8 +181,12 @@ def _js_member(f: wire.Field) -> str:
     return f"{f.name}{'' if f.required else '?'}: {_js_type(f)}"
 
 
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
 def _typedef_name(direction: str, kind: str) -> str:
-    return direction + "".join(part.capitalize() for part in kind.split("_"))
+    return direction + _camel(kind)
 
 
 def _field_spec(f: wire.Field) -> dict[str, object]:
@@ -250,7 +254,7 @@ def _py_class(name: str, kind: str | None, fields: tuple[wire.Field, ...], out: 
     members = [f'"type": Literal[{_js(kind)}]'] if kind is not None else []
     for f in fields:
         if f.kind in ("object", "objects"):
-            inner = f"{name}{''.join(part.capitalize() for part in f.name.split('_'))}"
+            inner = name + _camel(f.name)
             _py_class(inner, None, f.items, out, f"``{f.name}`` of {name}.")
             text = inner if f.kind == "object" else f"list[{inner}]"
         elif f.kind == "enum":

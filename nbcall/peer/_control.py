@@ -24,8 +24,9 @@ from typing import Any, Protocol, cast
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .._call_state import CallState
-from .._enums import CAN_CALL_STATES, END_REASONS
+from .._enums import CAN_CALL_STATES, END_REASONS, IN_CALL_STATES
 from .._errors import CallError, server_code
+from ..signaling import wire
 from ..signaling import wire_types as w
 from ..signaling.client import SignalingClient, SignalingError
 from ..signaling.protocol import ErrorCode
@@ -33,8 +34,8 @@ from ._session import MAX_PENDING_SIGNALS, MediaSession
 
 log = logging.getLogger("nbcall.peer")
 
-BUSY_STATES = ("calling", "ringing", "connecting", "connected")
-SIGNALS = ("offer", "answer", "candidate")
+BUSY_STATES = (*IN_CALL_STATES, "ringing")  # what a new call would be busy with, as in the page
+SIGNALS = tuple(sorted(wire.SEED_FORWARDED))  # a tuple: a hostile "type" may be unhashable
 ENDINGS = ("reject", "cancel", "hangup")  # and busy, which carries no reason
 NAME_RETRY_S = 0.2
 RECONNECT_S = 1.0

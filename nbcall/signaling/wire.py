@@ -97,12 +97,6 @@ class Message:
     seed: bool = False  # one of the seed's four messages
     room: bool = False  # a room request or event (docs/rooms.md): the page's room client handles it
 
-    def field(self, name: str) -> Field | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
-
 
 def _f(name: str, kind: str, doc: str = "", **options: Any) -> Field:
     return Field(name, kind, doc, **options)
@@ -256,6 +250,7 @@ CLIENT_MESSAGES: Final[Mapping[str, Message]] = {
 # -- server → client -----------------------------------------------------------------
 
 _REASON_OUT = _req("reason", "enum", values=tuple(sorted(p.REASONS)))
+_LEFT_REASON = _req("reason", "enum", values=tuple(sorted(p.LEAVE_REASONS)))
 
 
 def _forwarded(kind: str, payload: Field) -> Message:
@@ -383,7 +378,7 @@ SERVER_MESSAGES: Final[Mapping[str, Message]] = {
         Message(
             "room_left",
             "reply to `room_leave`, or the server removed you",
-            (_ROOM, _req("reason", "enum", values=tuple(sorted(p.LEAVE_REASONS)))),
+            (_ROOM, _LEFT_REASON),
             room=True,
         ),
         Message(
@@ -395,7 +390,7 @@ SERVER_MESSAGES: Final[Mapping[str, Message]] = {
         Message(
             "member_left",
             "someone left or its connection ended",
-            (*_MEMBER, _req("reason", "enum", values=tuple(sorted(p.LEAVE_REASONS)))),
+            (*_MEMBER, _LEFT_REASON),
             room=True,
         ),
         Message(
@@ -442,7 +437,6 @@ SERVER_TYPES: Final = frozenset(SERVER_MESSAGES)
 SEED_FORWARDED: Final = frozenset(t for t, m in CLIENT_MESSAGES.items() if m.seed and t != "register")
 ROOM_REQUESTS: Final = frozenset(t for t, m in CLIENT_MESSAGES.items() if m.room)
 ROOM_EVENTS: Final = frozenset(t for t, m in SERVER_MESSAGES.items() if m.room)
-CALL_CONTROL: Final = frozenset({"invite", "accept", "reject", "cancel", "hangup"})
 # What each forwarded type carries besides type/from, in the seed's key order.
 PAYLOAD_FIELD: Final = {"offer": "sdp", "answer": "sdp", "candidate": "candidate"}
 
