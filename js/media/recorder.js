@@ -27,20 +27,24 @@ function pickMime(hasAudio) {
 
 /**
  * Remote video large, local video in its corner, both sides' audio mixed: the GridCanvas
- * (grid_canvas.js, bounded) in its picture-in-picture layout.  A side with no video is left
- * out, so the other fills the picture.
+ * (grid_canvas.js, bounded) in its picture-in-picture layout.  Looked at again as the canvas
+ * syncs: a side with no video (yet: a camera being switched) is left out, so the other fills
+ * the picture; with none, the recording is black until one comes, as before.
  * @param {MediaStream | null} remote
  * @param {MediaStream | null} local
  */
 function composite(remote, local) {
-  /** @type {import("./grid_canvas.js").TileSource[]} */
-  const sources = [];
-  for (const [key, stream] of /** @type {const} */ ([["remote", remote], ["local", local]])) {
-    if (stream && stream.getVideoTracks().length) sources.push({ key, name: key, stream, video: true, speaking: false });
-  }
-  const audioOnly = [remote, local].filter((s) => s && !s.getVideoTracks().length && s.getAudioTracks().length);
-  for (const stream of audioOnly) sources.push({ key: `audio-${sources.length}`, name: "", stream, video: false, speaking: false });
-  const canvas = new GridCanvas({ sources: () => sources, fit: true, pip: true, fps: COMPOSITE_FPS });
+  const sides = /** @type {const} */ ([["remote", remote], ["local", local]]);
+  /** @returns {import("./grid_canvas.js").TileSource[]} */
+  const sources = () => {
+    const shown = sides.filter(([, s]) => s && s.getVideoTracks().length);
+    const heard = sides.filter(([, s]) => s && !s.getVideoTracks().length && s.getAudioTracks().length);
+    return [
+      ...shown.map(([key, stream]) => ({ key, name: key, stream, video: true, speaking: false })),
+      ...heard.map(([key, stream]) => ({ key, name: key, stream, video: false, speaking: false })),
+    ];
+  };
+  const canvas = new GridCanvas({ sources, fit: true, pip: true, fps: COMPOSITE_FPS });
   return { start: () => canvas.start(), stop: () => canvas.stop() };
 }
 
@@ -77,7 +81,6 @@ export class Recording {
     if (which === REMOTE) stream = remote;
     else if (which === LOCAL) stream = local;
     else if (which === BOTH) {
-      if (![remote, local].some((s) => s && s.getVideoTracks().length)) throw new Error(`no ${which} video to record`);
       await this.startComposed(BOTH, composite(remote, local));
       return;
     } else throw new Error(`which must be ${RECORDING_SOURCES.join(", ")}, not ${which}`);
